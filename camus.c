@@ -1,0 +1,4093 @@
+/*
+ * camus.c — Camus, a video chat server in one C file.
+ *
+ * Browsers load the web client from this server, then open a WebRTC data
+ * channel to it ("Ground Control") by POSTing an SDP offer.  Over that channel
+ * they chat and relay the signaling that lets them stream to each other.
+ *
+ * The file reads top to bottom along the data path:
+ *   config → utilities → JSON → HTTP parser → SDP → STUN → crypto →
+ *   event loop → HTTP connections and TLS → rooms → HTTP routes → public API → main
+ *
+ * Build:  cc -O2 -o camus camus.c -lmbedtls -lmbedx509 -lmbedcrypto -lusrsctp
+ * Everything here is static except the camus_ API declared in camus.h.
+ */
+#define _GNU_SOURCE
+#include "camus.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ifaddrs.h>
+#include <limits.h>
+#include <net/if.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <mbedtls/ctr_drbg.h>
+#include <mbedtls/entropy.h>
+#include <mbedtls/error.h>
+#include <mbedtls/md.h>
+#include <mbedtls/net_sockets.h>
+#include <mbedtls/oid.h>
+#include <mbedtls/pk.h>
+#include <mbedtls/pkcs5.h>
+#include <mbedtls/ssl.h>
+#include <mbedtls/x509_crt.h>
+#include <usrsctp.h>
+
+/* ================================================================== CONFIG ================================================================== */
+
+#ifndef CAMUS_HTTP_MAX_LINE
+#define CAMUS_HTTP_MAX_LINE 8192 /* bytes in a request line */
+#endif
+#ifndef CAMUS_HTTP_MAX_HEAD
+#define CAMUS_HTTP_MAX_HEAD 16384 /* bytes in a request line plus headers */
+#endif
+#ifndef CAMUS_HTTP_MAX_HEADERS
+#define CAMUS_HTTP_MAX_HEADERS 64 /* header lines in a request */
+#endif
+#ifndef CAMUS_HTTP_MAX_BODY
+#define CAMUS_HTTP_MAX_BODY 65536 /* bytes in a request body */
+#endif
+#ifndef CAMUS_HTTP_MAX_OUT
+#define CAMUS_HTTP_MAX_OUT (1 << 20) /* bytes queued for one slow reader before it is dropped */
+#endif
+#ifndef CAMUS_MAX_ROOMS
+#define CAMUS_MAX_ROOMS 1000 /* rooms on one server */
+#endif
+#ifndef CAMUS_ROOM_NAME_MAX
+#define CAMUS_ROOM_NAME_MAX 64 /* bytes in a room name (and its id) */
+#endif
+#ifndef CAMUS_PASSWORD_MAX
+#define CAMUS_PASSWORD_MAX 256 /* bytes in a room password */
+#endif
+#ifndef CAMUS_GUEST_LIMIT_MAX
+#define CAMUS_GUEST_LIMIT_MAX 1000 /* largest guest limit a room may have */
+#endif
+#ifndef CAMUS_PBKDF2_ITERATIONS
+#define CAMUS_PBKDF2_ITERATIONS 20000 /* PBKDF2-HMAC-SHA256 rounds for room passwords */
+#endif
+#ifndef CAMUS_TOKEN_TTL
+#define CAMUS_TOKEN_TTL 86400 /* seconds a room password proof stays valid */
+#endif
+#ifndef CAMUS_JOIN_FAILS
+#define CAMUS_JOIN_FAILS 10 /* failed password attempts per address per minute */
+#endif
+#ifndef CAMUS_RATE_SLOTS
+#define CAMUS_RATE_SLOTS 256 /* addresses remembered by the password rate limiter */
+#endif
+#ifndef CAMUS_MAX_PEERS
+#define CAMUS_MAX_PEERS 8192 /* WebRTC sessions on one server */
+#endif
+#ifndef CAMUS_MAX_HANDSHAKES
+#define CAMUS_MAX_HANDSHAKES 256 /* sessions connecting at once */
+#endif
+#ifndef CAMUS_HANDSHAKE_MS
+#define CAMUS_HANDSHAKE_MS 20000 /* ms from the offer to an open association */
+#endif
+#ifndef CAMUS_CONSENT_MS
+#define CAMUS_CONSENT_MS 30000 /* ms without a valid packet before a peer is dropped (RFC 7675) */
+#endif
+#ifndef CAMUS_PING_MS
+#define CAMUS_PING_MS 60000 /* ms of client silence before a ping, and then before removal */
+#endif
+#ifndef CAMUS_MAX_MESSAGE
+#define CAMUS_MAX_MESSAGE 65536 /* bytes in one data channel message (our a=max-message-size) */
+#endif
+#ifndef CAMUS_MTU
+#define CAMUS_MTU 1200 /* bytes in the largest datagram we send */
+#endif
+#define CAMUS_DTLS_OVERHEAD 64 /* bytes a DTLS 1.2 record adds, with room to spare (AES-GCM: 37) */
+#ifndef CAMUS_SCTP_STREAMS
+#define CAMUS_SCTP_STREAMS 256 /* SCTP streams each way: data channel ids 0..255 */
+#endif
+#ifndef CAMUS_SCTP_TICK_MS
+#define CAMUS_SCTP_TICK_MS 10 /* ms between usrsctp timer ticks while associations exist */
+#endif
+#ifndef CAMUS_USERNAME_MAX
+#define CAMUS_USERNAME_MAX 64 /* bytes in a display name */
+#endif
+#ifndef CAMUS_MSG_RATE
+#define CAMUS_MSG_RATE 50 /* messages a second one client may send, on average */
+#endif
+#ifndef CAMUS_MSG_BURST
+#define CAMUS_MSG_BURST 200 /* messages one client may send in a burst */
+#endif
+#ifndef CAMUS_MSG_TOKENS
+#define CAMUS_MSG_TOKENS 512 /* JSON tokens in one message */
+#endif
+#ifndef CAMUS_WEB_FILE_MAX
+#define CAMUS_WEB_FILE_MAX (4 << 20) /* bytes in one file served from --web-dir */
+#endif
+
+/* ================================================================ UTILITIES ================================================================= */
+
+#define COUNT(a) (sizeof(a) / sizeof((a)[0]))
+#define CONTAINER(ptr, type, member) ((type *)(void *)((char *)(ptr) - offsetof(type, member)))
+#define MIN(a, b) ((a) < (b) ? (a) : (b))
+
+/* --- logging: one line per event on stderr, "HH:MM:SS.mmm LEVEL who: text" --- */
+
+static int log_level = CAMUS_LOG_INFO;
+
+static void log_line(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void log_line(int level, const char *fmt, ...) {
+  static const char *names[] = {"ERROR", "WARN ", "INFO ", "DEBUG"};
+  char line[1024];
+  struct timespec ts;
+  struct tm tm;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  gmtime_r(&ts.tv_sec, &tm);
+  int n = snprintf(line, sizeof line, "%02d:%02d:%02d.%03ld %s ", tm.tm_hour, tm.tm_min, tm.tm_sec,
+                   ts.tv_nsec / 1000000, names[level]);
+  va_list ap;
+  va_start(ap, fmt);
+  int m = vsnprintf(line + n, sizeof line - (size_t)n - 1, fmt, ap);
+  va_end(ap);
+  size_t len = (size_t)n + (m < 0 ? 0 : MIN((size_t)m, sizeof line - (size_t)n - 2));
+  line[len++] = '\n';
+  (void)!write(2, line, len);
+}
+
+#ifndef CAMUS_LOG_MAX
+#define CAMUS_LOG_MAX CAMUS_LOG_DEBUG /* build with a lower level to compile the others out */
+#endif
+#define LOG(level, ...)                                                                                      \
+  do {                                                                                                       \
+    if ((level) <= CAMUS_LOG_MAX && (level) <= log_level) log_line((level), __VA_ARGS__);                  \
+  } while (0)
+#define LOG_E(...) LOG(CAMUS_LOG_ERROR, __VA_ARGS__)
+#define LOG_W(...) LOG(CAMUS_LOG_WARN, __VA_ARGS__)
+#define LOG_I(...) LOG(CAMUS_LOG_INFO, __VA_ARGS__)
+#define LOG_D(...) LOG(CAMUS_LOG_DEBUG, __VA_ARGS__)
+
+/* --- time --- */
+
+/* Milliseconds on the monotonic clock. */
+static uint64_t mono_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* --- string views: {p, n}, valid as long as the bytes they point into --- */
+
+struct str {
+  const char *p;
+  size_t n;
+};
+
+static bool str_eq(struct str s, const char *lit) { return s.n == strlen(lit) && memcmp(s.p, lit, s.n) == 0; }
+
+static bool str_ieq(struct str s, const char *lit) {
+  size_t n = strlen(lit);
+  if (s.n != n) return false;
+  for (size_t i = 0; i < n; i++)
+    if (tolower((unsigned char)s.p[i]) != tolower((unsigned char)lit[i])) return false;
+  return true;
+}
+
+static bool str_starts(struct str s, const char *lit) {
+  size_t n = strlen(lit);
+  return s.n >= n && memcmp(s.p, lit, n) == 0;
+}
+
+/* Whether the comma-separated header value contains token (case-insensitive). */
+static bool str_has_token(struct str s, const char *token) {
+  size_t i = 0;
+  while (i < s.n) {
+    while (i < s.n && (s.p[i] == ' ' || s.p[i] == '\t' || s.p[i] == ',')) i++;
+    size_t start = i;
+    while (i < s.n && s.p[i] != ',') i++;
+    size_t end = i;
+    while (end > start && (s.p[end - 1] == ' ' || s.p[end - 1] == '\t')) end--;
+    if (str_ieq((struct str){s.p + start, end - start}, token)) return true;
+  }
+  return false;
+}
+
+/* --- growable byte buffers with a hard cap: on overflow or OOM .err is set and appends stop --- */
+
+struct buf {
+  char *p;
+  size_t len, cap, max; /* max 0 = no cap */
+  bool err;
+};
+
+static void buf_add(struct buf *b, const void *p, size_t n) {
+  if (b->err) return;
+  if (b->max && b->len + n > b->max) {
+    b->err = true;
+    return;
+  }
+  if (b->len + n + 1 > b->cap) {
+    size_t nc = b->cap ? b->cap : 256;
+    while (nc < b->len + n + 1) nc *= 2;
+    char *q = realloc(b->p, nc);
+    if (!q) {
+      b->err = true;
+      return;
+    }
+    b->p = q;
+    b->cap = nc;
+  }
+  if (n) memcpy(b->p + b->len, p, n);
+  b->len += n;
+  b->p[b->len] = 0;
+}
+
+static void buf_adds(struct buf *b, const char *s) { buf_add(b, s, strlen(s)); }
+
+static void buf_addf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void buf_addf(struct buf *b, const char *fmt, ...) {
+  char tmp[256];
+  va_list ap;
+  va_start(ap, fmt);
+  int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
+  va_end(ap);
+  if (n < 0) {
+    b->err = true;
+  } else if ((size_t)n < sizeof tmp) {
+    buf_add(b, tmp, (size_t)n);
+  } else {
+    char *big = malloc((size_t)n + 1);
+    if (!big) {
+      b->err = true;
+      return;
+    }
+    va_start(ap, fmt);
+    vsnprintf(big, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    buf_add(b, big, (size_t)n);
+    free(big);
+  }
+}
+
+/* Drops the first n bytes. */
+static void buf_consume(struct buf *b, size_t n) {
+  if (n >= b->len) {
+    b->len = 0;
+  } else {
+    memmove(b->p, b->p + n, b->len - n);
+    b->len -= n;
+  }
+  if (b->p) b->p[b->len] = 0;
+}
+
+static void buf_free(struct buf *b) {
+  free(b->p);
+  b->p = NULL;
+  b->len = b->cap = 0;
+  b->err = false;
+}
+
+/* --- big-endian byte readers and writers for wire formats --- */
+
+static inline uint16_t get_u16(const uint8_t *p) { return (uint16_t)(p[0] << 8 | p[1]); }
+static inline uint32_t get_u32(const uint8_t *p) {
+  return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+static inline void put_u16(uint8_t *p, uint16_t v) {
+  p[0] = (uint8_t)(v >> 8);
+  p[1] = (uint8_t)v;
+}
+static inline void put_u32(uint8_t *p, uint32_t v) {
+  p[0] = (uint8_t)(v >> 24);
+  p[1] = (uint8_t)(v >> 16);
+  p[2] = (uint8_t)(v >> 8);
+  p[3] = (uint8_t)v;
+}
+
+/* --- hex --- */
+
+static void hex_encode(char *out, const uint8_t *p, size_t n) {
+  static const char digits[] = "0123456789abcdef";
+  for (size_t i = 0; i < n; i++) {
+    out[2 * i] = digits[p[i] >> 4];
+    out[2 * i + 1] = digits[p[i] & 15];
+  }
+  out[2 * n] = 0;
+}
+
+static int hex_value(int c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+/* Constant-time comparison of two equal-length secrets. */
+static bool secret_eq(const void *a, const void *b, size_t n) {
+  const volatile uint8_t *x = a, *y = b;
+  uint8_t d = 0;
+  for (size_t i = 0; i < n; i++) d |= x[i] ^ y[i];
+  return d == 0;
+}
+
+/* --- socket addresses --- */
+
+/* "1.2.3.4" or "[::1]" (bracketed when with_brackets) into out. */
+static void addr_ip(const struct sockaddr_storage *sa, char *out, size_t cap, bool with_brackets) {
+  char tmp[INET6_ADDRSTRLEN] = "?";
+  if (sa->ss_family == AF_INET) {
+    inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, tmp, sizeof tmp);
+    snprintf(out, cap, "%s", tmp);
+  } else {
+    inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, tmp, sizeof tmp);
+    snprintf(out, cap, with_brackets ? "[%s]" : "%s", tmp);
+  }
+}
+
+static int addr_port(const struct sockaddr_storage *sa) {
+  return sa->ss_family == AF_INET ? ntohs(((const struct sockaddr_in *)(const void *)sa)->sin_port)
+                                  : ntohs(((const struct sockaddr_in6 *)(const void *)sa)->sin6_port);
+}
+
+static socklen_t addr_len(const struct sockaddr_storage *sa) {
+  return sa->ss_family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6);
+}
+
+/* Parses a numeric IPv4 or IPv6 address with a port.  Returns 0 or -1. */
+static int addr_parse(const char *host, int port, struct sockaddr_storage *out) {
+  memset(out, 0, sizeof *out);
+  struct sockaddr_in *v4 = (struct sockaddr_in *)(void *)out;
+  struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)(void *)out;
+  if (inet_pton(AF_INET, host, &v4->sin_addr) == 1) {
+    v4->sin_family = AF_INET;
+    v4->sin_port = htons((uint16_t)port);
+    return 0;
+  }
+  if (inet_pton(AF_INET6, host, &v6->sin6_addr) == 1) {
+    v6->sin6_family = AF_INET6;
+    v6->sin6_port = htons((uint16_t)port);
+    return 0;
+  }
+  return -1;
+}
+
+/* ================================================================== JSON ==================================================================== */
+
+/* A strict RFC 8259 parser into a caller-supplied token array (no
+ * allocation), and a writer that always produces valid JSON. */
+#ifndef CAMUS_JSON_MAX_DEPTH
+#define CAMUS_JSON_MAX_DEPTH 32 /* nesting levels of arrays and objects */
+#endif
+
+enum json_type { JSON_NULL = 1, JSON_FALSE, JSON_TRUE, JSON_NUMBER, JSON_STRING, JSON_ARRAY, JSON_OBJECT };
+enum { JSON_ERR_SYNTAX = -1, JSON_ERR_NOMEM = -2, JSON_ERR_DEPTH = -3 };
+
+/* One value.  Objects are followed by their members' key and value tokens;
+ * `end` is the index just past the value's last descendant. */
+struct json_tok {
+  uint8_t type;
+  uint32_t start, len; /* bytes of the input; strings: between the quotes, still escaped */
+  uint32_t n;          /* arrays: elements; objects: members */
+  uint32_t end;
+};
+
+/* Decodes one UTF-8 sequence at p (strict: shortest form, no surrogates, at
+ * most U+10FFFF).  Returns its length and sets *cp, or 0 if invalid. */
+static int utf8_decode(const uint8_t *p, const uint8_t *end, uint32_t *cp) {
+  uint32_t c = p[0];
+  int n;
+  uint32_t min;
+  if (c < 0x80) return *cp = c, 1;
+  if ((c & 0xe0) == 0xc0) n = 2, c &= 0x1f, min = 0x80;
+  else if ((c & 0xf0) == 0xe0) n = 3, c &= 0x0f, min = 0x800;
+  else if ((c & 0xf8) == 0xf0) n = 4, c &= 0x07, min = 0x10000;
+  else return 0;
+  if (end - p < n) return 0;
+  for (int i = 1; i < n; i++) {
+    if ((p[i] & 0xc0) != 0x80) return 0;
+    c = c << 6 | (p[i] & 0x3f);
+  }
+  if (c < min || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff)) return 0;
+  *cp = c;
+  return n;
+}
+
+static bool utf8_valid(const char *s, size_t len) {
+  const uint8_t *p = (const uint8_t *)s, *end = p + len;
+  uint32_t cp;
+  while (p < end) {
+    int n = utf8_decode(p, end, &cp);
+    if (!n) return false;
+    p += n;
+  }
+  return true;
+}
+
+static size_t utf8_encode(uint32_t cp, char *out) {
+  if (cp < 0x80) return out[0] = (char)cp, 1;
+  if (cp < 0x800) {
+    out[0] = (char)(0xc0 | cp >> 6);
+    out[1] = (char)(0x80 | (cp & 0x3f));
+    return 2;
+  }
+  if (cp < 0x10000) {
+    out[0] = (char)(0xe0 | cp >> 12);
+    out[1] = (char)(0x80 | (cp >> 6 & 0x3f));
+    out[2] = (char)(0x80 | (cp & 0x3f));
+    return 3;
+  }
+  out[0] = (char)(0xf0 | cp >> 18);
+  out[1] = (char)(0x80 | (cp >> 12 & 0x3f));
+  out[2] = (char)(0x80 | (cp >> 6 & 0x3f));
+  out[3] = (char)(0x80 | (cp & 0x3f));
+  return 4;
+}
+
+/* Four hex digits at p (p + 4 <= end checked by the caller); -1 if not hex. */
+static long json_hex4(const char *p) {
+  long v = 0;
+  for (int i = 0; i < 4; i++) {
+    int h = hex_value(p[i]);
+    if (h < 0) return -1;
+    v = v << 4 | h;
+  }
+  return v;
+}
+
+/* Reads the escape at p (after the backslash).  Returns bytes consumed (after
+ * the backslash) and the code point, or 0 if invalid. */
+static int json_escape(const char *p, const char *end, uint32_t *cp) {
+  if (p >= end) return 0;
+  switch (*p) {
+  case '"': *cp = '"'; return 1;
+  case '\\': *cp = '\\'; return 1;
+  case '/': *cp = '/'; return 1;
+  case 'b': *cp = '\b'; return 1;
+  case 'f': *cp = '\f'; return 1;
+  case 'n': *cp = '\n'; return 1;
+  case 'r': *cp = '\r'; return 1;
+  case 't': *cp = '\t'; return 1;
+  case 'u': break;
+  default: return 0;
+  }
+  if (end - p < 5) return 0;
+  long hi = json_hex4(p + 1);
+  if (hi < 0 || (hi >= 0xdc00 && hi <= 0xdfff)) return 0;
+  if (hi < 0xd800 || hi > 0xdbff) return *cp = (uint32_t)hi, 5;
+  /* A high surrogate must be followed by an escaped low one. */
+  if (end - p < 11 || p[5] != '\\' || p[6] != 'u') return 0;
+  long lo = json_hex4(p + 7);
+  if (lo < 0xdc00 || lo > 0xdfff) return 0;
+  *cp = 0x10000 + (((uint32_t)hi - 0xd800) << 10) + ((uint32_t)lo - 0xdc00);
+  return 11;
+}
+
+struct json_parser {
+  const char *s, *p, *end;
+  struct json_tok *t;
+  int n, max;
+};
+
+static void json_ws(struct json_parser *j) {
+  while (j->p < j->end && (*j->p == ' ' || *j->p == '\t' || *j->p == '\n' || *j->p == '\r')) j->p++;
+}
+
+static int json_new(struct json_parser *j, uint8_t type, const char *start) {
+  if (j->n == j->max) return JSON_ERR_NOMEM;
+  struct json_tok *t = &j->t[j->n];
+  *t = (struct json_tok){type, (uint32_t)(start - j->s), 0, 0, 0};
+  return j->n++;
+}
+
+static int json_string(struct json_parser *j) {
+  const char *q = ++j->p; /* after the opening quote */
+  while (q < j->end && *q != '"') {
+    uint32_t cp;
+    if (*q == '\\') {
+      int n = json_escape(q + 1, j->end, &cp);
+      if (!n) return JSON_ERR_SYNTAX;
+      q += 1 + n;
+    } else if ((unsigned char)*q < 0x20) {
+      return JSON_ERR_SYNTAX;
+    } else {
+      int n = utf8_decode((const uint8_t *)q, (const uint8_t *)j->end, &cp);
+      if (!n) return JSON_ERR_SYNTAX;
+      q += n;
+    }
+  }
+  if (q >= j->end) return JSON_ERR_SYNTAX;
+  int i = json_new(j, JSON_STRING, j->p);
+  if (i < 0) return i;
+  j->t[i].len = (uint32_t)(q - j->p);
+  j->t[i].end = (uint32_t)j->n;
+  j->p = q + 1;
+  return i;
+}
+
+static int json_number(struct json_parser *j) {
+  const char *q = j->p, *e = j->end;
+  if (q < e && *q == '-') q++;
+  if (q < e && *q == '0') {
+    q++;
+  } else if (q < e && *q >= '1' && *q <= '9') {
+    while (q < e && isdigit((unsigned char)*q)) q++;
+  } else {
+    return JSON_ERR_SYNTAX;
+  }
+  if (q < e && *q == '.') {
+    if (++q >= e || !isdigit((unsigned char)*q)) return JSON_ERR_SYNTAX;
+    while (q < e && isdigit((unsigned char)*q)) q++;
+  }
+  if (q < e && (*q == 'e' || *q == 'E')) {
+    q++;
+    if (q < e && (*q == '+' || *q == '-')) q++;
+    if (q >= e || !isdigit((unsigned char)*q)) return JSON_ERR_SYNTAX;
+    while (q < e && isdigit((unsigned char)*q)) q++;
+  }
+  int i = json_new(j, JSON_NUMBER, j->p);
+  if (i < 0) return i;
+  j->t[i].len = (uint32_t)(q - j->p);
+  j->t[i].end = (uint32_t)j->n;
+  j->p = q;
+  return i;
+}
+
+static int json_value(struct json_parser *j, int depth) {
+  static const struct {
+    const char *word;
+    uint8_t type;
+  } words[] = {{"null", JSON_NULL}, {"true", JSON_TRUE}, {"false", JSON_FALSE}};
+  json_ws(j);
+  if (j->p >= j->end) return JSON_ERR_SYNTAX;
+  char c = *j->p;
+  if (c == '"') return json_string(j);
+  if (c == '-' || isdigit((unsigned char)c)) return json_number(j);
+  if (c != '[' && c != '{') {
+    for (size_t k = 0; k < COUNT(words); k++) {
+      size_t wl = strlen(words[k].word);
+      if ((size_t)(j->end - j->p) >= wl && memcmp(j->p, words[k].word, wl) == 0) {
+        int i = json_new(j, words[k].type, j->p);
+        if (i < 0) return i;
+        j->t[i].len = (uint32_t)wl;
+        j->t[i].end = (uint32_t)j->n;
+        j->p += wl;
+        return i;
+      }
+    }
+    return JSON_ERR_SYNTAX;
+  }
+  if (depth >= CAMUS_JSON_MAX_DEPTH) return JSON_ERR_DEPTH;
+  bool obj = c == '{';
+  int i = json_new(j, obj ? JSON_OBJECT : JSON_ARRAY, j->p);
+  if (i < 0) return i;
+  j->p++;
+  json_ws(j);
+  if (j->p < j->end && *j->p == (obj ? '}' : ']')) {
+    j->p++;
+  } else {
+    for (;;) {
+      if (obj) {
+        json_ws(j);
+        if (j->p >= j->end || *j->p != '"') return JSON_ERR_SYNTAX;
+        int k = json_string(j);
+        if (k < 0) return k;
+        json_ws(j);
+        if (j->p >= j->end || *j->p != ':') return JSON_ERR_SYNTAX;
+        j->p++;
+      }
+      int v = json_value(j, depth + 1);
+      if (v < 0) return v;
+      j->t[i].n++;
+      json_ws(j);
+      if (j->p >= j->end) return JSON_ERR_SYNTAX;
+      if (*j->p == ',') {
+        j->p++;
+        continue;
+      }
+      if (*j->p != (obj ? '}' : ']')) return JSON_ERR_SYNTAX;
+      j->p++;
+      break;
+    }
+  }
+  j->t[i].len = (uint32_t)(j->p - j->s) - j->t[i].start;
+  j->t[i].end = (uint32_t)j->n;
+  return i;
+}
+
+/* Parses the whole input as one JSON value.  Returns the number of tokens,
+ * or JSON_ERR_SYNTAX, JSON_ERR_NOMEM (more than max) or JSON_ERR_DEPTH. */
+static int json_parse(const char *s, size_t len, struct json_tok *t, int max) {
+  struct json_parser j = {s, s, s + len, t, 0, max};
+  if (len > UINT32_MAX / 2) return JSON_ERR_NOMEM;
+  int r = json_value(&j, 0);
+  if (r < 0) return r;
+  json_ws(&j);
+  return j.p == j.end ? j.n : JSON_ERR_SYNTAX;
+}
+
+/* Unescapes string token i into out (NUL-terminated); its length, or -1 if
+ * i is not a string or does not fit in cap - 1 bytes. */
+static int json_str(const char *s, const struct json_tok *t, int i, char *out, size_t cap) {
+  if (t[i].type != JSON_STRING || cap == 0) return -1;
+  const char *p = s + t[i].start, *end = p + t[i].len;
+  size_t o = 0;
+  while (p < end) {
+    char tmp[4];
+    size_t n = 1;
+    if (*p == '\\') {
+      uint32_t cp = 0;
+      int k = json_escape(p + 1, end, &cp); /* valid: the parser checked */
+      n = utf8_encode(cp, tmp);
+      p += 1 + k;
+    } else {
+      tmp[0] = *p++;
+    }
+    if (o + n >= cap) return -1;
+    memcpy(out + o, tmp, n);
+    o += n;
+  }
+  out[o] = 0;
+  return (int)o;
+}
+
+/* Index of the value of member key in object obj, or -1.  The first of duplicate keys wins. */
+static int json_find(const char *s, const struct json_tok *t, int obj, const char *key) {
+  if (t[obj].type != JSON_OBJECT) return -1;
+  size_t klen = strlen(key);
+  int i = obj + 1;
+  for (uint32_t m = 0; m < t[obj].n; m++) {
+    char tmp[64];
+    if (t[i].len == klen && memcmp(s + t[i].start, key, klen) == 0) return i + 1;
+    if (memchr(s + t[i].start, '\\', t[i].len) && json_str(s, t, i, tmp, sizeof tmp) == (int)klen &&
+        memcmp(tmp, key, klen) == 0)
+      return i + 1;
+    i = (int)t[i + 1].end;
+  }
+  return -1;
+}
+
+/* The integer value of number token i, if it has no fraction or exponent and fits. */
+static bool json_int(const char *s, const struct json_tok *t, int i, long long *out) {
+  if (t[i].type != JSON_NUMBER) return false;
+  const char *p = s + t[i].start, *end = p + t[i].len;
+  bool neg = *p == '-';
+  if (neg) p++;
+  unsigned long long v = 0;
+  for (; p < end; p++) {
+    if (!isdigit((unsigned char)*p)) return false;
+    if (v > (ULLONG_MAX - 9) / 10) return false;
+    v = v * 10 + (unsigned)(*p - '0');
+  }
+  if (v > (unsigned long long)LLONG_MAX + (neg ? 1 : 0)) return false;
+  *out = neg ? (long long)(0 - v) : (long long)v;
+  return true;
+}
+
+/* Appends s as a JSON string literal.  Escapes what JSON requires plus < > &
+ * and U+2028/2029 (safe inside HTML and scripts); invalid UTF-8 becomes U+FFFD. */
+static void json_write_str(struct buf *b, const char *s, size_t len) {
+  const uint8_t *p = (const uint8_t *)s, *end = p + len, *run = p;
+  buf_add(b, "\"", 1);
+  while (p < end) {
+    uint32_t cp;
+    int n = utf8_decode(p, end, &cp);
+    const char *esc = NULL;
+    char tmp[8];
+    if (n == 0) {
+      esc = "\xef\xbf\xbd";
+      n = 1;
+    } else if (cp == '"') {
+      esc = "\\\"";
+    } else if (cp == '\\') {
+      esc = "\\\\";
+    } else if (cp == '\n') {
+      esc = "\\n";
+    } else if (cp == '\r') {
+      esc = "\\r";
+    } else if (cp == '\t') {
+      esc = "\\t";
+    } else if (cp < 0x20 || cp == '<' || cp == '>' || cp == '&' || cp == 0x2028 || cp == 0x2029) {
+      snprintf(tmp, sizeof tmp, "\\u%04x", (unsigned)cp);
+      esc = tmp;
+    }
+    if (esc) {
+      buf_add(b, run, (size_t)(p - run));
+      buf_adds(b, esc);
+      run = p + n;
+    }
+    p += n;
+  }
+  buf_add(b, run, (size_t)(p - run));
+  buf_add(b, "\"", 1);
+}
+
+/* =============================================================== HTTP PARSER ================================================================ */
+
+/* A parsed request head.  The views point into the connection's input buffer
+ * and are valid until the request is consumed. */
+struct http_header {
+  struct str name, value;
+};
+
+struct http_req {
+  struct str method, target, path, query, body;
+  int minor;                 /* HTTP/1.x */
+  struct http_header h[CAMUS_HTTP_MAX_HEADERS];
+  int nh;
+  long long content_length;  /* -1 when absent */
+  bool keep_alive;
+};
+
+static bool http_tchar(int c) {
+  return isalnum(c) || (c && strchr("!#$%&'*+-.^_`|~", c) != NULL);
+}
+
+/* Finds the end of the line starting at p (exclusive of CRLF / LF); returns the
+ * line length and sets *eol_len, or -1 if no line end lies before end. */
+static long http_line(const char *p, const char *end, int *eol_len) {
+  const char *nl = memchr(p, '\n', (size_t)(end - p));
+  if (!nl) return -1;
+  *eol_len = (nl > p && nl[-1] == '\r') ? 2 : 1;
+  return (long)(nl - p) - (*eol_len - 1);
+}
+
+/* Parses a request head.  Returns its length in bytes (body not included),
+ * 0 if more bytes are needed, or minus an HTTP status for a request that must
+ * be refused (-400 malformed, -414 line too long, -431 headers too large,
+ * -501 unsupported transfer coding). */
+static int http_parse(const char *buf, size_t n, struct http_req *r) {
+  const char *p = buf, *end = buf + n;
+  int eol;
+  memset(r, 0, sizeof *r);
+  r->content_length = -1;
+
+  long len = http_line(p, end, &eol);
+  if (len < 0) return n > CAMUS_HTTP_MAX_LINE ? -414 : 0;
+  if (len > CAMUS_HTTP_MAX_LINE) return -414;
+  const char *le = p + len, *q = p;
+  while (q < le && http_tchar((unsigned char)*q)) q++;
+  if (q == p || q >= le || *q != ' ') return -400;
+  r->method = (struct str){p, (size_t)(q - p)};
+  const char *t = ++q;
+  while (q < le && *q != ' ') {
+    if ((unsigned char)*q <= 0x20 || *q == 0x7f) return -400;
+    q++;
+  }
+  if (q == t || q >= le) return -400;
+  r->target = (struct str){t, (size_t)(q - t)};
+  q++;
+  if (le - q != 8 || memcmp(q, "HTTP/1.", 7) != 0 || (q[7] != '0' && q[7] != '1')) return -400;
+  r->minor = q[7] - '0';
+  if (r->target.p[0] != '/') return -400;
+  const char *qm = memchr(r->target.p, '?', r->target.n);
+  r->path = (struct str){r->target.p, qm ? (size_t)(qm - r->target.p) : r->target.n};
+  if (qm) r->query = (struct str){qm + 1, r->target.n - r->path.n - 1};
+  r->keep_alive = r->minor == 1;
+  p = le + eol;
+
+  bool saw_te = false;
+  for (;;) {
+    if ((size_t)(p - buf) > CAMUS_HTTP_MAX_HEAD) return -431;
+    len = http_line(p, end, &eol);
+    if (len < 0) return n > CAMUS_HTTP_MAX_HEAD ? -431 : 0;
+    if (len == 0) {
+      p += eol;
+      break;
+    }
+    if (r->nh == CAMUS_HTTP_MAX_HEADERS) return -431;
+    le = p + len;
+    q = p;
+    while (q < le && http_tchar((unsigned char)*q)) q++;
+    if (q == p || q >= le || *q != ':') return -400; /* no space before the colon, no obsolete folding */
+    struct str name = {p, (size_t)(q - p)};
+    q++;
+    while (q < le && (*q == ' ' || *q == '\t')) q++;
+    const char *ve = le;
+    while (ve > q && (ve[-1] == ' ' || ve[-1] == '\t')) ve--;
+    for (const char *c = q; c < ve; c++)
+      if ((unsigned char)*c < 0x20 && *c != '\t') return -400;
+    struct str value = {q, (size_t)(ve - q)};
+    r->h[r->nh++] = (struct http_header){name, value};
+    if (str_ieq(name, "content-length")) {
+      if (value.n == 0 || value.n > 18) return -400;
+      long long v = 0;
+      for (size_t i = 0; i < value.n; i++) {
+        if (!isdigit((unsigned char)value.p[i])) return -400;
+        v = v * 10 + (value.p[i] - '0');
+      }
+      if (r->content_length >= 0 && r->content_length != v) return -400;
+      r->content_length = v;
+    } else if (str_ieq(name, "transfer-encoding")) {
+      saw_te = true;
+    } else if (str_ieq(name, "connection")) {
+      if (str_has_token(value, "close")) r->keep_alive = false;
+      if (str_has_token(value, "keep-alive") && r->minor == 0) r->keep_alive = true;
+    }
+    p = le + eol;
+  }
+  if (saw_te) return r->content_length >= 0 ? -400 : -501;
+  return (int)(p - buf);
+}
+
+/* The value of a request header, or an empty view. */
+static struct str http_header(const struct http_req *r, const char *name) {
+  for (int i = 0; i < r->nh; i++)
+    if (str_ieq(r->h[i].name, name)) return r->h[i].value;
+  return (struct str){"", 0};
+}
+
+static const char *http_reason(int status) {
+  switch (status) {
+  case 200: return "OK";
+  case 201: return "Created";
+  case 204: return "No Content";
+  case 304: return "Not Modified";
+  case 400: return "Bad Request";
+  case 403: return "Forbidden";
+  case 404: return "Not Found";
+  case 405: return "Method Not Allowed";
+  case 408: return "Request Timeout";
+  case 409: return "Conflict";
+  case 411: return "Length Required";
+  case 413: return "Content Too Large";
+  case 414: return "URI Too Long";
+  case 415: return "Unsupported Media Type";
+  case 429: return "Too Many Requests";
+  case 431: return "Request Header Fields Too Large";
+  case 500: return "Internal Server Error";
+  case 501: return "Not Implemented";
+  case 503: return "Service Unavailable";
+  default: return "Unknown";
+  }
+}
+
+/* Decodes one application/x-www-form-urlencoded field into out (NUL-terminated).
+ * Returns the decoded length, -1 if absent, -2 if malformed or too long. */
+static int form_get(struct str body, const char *key, char *out, size_t cap) {
+  size_t klen = strlen(key), i = 0;
+  while (i < body.n) {
+    size_t start = i;
+    while (i < body.n && body.p[i] != '&') i++;
+    struct str pair = {body.p + start, i - start};
+    i++;
+    if (pair.n < klen || memcmp(pair.p, key, klen) != 0 || (pair.n > klen && pair.p[klen] != '=')) continue;
+    size_t o = 0;
+    for (size_t j = klen + 1; j < pair.n; j++) {
+      int c = (unsigned char)pair.p[j];
+      if (c == '+') {
+        c = ' ';
+      } else if (c == '%') {
+        if (j + 2 >= pair.n) return -2;
+        int hi = hex_value(pair.p[j + 1]), lo = hex_value(pair.p[j + 2]);
+        if (hi < 0 || lo < 0) return -2;
+        c = hi << 4 | lo;
+        j += 2;
+      }
+      if (o + 1 >= cap) return -2;
+      out[o++] = (char)c;
+    }
+    out[o] = 0;
+    return (int)o;
+  }
+  return -1;
+}
+
+/* =================================================================== SDP ==================================================================== */
+
+/* The offer a browser POSTs, read defensively (bounded, any attribute order,
+ * CRLF or LF), and the answer that mirrors its sections: the first data
+ * channel section accepted in the form offered, every other one refused. */
+#ifndef CAMUS_SDP_MAX
+#define CAMUS_SDP_MAX 32768 /* bytes in an offer */
+#endif
+#ifndef CAMUS_SDP_MAX_MEDIA
+#define CAMUS_SDP_MAX_MEDIA 16 /* m= sections in an offer */
+#endif
+#define CAMUS_SDP_LINE_MAX 2048   /* bytes in one line of an offer */
+#define CAMUS_SDP_UFRAG_MAX 256   /* RFC 8839 limits for ice-ufrag and ice-pwd */
+
+enum sdp_setup { SDP_SETUP_NONE, SDP_SETUP_ACTPASS, SDP_SETUP_ACTIVE, SDP_SETUP_PASSIVE };
+enum sdp_data { SDP_NOT_DATA, SDP_DATA_NEW, SDP_DATA_OLD }; /* webrtc-datachannel, or DTLS/SCTP + sctpmap */
+
+struct sdp_media {
+  char kind[16], proto[32], fmt[32], mid[33]; /* fmt: the first format only */
+  int port;
+  enum sdp_data data;
+  int sctp_port;
+  uint32_t max_message_size;
+};
+
+struct sdp_offer {
+  char ufrag[CAMUS_SDP_UFRAG_MAX + 1], pwd[CAMUS_SDP_UFRAG_MAX + 1];
+  uint8_t fingerprint[32];
+  enum sdp_setup setup;
+  bool bundle;
+  struct sdp_media m[CAMUS_SDP_MAX_MEDIA];
+  int n_media, data_index;
+};
+
+/* Per-offer parse state: where each transport attribute came from (0 none,
+ * 1 session, 2 another section, 3 the data section), so the data section's
+ * own value wins. */
+struct sdp_src {
+  int ufrag, pwd, fp, setup;
+  bool other_fp, bad_fp;
+};
+
+static bool sdp_ice_chars(struct str v, size_t min) {
+  if (v.n < min || v.n > CAMUS_SDP_UFRAG_MAX) return false;
+  for (size_t i = 0; i < v.n; i++)
+    if (!isalnum((unsigned char)v.p[i]) && v.p[i] != '+' && v.p[i] != '/') return false;
+  return true;
+}
+
+/* Copies a view into a fixed field; false if it does not fit. */
+static bool sdp_copy(char *out, size_t cap, struct str v) {
+  if (v.n >= cap) return false;
+  memcpy(out, v.p, v.n);
+  out[v.n] = 0;
+  return true;
+}
+
+/* The next space-separated word of *v. */
+static struct str sdp_word(struct str *v) {
+  while (v->n && *v->p == ' ') v->p++, v->n--;
+  struct str w = {v->p, 0};
+  while (w.n < v->n && v->p[w.n] != ' ') w.n++;
+  v->p += w.n;
+  v->n -= w.n;
+  return w;
+}
+
+static long sdp_num(struct str w, long max) {
+  long v = 0;
+  if (w.n == 0 || w.n > 10) return -1;
+  for (size_t i = 0; i < w.n; i++) {
+    if (!isdigit((unsigned char)w.p[i])) return -1;
+    v = v * 10 + (w.p[i] - '0');
+  }
+  return v <= max ? v : -1;
+}
+
+static bool sdp_fingerprint(struct str v, uint8_t out[32]) {
+  if (v.n != 95) return false;
+  for (int i = 0; i < 32; i++) {
+    int hi = hex_value(v.p[3 * i]), lo = hex_value(v.p[3 * i + 1]);
+    if (hi < 0 || lo < 0 || (i < 31 && v.p[3 * i + 2] != ':')) return false;
+    out[i] = (uint8_t)(hi << 4 | lo);
+  }
+  return true;
+}
+
+/* One a= line; level is 1 at session level, else 2 (or 3 in a data section). */
+static int sdp_attribute(struct sdp_offer *o, struct sdp_src *src, struct sdp_media *m, int level, struct str a,
+                         const char **err) {
+  const char *colon = memchr(a.p, ':', a.n);
+  struct str name = {a.p, colon ? (size_t)(colon - a.p) : a.n};
+  struct str v = colon ? (struct str){colon + 1, a.n - name.n - 1} : (struct str){"", 0};
+  if (str_eq(name, "ice-ufrag")) {
+    if (!sdp_ice_chars(v, 4)) return *err = "bad a=ice-ufrag", -1;
+    if (level >= src->ufrag) sdp_copy(o->ufrag, sizeof o->ufrag, v), src->ufrag = level;
+  } else if (str_eq(name, "ice-pwd")) {
+    if (!sdp_ice_chars(v, 22)) return *err = "bad a=ice-pwd", -1;
+    if (level >= src->pwd) sdp_copy(o->pwd, sizeof o->pwd, v), src->pwd = level;
+  } else if (str_eq(name, "fingerprint")) {
+    struct str alg = sdp_word(&v), hex = sdp_word(&v);
+    if (!str_ieq(alg, "sha-256")) {
+      src->other_fp = true;
+    } else if (level >= src->fp) {
+      uint8_t fp[32];
+      if (!sdp_fingerprint(hex, fp)) return *err = "bad a=fingerprint", -1;
+      memcpy(o->fingerprint, fp, 32);
+      src->fp = level;
+    }
+  } else if (str_eq(name, "setup")) {
+    enum sdp_setup st = str_eq(v, "actpass") ? SDP_SETUP_ACTPASS
+                        : str_eq(v, "active") ? SDP_SETUP_ACTIVE
+                        : str_eq(v, "passive") ? SDP_SETUP_PASSIVE
+                                               : SDP_SETUP_NONE;
+    if (st == SDP_SETUP_NONE) return *err = "a=setup must be actpass, active or passive", -1;
+    if (level >= src->setup) o->setup = st, src->setup = level;
+  } else if (str_eq(name, "group")) {
+    if (str_starts(v, "BUNDLE")) o->bundle = true;
+  } else if (!m) {
+    return 0;
+  } else if (str_eq(name, "mid")) {
+    if (v.n == 0 || !sdp_copy(m->mid, sizeof m->mid, v)) return *err = "bad a=mid", -1;
+    for (size_t i = 0; i < v.n; i++)
+      if ((unsigned char)v.p[i] <= ' ' || v.p[i] == 0x7f) return *err = "bad a=mid", -1;
+  } else if (str_eq(name, "sctp-port")) {
+    long port = sdp_num(v, 65535);
+    if (port <= 0) return *err = "bad a=sctp-port", -1;
+    m->sctp_port = (int)port;
+  } else if (str_eq(name, "max-message-size")) {
+    long size = sdp_num(v, LONG_MAX);
+    if (size < 0) return *err = "bad a=max-message-size", -1;
+    m->max_message_size = size > (long)UINT32_MAX ? UINT32_MAX : (uint32_t)size;
+  } else if (str_eq(name, "sctpmap")) {
+    struct str port = sdp_word(&v), app = sdp_word(&v);
+    if (sdp_num(port, 65535) <= 0 || !str_eq(app, "webrtc-datachannel")) return *err = "bad a=sctpmap", -1;
+    m->sctp_port = (int)sdp_num(port, 65535);
+  }
+  return 0;
+}
+
+/* An m= line: "<kind> <port>[/<n>] <proto> <fmt> ...". */
+static int sdp_media_line(struct sdp_media *m, struct str v, const char **err) {
+  struct str kind = sdp_word(&v), port = sdp_word(&v), proto = sdp_word(&v), fmt = sdp_word(&v);
+  const char *slash = memchr(port.p, '/', port.n);
+  if (slash) port.n = (size_t)(slash - port.p);
+  long p = sdp_num(port, 65535);
+  if (p < 0 || !sdp_copy(m->kind, sizeof m->kind, kind) || !sdp_copy(m->proto, sizeof m->proto, proto) ||
+      !sdp_copy(m->fmt, sizeof m->fmt, fmt) || kind.n == 0 || proto.n == 0 || fmt.n == 0)
+    return *err = "bad m= line", -1;
+  m->port = (int)p;
+  if (str_eq(kind, "application") && p != 0) {
+    if (str_eq(proto, "UDP/DTLS/SCTP") && str_eq(fmt, "webrtc-datachannel")) m->data = SDP_DATA_NEW;
+    if (str_eq(proto, "DTLS/SCTP")) {
+      m->data = SDP_DATA_OLD;
+      m->sctp_port = (int)sdp_num(fmt, 65535);
+    }
+  }
+  return 0;
+}
+
+/* Parses an offer.  Returns 0, or -1 with *err set to a short reason that can
+ * go back to the client in a 400 reply. */
+static int sdp_parse_offer(const char *s, size_t len, struct sdp_offer *o, const char **err) {
+  struct sdp_src src = {0};
+  const char *p = s, *end = s + len;
+  memset(o, 0, sizeof *o);
+  o->data_index = -1;
+  if (len > CAMUS_SDP_MAX) return *err = "offer too large", -1;
+  if (len < 4 || memcmp(s, "v=0", 3) != 0) return *err = "not an SDP offer (no v=0)", -1;
+  while (p < end) {
+    const char *nl = memchr(p, '\n', (size_t)(end - p)), *le = nl ? nl : end;
+    struct str line = {p, (size_t)(le - p)};
+    p = nl ? nl + 1 : end;
+    if (line.n && line.p[line.n - 1] == '\r') line.n--;
+    if (line.n == 0) continue;
+    if (line.n > CAMUS_SDP_LINE_MAX) return *err = "SDP line too long", -1;
+    if (line.n < 2 || line.p[1] != '=' || !islower((unsigned char)line.p[0])) return *err = "malformed SDP line", -1;
+    for (size_t i = 0; i < line.n; i++)
+      if (line.p[i] == 0 || line.p[i] == '\r') return *err = "malformed SDP line", -1;
+    struct str v = {line.p + 2, line.n - 2};
+    struct sdp_media *m = o->n_media ? &o->m[o->n_media - 1] : NULL;
+    if (line.p[0] == 'm') {
+      if (o->n_media == CAMUS_SDP_MAX_MEDIA) return *err = "too many m= sections", -1;
+      m = &o->m[o->n_media++];
+      if (sdp_media_line(m, v, err) != 0) return -1;
+      if (m->data && o->data_index < 0) o->data_index = o->n_media - 1;
+    } else if (line.p[0] == 'a') {
+      int level = !m ? 1 : (o->data_index == o->n_media - 1) ? 3 : 2;
+      if (sdp_attribute(o, &src, m, level, v, err) != 0) return -1;
+    }
+  }
+  if (o->data_index < 0) return *err = "no data channel (m=application) section", -1;
+  if (!src.ufrag || !src.pwd) return *err = "no ICE credentials (a=ice-ufrag, a=ice-pwd)", -1;
+  if (!src.fp) return *err = src.other_fp ? "no sha-256 fingerprint" : "no a=fingerprint", -1;
+  if (!o->m[o->data_index].sctp_port) o->m[o->data_index].sctp_port = 5000;
+  if (!src.setup) o->setup = SDP_SETUP_ACTPASS;
+  return 0;
+}
+
+struct sdp_candidate {
+  const char *addr;
+  int port;
+  uint32_t priority;
+};
+
+/* What the answer says of us. */
+struct sdp_local {
+  const char *ufrag, *pwd;
+  const uint8_t *fingerprint; /* 32 bytes */
+  const struct sdp_candidate *cands;
+  int n_cands;
+  uint32_t max_message_size;
+  uint64_t session_id;
+};
+
+static void fingerprint_text(const uint8_t fp[32], char out[96]);
+
+static int sdp_write_answer(struct buf *b, const struct sdp_offer *o, const struct sdp_local *l, const char **err) {
+  char fp[96];
+  const struct sdp_media *d = &o->m[o->data_index];
+  fingerprint_text(l->fingerprint, fp);
+  buf_addf(b, "v=0\r\no=- %llu 2 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\na=ice-lite\r\n",
+           (unsigned long long)(l->session_id & 0x7fffffffffffffffull));
+  if (o->bundle && d->mid[0]) buf_addf(b, "a=group:BUNDLE %s\r\n", d->mid);
+  for (int i = 0; i < o->n_media; i++) {
+    const struct sdp_media *m = &o->m[i];
+    if (i != o->data_index) {
+      buf_addf(b, "m=%s 0 %s %s\r\nc=IN IP4 0.0.0.0\r\n", m->kind, m->proto, m->fmt);
+      if (m->mid[0]) buf_addf(b, "a=mid:%s\r\n", m->mid);
+      continue;
+    }
+    if (m->data == SDP_DATA_NEW)
+      buf_adds(b, "m=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\n");
+    else
+      buf_adds(b, "m=application 9 DTLS/SCTP 5000\r\n");
+    buf_adds(b, "c=IN IP4 0.0.0.0\r\n");
+    if (m->mid[0]) buf_addf(b, "a=mid:%s\r\n", m->mid);
+    buf_addf(b, "a=ice-ufrag:%s\r\na=ice-pwd:%s\r\na=fingerprint:sha-256 %s\r\na=setup:%s\r\n", l->ufrag, l->pwd, fp,
+             o->setup == SDP_SETUP_ACTIVE ? "passive" : "active");
+    if (m->data == SDP_DATA_NEW)
+      buf_adds(b, "a=sctp-port:5000\r\n");
+    else
+      buf_adds(b, "a=sctpmap:5000 webrtc-datachannel 65535\r\n");
+    buf_addf(b, "a=max-message-size:%u\r\n", (unsigned)l->max_message_size);
+    for (int k = 0; k < l->n_cands; k++)
+      buf_addf(b, "a=candidate:%d 1 udp %u %s %d typ host\r\n", k + 1, (unsigned)l->cands[k].priority,
+               l->cands[k].addr, l->cands[k].port);
+    buf_adds(b, "a=end-of-candidates\r\n");
+  }
+  if (b->err) return *err = "out of memory", -1;
+  return 0;
+}
+
+/* ================================================================== STUN ==================================================================== */
+
+/* STUN (RFC 8489) as ICE uses it: Binding requests and responses, short-term
+ * credentials.  Parsing reads through a cursor with bounds checked first;
+ * writing goes into a caller-supplied buffer. */
+#define STUN_MAGIC 0x2112A442u
+#define STUN_HDR 20
+enum { STUN_BINDING_REQUEST = 0x0001, STUN_BINDING_INDICATION = 0x0011, STUN_BINDING_SUCCESS = 0x0101,
+       STUN_BINDING_ERROR = 0x0111 };
+enum {
+  STUN_A_MAPPED_ADDRESS = 0x0001, STUN_A_USERNAME = 0x0006, STUN_A_MESSAGE_INTEGRITY = 0x0008,
+  STUN_A_ERROR_CODE = 0x0009, STUN_A_UNKNOWN_ATTRIBUTES = 0x000A, STUN_A_XOR_MAPPED_ADDRESS = 0x0020,
+  STUN_A_PRIORITY = 0x0024, STUN_A_USE_CANDIDATE = 0x0025, STUN_A_SOFTWARE = 0x8022, STUN_A_FINGERPRINT = 0x8028,
+  STUN_A_ICE_CONTROLLED = 0x8029, STUN_A_ICE_CONTROLLING = 0x802A
+};
+#define STUN_FINGERPRINT_XOR 0x5354554eu
+
+/* A parsed message; pointers are into the datagram, valid while it is. */
+struct stun_msg {
+  uint16_t type, len;
+  const uint8_t *txid;               /* 12 bytes */
+  const uint8_t *username;
+  uint16_t username_len;
+  size_t integrity_at;               /* offset of MESSAGE-INTEGRITY's header; 0: absent */
+  bool fingerprint, fingerprint_ok;
+  bool has_priority;
+  uint32_t priority;
+  bool use_candidate;
+  bool controlling, controlled;
+  uint64_t tiebreaker;
+  uint16_t error_code;               /* class * 100 + number, from ERROR-CODE */
+  bool has_mapped;
+  struct sockaddr_storage mapped;    /* XOR-MAPPED-ADDRESS (or MAPPED-ADDRESS) */
+  uint16_t unknown[4];               /* comprehension-required attributes we do not know */
+  int n_unknown;
+};
+
+/* CRC-32 as in IEEE 802.3 (the polynomial of zlib), a nibble at a time. */
+static uint32_t crc32_ieee(const uint8_t *p, size_t n) {
+  static const uint32_t tab[16] = {0x00000000, 0x1db71064, 0x3b6e20c8, 0x26d930ac, 0x76dc4190, 0x6b6b51f4,
+                                   0x4db26158, 0x5005713c, 0xedb88320, 0xf00f9344, 0xd6d6a3e8, 0xcb61b38c,
+                                   0x9b64c2b0, 0x86d3d2d4, 0xa00ae278, 0xbdbdf21c};
+  uint32_t c = 0xffffffffu;
+  for (size_t i = 0; i < n; i++) {
+    c ^= p[i];
+    c = (c >> 4) ^ tab[c & 15];
+    c = (c >> 4) ^ tab[c & 15];
+  }
+  return c ^ 0xffffffffu;
+}
+
+/* Cheap test for the demultiplexer: a STUN header whose length fits the datagram. */
+static bool stun_is(const uint8_t *p, size_t n) {
+  return n >= STUN_HDR && (p[0] & 0xc0) == 0 && get_u32(p + 4) == STUN_MAGIC && (get_u16(p + 2) & 3) == 0 &&
+         (size_t)get_u16(p + 2) + STUN_HDR == n;
+}
+
+/* Reads an (XOR-)MAPPED-ADDRESS value. */
+static bool stun_read_address(const uint8_t *v, size_t len, bool xor, const uint8_t *hdr,
+                              struct sockaddr_storage *out) {
+  memset(out, 0, sizeof *out);
+  if (len < 4) return false;
+  uint16_t port = get_u16(v + 2) ^ (xor ? (uint16_t)(STUN_MAGIC >> 16) : 0);
+  if (v[1] == 1 && len == 8) {
+    struct sockaddr_in *a = (struct sockaddr_in *)(void *)out;
+    a->sin_family = AF_INET;
+    a->sin_port = htons(port);
+    uint8_t ip[4];
+    for (int i = 0; i < 4; i++) ip[i] = v[4 + i] ^ (xor ? hdr[4 + i] : 0);
+    memcpy(&a->sin_addr, ip, 4);
+    return true;
+  }
+  if (v[1] == 2 && len == 20) {
+    struct sockaddr_in6 *a = (struct sockaddr_in6 *)(void *)out;
+    a->sin6_family = AF_INET6;
+    a->sin6_port = htons(port);
+    for (int i = 0; i < 16; i++) a->sin6_addr.s6_addr[i] = v[4 + i] ^ (xor ? hdr[4 + i] : 0);
+    return true;
+  }
+  return false;
+}
+
+/* Parses a message.  Returns 0, or -1 if it is malformed: the header length
+ * must match the datagram, every attribute must fit, FINGERPRINT must come
+ * last.  Attributes after MESSAGE-INTEGRITY, other than FINGERPRINT, are
+ * ignored as RFC 8489 says. */
+static int stun_parse(const uint8_t *p, size_t n, struct stun_msg *m) {
+  memset(m, 0, sizeof *m);
+  if (!stun_is(p, n)) return -1;
+  m->type = get_u16(p);
+  m->len = get_u16(p + 2);
+  m->txid = p + 8;
+  const uint8_t *a = p + STUN_HDR, *end = p + n;
+  while (a < end) {
+    if (end - a < 4) return -1;
+    uint16_t type = get_u16(a), len = get_u16(a + 2);
+    const uint8_t *v = a + 4;
+    size_t padded = ((size_t)len + 3) & ~(size_t)3;
+    if ((size_t)(end - v) < padded) return -1;
+    if (m->fingerprint) return -1; /* nothing may follow FINGERPRINT */
+    if (type == STUN_A_FINGERPRINT) {
+      if (len != 4) return -1;
+      m->fingerprint = true;
+      m->fingerprint_ok = get_u32(v) == (crc32_ieee(p, (size_t)(a - p)) ^ STUN_FINGERPRINT_XOR);
+    } else if (m->integrity_at) {
+      /* ignored */
+    } else {
+      switch (type) {
+      case STUN_A_USERNAME:
+        if (len > 513) return -1;
+        m->username = v;
+        m->username_len = len;
+        break;
+      case STUN_A_MESSAGE_INTEGRITY:
+        if (len != 20) return -1;
+        m->integrity_at = (size_t)(a - p);
+        break;
+      case STUN_A_PRIORITY:
+        if (len != 4) return -1;
+        m->has_priority = true;
+        m->priority = get_u32(v);
+        break;
+      case STUN_A_USE_CANDIDATE: m->use_candidate = true; break;
+      case STUN_A_ICE_CONTROLLED:
+      case STUN_A_ICE_CONTROLLING:
+        if (len != 8) return -1;
+        *(type == STUN_A_ICE_CONTROLLED ? &m->controlled : &m->controlling) = true;
+        m->tiebreaker = (uint64_t)get_u32(v) << 32 | get_u32(v + 4);
+        break;
+      case STUN_A_ERROR_CODE:
+        if (len < 4) return -1;
+        m->error_code = (uint16_t)((v[2] & 7) * 100 + v[3]);
+        break;
+      case STUN_A_XOR_MAPPED_ADDRESS:
+      case STUN_A_MAPPED_ADDRESS:
+        if (!m->has_mapped || type == STUN_A_XOR_MAPPED_ADDRESS)
+          m->has_mapped = stun_read_address(v, len, type == STUN_A_XOR_MAPPED_ADDRESS, p, &m->mapped);
+        break;
+      default:
+        if (type < 0x8000 && m->n_unknown < 4) m->unknown[m->n_unknown++] = type;
+        break;
+      }
+    }
+    a = v + padded;
+  }
+  return 0;
+}
+
+/* HMAC-SHA1 over the message up to MESSAGE-INTEGRITY, with the header length
+ * rewritten to end just after it (RFC 8489 section 14.5). */
+static void stun_hmac(const uint8_t *p, size_t mi_at, const void *key, size_t keylen, uint8_t out[20]) {
+  const mbedtls_md_info_t *sha1 = mbedtls_md_info_from_type(MBEDTLS_MD_SHA1);
+  mbedtls_md_context_t ctx;
+  uint8_t hdr[4];
+  memcpy(hdr, p, 2);
+  put_u16(hdr + 2, (uint16_t)(mi_at + 24 - STUN_HDR));
+  mbedtls_md_init(&ctx);
+  if (mbedtls_md_setup(&ctx, sha1, 1) != 0 || mbedtls_md_hmac_starts(&ctx, key, keylen) != 0 ||
+      mbedtls_md_hmac_update(&ctx, hdr, 4) != 0 || mbedtls_md_hmac_update(&ctx, p + 4, mi_at - 4) != 0 ||
+      mbedtls_md_hmac_finish(&ctx, out) != 0)
+    memset(out, 0, 20);
+  mbedtls_md_free(&ctx);
+}
+
+static bool stun_integrity_ok(const uint8_t *p, size_t n, const struct stun_msg *m, const void *key,
+                              size_t keylen) {
+  uint8_t mac[20];
+  if (!m->integrity_at || m->integrity_at + 24 > n) return false;
+  stun_hmac(p, m->integrity_at, key, keylen, mac);
+  return secret_eq(mac, p + m->integrity_at + 4, 20);
+}
+
+/* A message being written into a caller-supplied buffer; on overflow err is set. */
+struct stun_writer {
+  uint8_t *p;
+  size_t cap, len;
+  bool err;
+};
+
+static void stun_begin(struct stun_writer *w, uint16_t type, const uint8_t txid[12]) {
+  w->len = 0;
+  w->err = w->cap < STUN_HDR;
+  if (w->err) return;
+  put_u16(w->p, type);
+  put_u16(w->p + 2, 0);
+  put_u32(w->p + 4, STUN_MAGIC);
+  memcpy(w->p + 8, txid, 12);
+  w->len = STUN_HDR;
+}
+
+static void stun_attr(struct stun_writer *w, uint16_t type, const void *v, uint16_t len) {
+  size_t padded = ((size_t)len + 3) & ~(size_t)3;
+  if (w->err || w->cap - w->len < 4 + padded) {
+    w->err = true;
+    return;
+  }
+  uint8_t *a = w->p + w->len;
+  put_u16(a, type);
+  put_u16(a + 2, len);
+  if (len) memcpy(a + 4, v, len);
+  memset(a + 4 + len, 0, padded - len);
+  w->len += 4 + padded;
+  put_u16(w->p + 2, (uint16_t)(w->len - STUN_HDR));
+}
+
+static void stun_attr_u32(struct stun_writer *w, uint16_t type, uint32_t v) {
+  uint8_t b[4];
+  put_u32(b, v);
+  stun_attr(w, type, b, 4);
+}
+
+static void stun_xor_address(struct stun_writer *w, const struct sockaddr *sa) {
+  uint8_t v[20] = {0};
+  if (w->err) return;
+  if (sa->sa_family == AF_INET) {
+    const struct sockaddr_in *a = (const struct sockaddr_in *)(const void *)sa;
+    const uint8_t *ip = (const uint8_t *)&a->sin_addr;
+    v[1] = 1;
+    put_u16(v + 2, ntohs(a->sin_port) ^ (uint16_t)(STUN_MAGIC >> 16));
+    for (int i = 0; i < 4; i++) v[4 + i] = ip[i] ^ w->p[4 + i];
+    stun_attr(w, STUN_A_XOR_MAPPED_ADDRESS, v, 8);
+  } else {
+    const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)(const void *)sa;
+    v[1] = 2;
+    put_u16(v + 2, ntohs(a->sin6_port) ^ (uint16_t)(STUN_MAGIC >> 16));
+    for (int i = 0; i < 16; i++) v[4 + i] = a->sin6_addr.s6_addr[i] ^ w->p[4 + i];
+    stun_attr(w, STUN_A_XOR_MAPPED_ADDRESS, v, 20);
+  }
+}
+
+static void stun_error(struct stun_writer *w, int code, const char *reason) {
+  uint8_t v[132] = {0};
+  size_t n = strlen(reason);
+  if (n > 128) n = 128;
+  v[2] = (uint8_t)(code / 100);
+  v[3] = (uint8_t)(code % 100);
+  memcpy(v + 4, reason, n);
+  stun_attr(w, STUN_A_ERROR_CODE, v, (uint16_t)(4 + n));
+}
+
+static void stun_integrity(struct stun_writer *w, const void *key, size_t keylen) {
+  uint8_t mac[20];
+  size_t at = w->len;
+  stun_attr(w, STUN_A_MESSAGE_INTEGRITY, mac, 20); /* reserves the room and sets the length */
+  if (w->err) return;
+  stun_hmac(w->p, at, key, keylen, mac);
+  memcpy(w->p + at + 4, mac, 20);
+}
+
+static void stun_fingerprint(struct stun_writer *w) {
+  size_t at = w->len;
+  stun_attr_u32(w, STUN_A_FINGERPRINT, 0);
+  if (w->err) return;
+  put_u32(w->p + at + 4, crc32_ieee(w->p, at) ^ STUN_FINGERPRINT_XOR);
+}
+
+/* ================================================================== CRYPTO ================================================================== */
+
+/* Random bytes and keys come from one CTR-DRBG seeded from the system's entropy. */
+struct crypto {
+  mbedtls_entropy_context entropy;
+  mbedtls_ctr_drbg_context drbg;
+};
+
+static int crypto_init(struct crypto *c) {
+  mbedtls_entropy_init(&c->entropy);
+  mbedtls_ctr_drbg_init(&c->drbg);
+  return mbedtls_ctr_drbg_seed(&c->drbg, mbedtls_entropy_func, &c->entropy, (const uint8_t *)"camus", 5);
+}
+
+static void crypto_free(struct crypto *c) {
+  mbedtls_ctr_drbg_free(&c->drbg);
+  mbedtls_entropy_free(&c->entropy);
+}
+
+static void random_bytes(struct crypto *c, void *out, size_t n) {
+  if (mbedtls_ctr_drbg_random(&c->drbg, out, n) != 0) abort(); /* only fails on misuse */
+}
+
+static void hmac_sha256(const void *key, size_t klen, const void *msg, size_t n, uint8_t out[32]) {
+  mbedtls_md_hmac(mbedtls_md_info_from_type(MBEDTLS_MD_SHA256), key, klen, msg, n, out);
+}
+
+/* PBKDF2-HMAC-SHA256 of a room password. */
+static int password_hash(const char *pw, size_t n, const uint8_t salt[16], uint8_t out[32]) {
+  mbedtls_md_context_t md;
+  mbedtls_md_init(&md);
+  int rc = mbedtls_md_setup(&md, mbedtls_md_info_from_type(MBEDTLS_MD_SHA256), 1);
+  if (rc == 0)
+    rc = mbedtls_pkcs5_pbkdf2_hmac(&md, (const uint8_t *)pw, n, salt, 16, CAMUS_PBKDF2_ITERATIONS, 32, out);
+  mbedtls_md_free(&md);
+  return rc;
+}
+
+/* A certificate with its key, for HTTPS or DTLS. */
+struct identity {
+  mbedtls_x509_crt crt;
+  mbedtls_pk_context key;
+  uint8_t fingerprint[32]; /* SHA-256 of the DER certificate */
+};
+
+static void identity_init(struct identity *id) {
+  mbedtls_x509_crt_init(&id->crt);
+  mbedtls_pk_init(&id->key);
+}
+
+static void identity_free(struct identity *id) {
+  mbedtls_x509_crt_free(&id->crt);
+  mbedtls_pk_free(&id->key);
+}
+
+/* "AB:CD:..." (95 characters and a NUL). */
+static void fingerprint_text(const uint8_t fp[32], char out[96]) {
+  static const char digits[] = "0123456789ABCDEF";
+  for (int i = 0; i < 32; i++) {
+    out[3 * i] = digits[fp[i] >> 4];
+    out[3 * i + 1] = digits[fp[i] & 15];
+    out[3 * i + 2] = i == 31 ? 0 : ':';
+  }
+}
+
+static void identity_fingerprint(struct identity *id) {
+  mbedtls_md(mbedtls_md_info_from_type(MBEDTLS_MD_SHA256), id->crt.raw.p, id->crt.raw.len, id->fingerprint);
+}
+
+/* Makes a fresh ECDSA P-256 key and a self-signed certificate for it, valid
+ * from yesterday for ten years.  With pem_cert/pem_key, also returns both as
+ * PEM text (caller frees).  Returns 0 or an mbedTLS error code. */
+static int identity_generate(struct identity *id, struct crypto *c, const char *cn, char **pem_cert,
+                             char **pem_key) {
+  mbedtls_x509write_cert w;
+  mbedtls_mpi serial;
+  uint8_t der[1024], serial_bytes[16];
+  char subject[128], from[16], until[16];
+  mbedtls_x509write_crt_init(&w);
+  mbedtls_mpi_init(&serial);
+  int rc = mbedtls_pk_setup(&id->key, mbedtls_pk_info_from_type(MBEDTLS_PK_ECKEY));
+  if (rc) goto fail;
+  rc = mbedtls_ecp_gen_key(MBEDTLS_ECP_DP_SECP256R1, mbedtls_pk_ec(id->key), mbedtls_ctr_drbg_random, &c->drbg);
+  if (rc) goto fail;
+  random_bytes(c, serial_bytes, sizeof serial_bytes);
+  serial_bytes[0] &= 0x7f; /* positive */
+  if ((rc = mbedtls_mpi_read_binary(&serial, serial_bytes, sizeof serial_bytes))) goto fail;
+  time_t now = time(NULL) - 86400;
+  struct tm tm;
+  gmtime_r(&now, &tm);
+  strftime(from, sizeof from, "%Y%m%d%H%M%S", &tm);
+  tm.tm_year += 10;
+  strftime(until, sizeof until, "%Y%m%d%H%M%S", &tm);
+  snprintf(subject, sizeof subject, "CN=%s", cn);
+  mbedtls_x509write_crt_set_version(&w, MBEDTLS_X509_CRT_VERSION_3);
+  mbedtls_x509write_crt_set_md_alg(&w, MBEDTLS_MD_SHA256);
+  mbedtls_x509write_crt_set_subject_key(&w, &id->key);
+  mbedtls_x509write_crt_set_issuer_key(&w, &id->key);
+  if ((rc = mbedtls_x509write_crt_set_subject_name(&w, subject)) ||
+      (rc = mbedtls_x509write_crt_set_issuer_name(&w, subject)) ||
+      (rc = mbedtls_x509write_crt_set_serial(&w, &serial)) ||
+      (rc = mbedtls_x509write_crt_set_validity(&w, from, until)))
+    goto fail;
+  if (pem_cert) {
+    /* subjectAltName DNS:localhost, so that browsers name the only problem: the missing trust. */
+    static const uint8_t san[] = {0x30, 0x0b, 0x82, 0x09, 'l', 'o', 'c', 'a', 'l', 'h', 'o', 's', 't'};
+    rc = mbedtls_x509write_crt_set_extension(&w, MBEDTLS_OID_SUBJECT_ALT_NAME,
+                                             MBEDTLS_OID_SIZE(MBEDTLS_OID_SUBJECT_ALT_NAME), 0, san, sizeof san);
+    if (rc) goto fail;
+  }
+  int len = mbedtls_x509write_crt_der(&w, der, sizeof der, mbedtls_ctr_drbg_random, &c->drbg);
+  if (len < 0) {
+    rc = len;
+    goto fail;
+  }
+  if ((rc = mbedtls_x509_crt_parse_der(&id->crt, der + sizeof der - len, (size_t)len))) goto fail;
+  identity_fingerprint(id);
+  if (pem_cert) {
+    *pem_cert = malloc(2048);
+    *pem_key = malloc(1024);
+    if (!*pem_cert || !*pem_key) {
+      rc = MBEDTLS_ERR_X509_ALLOC_FAILED;
+      goto fail;
+    }
+    if ((rc = mbedtls_x509write_crt_pem(&w, (uint8_t *)*pem_cert, 2048, mbedtls_ctr_drbg_random, &c->drbg)) ||
+        (rc = mbedtls_pk_write_key_pem(&id->key, (uint8_t *)*pem_key, 1024)))
+      goto fail;
+  }
+fail:
+  if (rc && pem_cert) {
+    free(*pem_cert);
+    free(*pem_key);
+    *pem_cert = *pem_key = NULL;
+  }
+  mbedtls_x509write_crt_free(&w);
+  mbedtls_mpi_free(&serial);
+  return rc;
+}
+
+/* Loads a PEM certificate (chain) and key. */
+static int identity_load(struct identity *id, const char *cert_file, const char *key_file) {
+  int rc = mbedtls_x509_crt_parse_file(&id->crt, cert_file);
+  if (rc == 0) rc = mbedtls_pk_parse_keyfile(&id->key, key_file, NULL);
+  if (rc == 0) identity_fingerprint(id);
+  return rc;
+}
+
+static int write_file(const char *path, const char *data, mode_t mode) {
+  int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+  if (fd < 0) return -1;
+  size_t n = strlen(data), off = 0;
+  while (off < n) {
+    ssize_t w = write(fd, data + off, n - off);
+    if (w <= 0 && errno != EINTR) {
+      close(fd);
+      return -1;
+    }
+    if (w > 0) off += (size_t)w;
+  }
+  return close(fd);
+}
+
+/* The HTTPS identity: the given files, or the self-signed pair in dir, made on first use. */
+static int identity_for_https(struct identity *id, struct crypto *c, const char *cert_file, const char *key_file,
+                              const char *dir, char *err, size_t errlen) {
+  char cpath[PATH_MAX], kpath[PATH_MAX], msg[128];
+  if (cert_file) {
+    int rc = identity_load(id, cert_file, key_file);
+    if (rc) {
+      mbedtls_strerror(rc, msg, sizeof msg);
+      snprintf(err, errlen, "cannot load %s / %s: %s", cert_file, key_file, msg);
+      return -1;
+    }
+    return 0;
+  }
+  snprintf(cpath, sizeof cpath, "%s/cert.pem", dir);
+  snprintf(kpath, sizeof kpath, "%s/key.pem", dir);
+  if (access(cpath, R_OK) == 0 && access(kpath, R_OK) == 0) {
+    int rc = identity_load(id, cpath, kpath);
+    if (rc == 0) return 0;
+    mbedtls_strerror(rc, msg, sizeof msg);
+    snprintf(err, errlen, "cannot load %s: %s (delete it to make a new one)", cpath, msg);
+    return -1;
+  }
+  char *pc = NULL, *pk = NULL;
+  if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
+    snprintf(err, errlen, "cannot create state directory %s: %s", dir, strerror(errno));
+    return -1;
+  }
+  int rc = identity_generate(id, c, "localhost", &pc, &pk);
+  if (rc == 0 && (write_file(kpath, pk, 0600) != 0 || write_file(cpath, pc, 0644) != 0)) {
+    snprintf(err, errlen, "cannot write %s: %s", cpath, strerror(errno));
+    rc = -1;
+  } else if (rc) {
+    mbedtls_strerror(rc, msg, sizeof msg);
+    snprintf(err, errlen, "cannot make a certificate: %s", msg);
+  } else {
+    LOG_I("made a self-signed certificate in %s", cpath);
+  }
+  free(pc);
+  free(pk);
+  return rc ? -1 : 0;
+}
+
+/* ================================================================ EVENT LOOP ================================================================ */
+
+/* The loop knows descriptors, bytes and timers; the protocols sit above it.
+ * Timers live in a binary min-heap keyed by their due time on the monotonic
+ * clock, so poll() sleeps exactly until the next one (or forever). */
+struct timer {
+  uint64_t at;   /* due time, ms */
+  size_t slot;   /* 1 + index in the heap; 0 when not armed */
+  void (*fn)(struct timer *);
+};
+
+struct loop {
+  struct timer **heap;
+  size_t n, cap;
+  uint64_t now; /* mono_ms() at the last wake-up */
+};
+
+static void heap_swap(struct loop *l, size_t a, size_t b) {
+  struct timer *t = l->heap[a];
+  l->heap[a] = l->heap[b];
+  l->heap[b] = t;
+  l->heap[a]->slot = a + 1;
+  l->heap[b]->slot = b + 1;
+}
+
+static void heap_fix(struct loop *l, size_t i) {
+  while (i > 0 && l->heap[(i - 1) / 2]->at > l->heap[i]->at) {
+    heap_swap(l, i, (i - 1) / 2);
+    i = (i - 1) / 2;
+  }
+  for (;;) {
+    size_t c = 2 * i + 1, m = i;
+    if (c < l->n && l->heap[c]->at < l->heap[m]->at) m = c;
+    if (c + 1 < l->n && l->heap[c + 1]->at < l->heap[m]->at) m = c + 1;
+    if (m == i) break;
+    heap_swap(l, i, m);
+    i = m;
+  }
+}
+
+static void timer_stop(struct loop *l, struct timer *t) {
+  if (!t->slot) return;
+  size_t i = t->slot - 1;
+  t->slot = 0;
+  l->n--;
+  if (i == l->n) return;
+  l->heap[i] = l->heap[l->n];
+  l->heap[i]->slot = i + 1;
+  heap_fix(l, i);
+}
+
+/* Arms (or re-arms) t to fire at time at.  Returns -1 only when out of memory. */
+static int timer_at(struct loop *l, struct timer *t, uint64_t at) {
+  if (!t->slot) {
+    if (l->n == l->cap) {
+      size_t nc = l->cap ? 2 * l->cap : 64;
+      struct timer **h = realloc(l->heap, nc * sizeof *h);
+      if (!h) return -1;
+      l->heap = h;
+      l->cap = nc;
+    }
+    l->heap[l->n++] = t;
+    t->slot = l->n;
+  }
+  t->at = at;
+  heap_fix(l, t->slot - 1);
+  return 0;
+}
+
+static int timer_in(struct loop *l, struct timer *t, uint64_t ms) { return timer_at(l, t, l->now + ms); }
+
+/* poll()'s timeout: until the next timer, capped by max (-1 = no cap). */
+static int timers_timeout(const struct loop *l, int max) {
+  if (!l->n) return max;
+  uint64_t at = l->heap[0]->at;
+  int64_t d = at > l->now ? (int64_t)(at - l->now) : 0;
+  if (d > INT_MAX) d = INT_MAX;
+  return max >= 0 && max < d ? max : (int)d;
+}
+
+/* Fires every due timer; a callback may re-arm its timer or any other. */
+static void timers_run(struct loop *l) {
+  for (int guard = 0; l->n && l->heap[0]->at <= l->now && guard < 100000; guard++) {
+    struct timer *t = l->heap[0];
+    timer_stop(l, t);
+    t->fn(t);
+  }
+}
+
+/* A non-blocking socket bound to addr (and listening for TCP).  Returns the fd or -1. */
+static int socket_bind(const struct sockaddr_storage *addr, int type) {
+  int fd = socket(addr->ss_family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -1;
+  int one = 1;
+  if (type == SOCK_STREAM) setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  if (addr->ss_family == AF_INET6) {
+    int zero = 0; /* "::" takes IPv4 too */
+    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof zero);
+  }
+  if (bind(fd, (const struct sockaddr *)addr, addr_len(addr)) != 0 ||
+      (type == SOCK_STREAM && listen(fd, 128) != 0)) {
+    int e = errno;
+    close(fd);
+    errno = e;
+    return -1;
+  }
+  return fd;
+}
+
+static int socket_port(int fd) {
+  struct sockaddr_storage sa;
+  socklen_t len = sizeof sa;
+  if (getsockname(fd, (struct sockaddr *)&sa, &len) != 0) return -1;
+  return addr_port(&sa);
+}
+
+/* ================================================================== SERVER ================================================================== */
+
+struct conn;
+struct peer;
+
+struct room {
+  struct camus *srv;
+  char id[CAMUS_ROOM_NAME_MAX + 1];   /* slug of the name: [a-z0-9-] */
+  char name[CAMUS_ROOM_NAME_MAX + 1]; /* as given, valid UTF-8 */
+  bool has_password, public;
+  uint8_t salt[16], hash[32];         /* PBKDF2-HMAC-SHA256 of the password */
+  uint8_t nonce[16];                  /* binds password proofs to this room, not a later one of the same id */
+  unsigned guest_limit;               /* 0: none */
+  unsigned n_clients;                 /* admitted: offered, connecting or connected */
+  struct peer *members, *last_member; /* connected clients, in join order */
+  uint64_t last_active;               /* ms, monotonic */
+  struct timer expiry;                /* armed while the room is empty */
+};
+
+struct addr_key {
+  uint8_t b[20]; /* family, port (2), address (16), pad */
+};
+
+struct addr_map {
+  struct addr_entry {
+    struct addr_key k;
+    struct peer *p; /* NULL: empty */
+  } *e;
+  uint32_t mask, n;
+};
+
+/* A datagram that arrived before the STUN check that vouches for its sender. */
+struct early {
+  struct sockaddr_storage addr;
+  uint64_t at;
+  uint16_t len;
+  uint8_t data[1200];
+};
+
+/* Failed password attempts of one address within the current minute. */
+struct rate_slot {
+  uint8_t addr[16];
+  uint64_t window; /* start of the minute, ms */
+  unsigned fails;
+};
+
+struct camus {
+  struct camus_config cfg;
+  struct loop loop;
+  struct crypto crypto;
+  uint8_t secret[32];            /* signs room password proofs; new each run */
+
+  int http_fd, udp_fd, wake_fd[2];
+  int http_port, udp_port;
+  volatile sig_atomic_t stopping;
+
+  bool https;
+  struct identity https_id;
+  mbedtls_ssl_config tls_conf;
+
+  struct conn **conns;           /* open HTTP connections */
+  unsigned n_conns, cap_conns, next_conn_id;
+
+  struct room **rooms;
+  unsigned n_rooms;
+
+  int udp_family;                /* of udp_fd */
+  struct identity dtls_id;       /* our DTLS certificate, new each run */
+  mbedtls_ssl_config dtls_client_conf, dtls_server_conf;
+  struct addr_map amap;          /* remote address -> peer */
+  unsigned n_peers, n_handshakes;
+  bool reap_peers;               /* some peer is dead */
+  bool sctp_ready;               /* counted among usrsctp's users */
+  char cands[8][INET6_ADDRSTRLEN];
+  unsigned n_cands;
+  struct early early[8];
+  unsigned early_next;
+
+  struct rate_slot rate[CAMUS_RATE_SLOTS];
+};
+
+/* ============================================================ HTTP CONNECTIONS ============================================================== */
+
+/* One TCP (or TLS) client.  Requests are parsed from `in` once complete and
+ * answered into `out`; a connection is closed by marking it dead and reaped at
+ * the end of the loop iteration, never in the middle of a handler. */
+struct conn {
+  struct camus *srv;
+  int fd;
+  unsigned id;
+  struct sockaddr_storage addr;
+  char ip[INET6_ADDRSTRLEN + 2];
+  mbedtls_ssl_context *tls;
+  bool tls_want_write;       /* the TLS layer waits for the socket to drain */
+  struct buf in, out;
+  size_t out_off;            /* bytes of out already sent */
+  struct timer timer;        /* request deadline while busy, idle deadline otherwise */
+  bool busy;                 /* part of a request has arrived */
+  bool closing;              /* close once out is flushed */
+  bool dead;                 /* close at the end of this iteration */
+};
+
+static void http_request(struct conn *c, struct http_req *r); /* the routes, below */
+
+static const char security_headers[] =
+    "Content-Security-Policy: default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; "
+    "connect-src 'self'; style-src 'self'; script-src 'self'; object-src 'none'; base-uri 'none'; "
+    "frame-ancestors 'none'\r\n"
+    "X-Content-Type-Options: nosniff\r\n"
+    "Referrer-Policy: no-referrer\r\n"
+    "X-Frame-Options: DENY\r\n";
+
+/* Queues a whole response.  extra holds further header lines, each ending in CRLF. */
+static void http_send(struct conn *c, const struct http_req *r, int status, const char *ctype, const void *body,
+                      size_t n, const char *extra) {
+  bool head = r && str_eq(r->method, "HEAD");
+  bool keep = r && r->keep_alive && !c->closing && status < 500 && status != 408 && status != 413 &&
+              status != 414 && status != 431;
+  buf_addf(&c->out, "HTTP/1.1 %d %s\r\n%sContent-Length: %zu\r\n", status, http_reason(status), security_headers,
+           status == 304 ? 0 : n);
+  if (ctype) buf_addf(&c->out, "Content-Type: %s\r\n", ctype);
+  if (extra) buf_adds(&c->out, extra);
+  buf_adds(&c->out, keep ? "\r\n" : "Connection: close\r\n\r\n");
+  if (!head && status != 304) buf_add(&c->out, body, n);
+  if (!keep) c->closing = true;
+  if (c->out.err) c->dead = true; /* a reader too slow to keep up */
+}
+
+/* A JSON error body: {"error": msg}. */
+static void http_error(struct conn *c, const struct http_req *r, int status, const char *msg) {
+  struct buf b = {0};
+  buf_adds(&b, "{\"error\":");
+  json_write_str(&b, msg, strlen(msg));
+  buf_adds(&b, "}");
+  if (b.err)
+    http_send(c, r, 500, "application/json", "{}", 2, NULL);
+  else
+    http_send(c, r, status, "application/json", b.p, b.len, NULL);
+  buf_free(&b);
+}
+
+static void conn_timeout(struct timer *t) {
+  struct conn *c = CONTAINER(t, struct conn, timer);
+  if (c->busy && !c->closing) {
+    LOG_D("http#%u: request too slow", c->id);
+    http_error(c, NULL, 408, "request timeout");
+  } else {
+    c->dead = true;
+  }
+}
+
+/* Moves the connection's single timer to the request or the idle deadline. */
+static void conn_arm(struct conn *c) {
+  struct camus *s = c->srv;
+  unsigned sec = c->busy ? s->cfg.request_timeout_sec : s->cfg.idle_timeout_sec;
+  if (timer_in(&s->loop, &c->timer, (uint64_t)sec * 1000) != 0) c->dead = true;
+}
+
+static int tls_send_cb(void *ctx, const unsigned char *p, size_t n) {
+  struct conn *c = ctx;
+  ssize_t w = send(c->fd, p, n, MSG_NOSIGNAL);
+  if (w >= 0) return (int)w;
+  return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ? MBEDTLS_ERR_SSL_WANT_WRITE
+                                                                     : MBEDTLS_ERR_NET_SEND_FAILED;
+}
+
+static int tls_recv_cb(void *ctx, unsigned char *p, size_t n) {
+  struct conn *c = ctx;
+  ssize_t r = recv(c->fd, p, n, 0);
+  if (r >= 0) return (int)r;
+  return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ? MBEDTLS_ERR_SSL_WANT_READ
+                                                                     : MBEDTLS_ERR_NET_RECV_FAILED;
+}
+
+static void conn_accept(struct camus *s) {
+  for (int i = 0; i < 64; i++) {
+    struct sockaddr_storage addr;
+    socklen_t alen = sizeof addr;
+    int fd = accept4(s->http_fd, (struct sockaddr *)&addr, &alen, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) {
+      if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR && errno != ECONNABORTED)
+        LOG_W("accept: %s", strerror(errno));
+      return;
+    }
+    if (s->n_conns >= s->cfg.max_connections) {
+      static const char busy[] = "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n"
+                                 "Retry-After: 5\r\nConnection: close\r\n\r\n";
+      if (!s->https) (void)!send(fd, busy, sizeof busy - 1, MSG_NOSIGNAL);
+      close(fd);
+      LOG_W("http: connection limit (%u) reached, refusing a client", s->cfg.max_connections);
+      continue;
+    }
+    if (s->n_conns == s->cap_conns) {
+      unsigned nc = s->cap_conns ? 2 * s->cap_conns : 16;
+      struct conn **a = realloc(s->conns, nc * sizeof *a);
+      if (!a) {
+        close(fd);
+        continue;
+      }
+      s->conns = a;
+      s->cap_conns = nc;
+    }
+    struct conn *c = calloc(1, sizeof *c);
+    if (!c) {
+      close(fd);
+      continue;
+    }
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    c->srv = s;
+    c->fd = fd;
+    c->id = ++s->next_conn_id;
+    c->addr = addr;
+    addr_ip(&addr, c->ip, sizeof c->ip, false);
+    c->in.max = CAMUS_HTTP_MAX_HEAD + CAMUS_HTTP_MAX_BODY;
+    c->out.max = CAMUS_HTTP_MAX_OUT;
+    c->timer.fn = conn_timeout;
+    if (s->https) {
+      c->tls = calloc(1, sizeof *c->tls);
+      if (!c->tls) {
+        close(fd);
+        free(c);
+        continue;
+      }
+      mbedtls_ssl_init(c->tls);
+      if (mbedtls_ssl_setup(c->tls, &s->tls_conf) != 0) {
+        mbedtls_ssl_free(c->tls);
+        free(c->tls);
+        close(fd);
+        free(c);
+        continue;
+      }
+      mbedtls_ssl_set_bio(c->tls, c, tls_send_cb, tls_recv_cb, NULL);
+    }
+    s->conns[s->n_conns++] = c;
+    /* A client that connects must start its request soon; until it does, silence closes it quietly. */
+    if (timer_in(&s->loop, &c->timer, (uint64_t)s->cfg.request_timeout_sec * 1000) != 0) c->dead = true;
+    LOG_D("http#%u: connected from %s", c->id, c->ip);
+  }
+}
+
+static void conn_free(struct camus *s, struct conn *c) {
+  LOG_D("http#%u: closed", c->id);
+  timer_stop(&s->loop, &c->timer);
+  if (c->tls) {
+    if (!c->dead || c->closing) mbedtls_ssl_close_notify(c->tls);
+    mbedtls_ssl_free(c->tls);
+    free(c->tls);
+  }
+  close(c->fd);
+  buf_free(&c->in);
+  buf_free(&c->out);
+  free(c);
+}
+
+/* Parses and answers every complete request in c->in. */
+static void conn_process(struct conn *c) {
+  while (!c->closing && !c->dead && c->in.len > 0) {
+    if (!c->busy) {
+      c->busy = true;
+      conn_arm(c);
+    }
+    struct http_req r;
+    int head = http_parse(c->in.p, c->in.len, &r);
+    if (head == 0) return;
+    if (head < 0) {
+      LOG_D("http#%u: refused request (%d)", c->id, -head);
+      http_error(c, NULL, -head, http_reason(-head));
+      return;
+    }
+    long long cl = r.content_length < 0 ? 0 : r.content_length;
+    if (cl > CAMUS_HTTP_MAX_BODY) {
+      http_error(c, &r, 413, "request body too large");
+      return;
+    }
+    if (r.content_length < 0 && str_eq(r.method, "POST")) {
+      http_error(c, &r, 411, "Content-Length required");
+      return;
+    }
+    if (c->in.len < (size_t)head + (size_t)cl) return;
+    r.body = (struct str){c->in.p + head, (size_t)cl};
+    http_request(c, &r);
+    buf_consume(&c->in, (size_t)head + (size_t)cl);
+    c->busy = false;
+    conn_arm(c);
+  }
+}
+
+/* Sends what is queued; returns false on a fatal error. */
+static bool conn_flush(struct conn *c) {
+  while (c->out_off < c->out.len) {
+    const char *p = c->out.p + c->out_off;
+    size_t n = c->out.len - c->out_off;
+    if (c->tls) {
+      int w = mbedtls_ssl_write(c->tls, (const uint8_t *)p, n);
+      if (w == MBEDTLS_ERR_SSL_WANT_WRITE || w == MBEDTLS_ERR_SSL_WANT_READ) return true;
+      if (w < 0) return false;
+      c->out_off += (size_t)w;
+    } else {
+      ssize_t w = send(c->fd, p, n, MSG_NOSIGNAL);
+      if (w < 0) return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR;
+      c->out_off += (size_t)w;
+    }
+  }
+  c->out.len = c->out_off = 0;
+  if (c->closing) c->dead = true;
+  return true;
+}
+
+static void conn_readable(struct conn *c) {
+  char tmp[16384];
+  for (int i = 0; i < 16 && !c->dead; i++) {
+    ssize_t n;
+    if (c->tls) {
+      int r = mbedtls_ssl_read(c->tls, (uint8_t *)tmp, sizeof tmp);
+      c->tls_want_write = r == MBEDTLS_ERR_SSL_WANT_WRITE;
+      if (r == MBEDTLS_ERR_SSL_WANT_READ || r == MBEDTLS_ERR_SSL_WANT_WRITE) break;
+      if (r == MBEDTLS_ERR_SSL_PEER_CLOSE_NOTIFY || r == 0) {
+        c->dead = true;
+        break;
+      }
+      if (r < 0) {
+        char msg[100];
+        mbedtls_strerror(r, msg, sizeof msg);
+        LOG_D("http#%u: TLS: %s", c->id, msg);
+        c->dead = true;
+        break;
+      }
+      n = r;
+    } else {
+      n = recv(c->fd, tmp, sizeof tmp, 0);
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) break;
+      if (n <= 0) {
+        c->dead = true;
+        break;
+      }
+    }
+    if (c->closing) continue; /* drain and ignore what follows a final response */
+    size_t room = c->in.max - c->in.len;
+    if ((size_t)n > room) {
+      /* More than one request may fit: parse what we have, then check again. */
+      buf_add(&c->in, tmp, room);
+      conn_process(c);
+      if (c->in.len + ((size_t)n - room) > c->in.max) {
+        if (!c->closing) http_error(c, NULL, 431, "request too large");
+        continue;
+      }
+      buf_add(&c->in, tmp + room, (size_t)n - room);
+    } else {
+      buf_add(&c->in, tmp, (size_t)n);
+    }
+    conn_process(c);
+    if (c->out.len > CAMUS_HTTP_MAX_OUT / 2) break; /* let the reader catch up first */
+  }
+}
+
+/* ================================================================ ICE-LITE ================================================================== */
+
+/* One browser's WebRTC session with the server: ICE-lite, then DTLS, then an
+ * SCTP association carrying data channels.  Every transition of its state is
+ * made in peer_set_state(); a peer is freed only at the end of a loop
+ * iteration (peer->dead), never from inside mbedTLS or usrsctp callbacks. */
+enum peer_state { PEER_ICE, PEER_DTLS, PEER_SCTP, PEER_OPEN, PEER_CLOSED };
+static const char *const peer_state_name[] = {"ice", "dtls", "sctp", "open", "closed"};
+
+#define PEER_ADDRS 4       /* remote addresses a peer may use at once (IPv4, IPv6, ...) */
+#define PEER_CHANNELS 16   /* data channels of one peer */
+
+struct channel {
+  uint16_t sid;
+  uint8_t type;            /* DCEP channel type: bit 0x80 unordered, low bits reliability policy */
+  uint32_t reliability;    /* retransmissions or lifetime, per type */
+  bool open, echo;         /* echo: a diagnostics channel labelled "echo" that returns what it gets */
+};
+
+struct peer {
+  struct camus *srv;
+  struct room *room;
+  uint32_t slot, gen;       /* place in the peer table; (gen, slot) is usrsctp's handle for it */
+  enum peer_state state;
+  bool dead;
+  char ufrag[17], pwd[33];  /* ours */
+  char remote_ufrag[CAMUS_SDP_UFRAG_MAX + 1];
+  uint8_t remote_fp[32];
+  uint64_t tiebreaker;
+  struct sockaddr_storage addrs[PEER_ADDRS]; /* validated by a STUN check */
+  int n_addrs, sel;         /* sel: the address DTLS is sent to (the nominated one) */
+  uint64_t created, last_seen;
+  struct timer life;        /* handshake deadline, then consent freshness */
+
+  bool dtls_server;
+  mbedtls_ssl_context *ssl;
+  struct timer dtls_timer;
+  uint64_t dtls_int_at, dtls_fin_at; /* mbedTLS retransmission timer; fin_at 0 = off */
+  const uint8_t *rx;        /* the datagram being handed to mbedTLS */
+  size_t rx_len;
+
+  struct socket *sock;      /* usrsctp */
+  uint16_t remote_sctp_port;
+  uint32_t max_message;     /* the peer's a=max-message-size, 0 = 64 KiB */
+  struct buf partial;       /* a message arriving in pieces */
+  struct channel ch[PEER_CHANNELS];
+
+  /* The messaging protocol */
+  char client_id[33];       /* 32 hex characters */
+  char username[CAMUS_USERNAME_MAX + 1];
+  struct channel *msg_channel;  /* where Ground Control talks; NULL until one opens */
+  struct peer *next_member; /* in room->members once msg_channel is open */
+  bool member;
+  uint64_t last_msg, pinged_at;
+  bool pinged, rate_warned;
+  double bucket;            /* message rate limit tokens */
+  uint64_t bucket_at;
+};
+
+/* The peers of the whole process, by slot.  usrsctp is process-wide and knows
+ * peers only by an opaque handle; ours packs (gen << 20 | slot) so that a late
+ * callback for a freed peer finds nothing instead of freed memory. */
+#define PEER_SLOT_BITS 20
+static struct peer **peer_table;
+static uint32_t peer_table_cap, peer_gen;
+
+static void *peer_handle(const struct peer *p) {
+  return (void *)(uintptr_t)((uintptr_t)p->gen << PEER_SLOT_BITS | p->slot);
+}
+
+static struct peer *peer_from_handle(void *h) {
+  uintptr_t v = (uintptr_t)h;
+  uint32_t slot = (uint32_t)(v & ((1u << PEER_SLOT_BITS) - 1));
+  if (slot >= peer_table_cap || !peer_table[slot]) return NULL;
+  struct peer *p = peer_table[slot];
+  return p->gen == (uint32_t)(v >> PEER_SLOT_BITS) ? p : NULL;
+}
+
+/* The peer whose ufrag is u: our ufrags start with the slot number in hex. */
+static struct peer *peer_by_ufrag(struct camus *s, const char *u, size_t n) {
+  uint32_t slot = 0;
+  if (n != 16) return NULL;
+  for (int i = 0; i < 5; i++) {
+    int h = hex_value(u[i]);
+    if (h < 0) return NULL;
+    slot = slot << 4 | (uint32_t)h;
+  }
+  if (slot >= peer_table_cap || !peer_table[slot]) return NULL;
+  struct peer *p = peer_table[slot];
+  return p->srv == s && !p->dead && memcmp(p->ufrag, u, 16) == 0 ? p : NULL;
+}
+
+/* --- remote address → peer, an open-addressing hash table (linear probing) --- */
+
+static struct addr_key addr_key(const struct sockaddr_storage *sa) {
+  struct addr_key k = {{0}};
+  k.b[0] = (uint8_t)sa->ss_family;
+  if (sa->ss_family == AF_INET) {
+    const struct sockaddr_in *v4 = (const void *)sa;
+    memcpy(k.b + 1, &v4->sin_port, 2);
+    memcpy(k.b + 3, &v4->sin_addr, 4);
+  } else {
+    const struct sockaddr_in6 *v6 = (const void *)sa;
+    memcpy(k.b + 1, &v6->sin6_port, 2);
+    memcpy(k.b + 3, &v6->sin6_addr, 16);
+  }
+  return k;
+}
+
+static uint32_t addr_hash(const struct addr_key *k) {
+  uint32_t h = 2166136261u; /* FNV-1a */
+  for (size_t i = 0; i < sizeof k->b; i++) h = (h ^ k->b[i]) * 16777619u;
+  return h;
+}
+
+static struct peer *amap_get(const struct addr_map *m, const struct sockaddr_storage *sa) {
+  if (!m->e) return NULL;
+  struct addr_key k = addr_key(sa);
+  for (uint32_t i = addr_hash(&k) & m->mask;; i = (i + 1) & m->mask) {
+    if (!m->e[i].p) return NULL;
+    if (memcmp(&m->e[i].k, &k, sizeof k) == 0) return m->e[i].p;
+  }
+}
+
+static int amap_put(struct addr_map *m, const struct sockaddr_storage *sa, struct peer *p) {
+  if ((m->n + 1) * 2 > m->mask + 1 || !m->e) {
+    uint32_t cap = m->e ? 2 * (m->mask + 1) : 64;
+    struct addr_entry *old = m->e;
+    uint32_t old_cap = m->e ? m->mask + 1 : 0;
+    m->e = calloc(cap, sizeof *m->e);
+    if (!m->e) {
+      m->e = old;
+      return -1;
+    }
+    m->mask = cap - 1;
+    m->n = 0;
+    for (uint32_t i = 0; i < old_cap; i++) {
+      if (!old[i].p) continue;
+      uint32_t j = addr_hash(&old[i].k) & m->mask;
+      while (m->e[j].p) j = (j + 1) & m->mask;
+      m->e[j] = old[i];
+      m->n++;
+    }
+    free(old);
+  }
+  struct addr_key k = addr_key(sa);
+  uint32_t i = addr_hash(&k) & m->mask;
+  while (m->e[i].p && memcmp(&m->e[i].k, &k, sizeof k) != 0) i = (i + 1) & m->mask;
+  if (!m->e[i].p) m->n++;
+  m->e[i].k = k;
+  m->e[i].p = p;
+  return 0;
+}
+
+static void amap_del(struct addr_map *m, const struct sockaddr_storage *sa) {
+  if (!m->e) return;
+  struct addr_key k = addr_key(sa);
+  uint32_t i = addr_hash(&k) & m->mask;
+  while (m->e[i].p && memcmp(&m->e[i].k, &k, sizeof k) != 0) i = (i + 1) & m->mask;
+  if (!m->e[i].p) return;
+  m->e[i].p = NULL;
+  m->n--;
+  /* Move later entries of the same run back, so that no lookup stops early. */
+  for (uint32_t j = (i + 1) & m->mask; m->e[j].p; j = (j + 1) & m->mask) {
+    uint32_t home = addr_hash(&m->e[j].k) & m->mask;
+    if (((j - home) & m->mask) >= ((j - i) & m->mask)) {
+      m->e[i] = m->e[j];
+      m->e[j].p = NULL;
+      i = j;
+    }
+  }
+}
+
+static void peer_set_state(struct peer *p, enum peer_state st);
+static void peer_close(struct peer *p, const char *why);
+static void dtls_start(struct peer *p);
+static void dtls_input(struct peer *p, const uint8_t *data, size_t n);
+
+static void udp_send(struct camus *s, const void *data, size_t n, const struct sockaddr_storage *to) {
+  struct sockaddr_storage mapped;
+  if (s->udp_family == AF_INET6 && to->ss_family == AF_INET) {
+    /* A dual-stack socket reaches IPv4 peers through mapped addresses. */
+    const struct sockaddr_in *v4 = (const void *)to;
+    struct sockaddr_in6 *v6 = (void *)&mapped;
+    memset(&mapped, 0, sizeof mapped);
+    v6->sin6_family = AF_INET6;
+    v6->sin6_port = v4->sin_port;
+    v6->sin6_addr.s6_addr[10] = v6->sin6_addr.s6_addr[11] = 0xff;
+    memcpy(&v6->sin6_addr.s6_addr[12], &v4->sin_addr, 4);
+    to = &mapped;
+  }
+  if (sendto(s->udp_fd, data, n, 0, (const struct sockaddr *)to, addr_len(to)) < 0 && errno != EAGAIN)
+    LOG_D("udp: sendto: %s", strerror(errno));
+}
+
+/* DTLS records that arrived from an address no STUN check has vouched for yet
+ * (a DTLS client may be quicker than its consent check): kept briefly. */
+static void early_keep(struct camus *s, const struct sockaddr_storage *from, const uint8_t *p, size_t n) {
+  struct early *e = &s->early[s->early_next++ % COUNT(s->early)];
+  if (n > sizeof e->data) return;
+  e->addr = *from;
+  e->at = s->loop.now;
+  e->len = (uint16_t)n;
+  memcpy(e->data, p, n);
+}
+
+static void early_replay(struct camus *s, struct peer *p, const struct sockaddr_storage *from) {
+  struct addr_key k = addr_key(from);
+  for (size_t i = 0; i < COUNT(s->early) && !p->dead; i++) {
+    struct early *e = &s->early[i];
+    if (!e->len || s->loop.now - e->at > 5000) continue;
+    struct addr_key ek = addr_key(&e->addr);
+    if (memcmp(&ek, &k, sizeof k) != 0) continue;
+    size_t len = e->len;
+    e->len = 0;
+    dtls_input(p, e->data, len);
+  }
+}
+
+/* Answers a STUN Binding request: ICE connectivity checks for our peers, and
+ * plain requests (no USERNAME) from anyone, so that browsers can use this
+ * server as their STUN server. */
+static void stun_input(struct camus *s, const uint8_t *data, size_t n, const struct sockaddr_storage *from) {
+  struct stun_msg m;
+  uint8_t out[256];
+  struct stun_writer w = {out, sizeof out, 0, false};
+  if (stun_parse(data, n, &m) != 0 || m.type != STUN_BINDING_REQUEST) return; /* lite: we send no requests */
+  if (m.fingerprint && !m.fingerprint_ok) return;
+  if (!m.username) {
+    stun_begin(&w, STUN_BINDING_SUCCESS, m.txid);
+    stun_xor_address(&w, (const struct sockaddr *)from);
+    stun_fingerprint(&w);
+    if (!w.err) udp_send(s, out, w.len, from);
+    return;
+  }
+  const uint8_t *colon = memchr(m.username, ':', m.username_len);
+  struct peer *p = colon ? peer_by_ufrag(s, (const char *)m.username, (size_t)(colon - m.username)) : NULL;
+  if (p && m.n_unknown) {
+    stun_begin(&w, STUN_BINDING_ERROR, m.txid);
+    stun_error(&w, 420, "Unknown Attribute");
+    uint8_t list[8];
+    for (int i = 0; i < m.n_unknown && i < 4; i++) put_u16(list + 2 * i, m.unknown[i]);
+    stun_attr(&w, STUN_A_UNKNOWN_ATTRIBUTES, list, (uint16_t)(2 * MIN(m.n_unknown, 4)));
+    stun_integrity(&w, p->pwd, strlen(p->pwd));
+    stun_fingerprint(&w);
+  } else if (!p || !m.integrity_at || !stun_integrity_ok(data, n, &m, p->pwd, strlen(p->pwd)) ||
+             strlen(p->remote_ufrag) != (size_t)(m.username + m.username_len - colon - 1) ||
+             memcmp(colon + 1, p->remote_ufrag, strlen(p->remote_ufrag)) != 0) {
+    if (!m.integrity_at) {
+      stun_begin(&w, STUN_BINDING_ERROR, m.txid);
+      stun_error(&w, 400, "Bad Request");
+    } else {
+      stun_begin(&w, STUN_BINDING_ERROR, m.txid);
+      stun_error(&w, 401, "Unauthorized");
+    }
+    stun_fingerprint(&w);
+  } else if (m.controlled && p->tiebreaker >= m.tiebreaker) {
+    /* Both sides think they are controlled; a lite agent stays controlled (RFC 8445 7.3.1.1). */
+    stun_begin(&w, STUN_BINDING_ERROR, m.txid);
+    stun_error(&w, 487, "Role Conflict");
+    stun_integrity(&w, p->pwd, strlen(p->pwd));
+    stun_fingerprint(&w);
+  } else {
+    stun_begin(&w, STUN_BINDING_SUCCESS, m.txid);
+    stun_xor_address(&w, (const struct sockaddr *)from);
+    stun_integrity(&w, p->pwd, strlen(p->pwd));
+    stun_fingerprint(&w);
+    if (w.err) return;
+    udp_send(s, out, w.len, from);
+    p->last_seen = s->loop.now;
+    int i = 0;
+    struct addr_key k = addr_key(from);
+    while (i < p->n_addrs) {
+      struct addr_key pk = addr_key(&p->addrs[i]);
+      if (memcmp(&pk, &k, sizeof k) == 0) break;
+      i++;
+    }
+    if (i == p->n_addrs) {
+      if (p->n_addrs == PEER_ADDRS || amap_get(&s->amap, from) || amap_put(&s->amap, from, p) != 0) return;
+      p->addrs[p->n_addrs++] = *from;
+      if (m.use_candidate || p->n_addrs == 1) p->sel = i;
+      LOG_D("peer %s: checked %s port %d%s", p->client_id, "address", addr_port(from),
+            m.use_candidate ? " (nominated)" : "");
+      if (p->state == PEER_ICE) peer_set_state(p, PEER_DTLS);
+      early_replay(s, p, from);
+    } else if (m.use_candidate && p->sel != i) {
+      p->sel = i;
+    }
+    return;
+  }
+  if (!w.err) udp_send(s, out, w.len, from);
+}
+
+/* Sorts a datagram by its first byte (RFC 7983) and its sender. */
+static void udp_input(struct camus *s, const uint8_t *data, size_t n, const struct sockaddr_storage *from) {
+  if (n == 0) return;
+  uint8_t b = data[0];
+  if (b <= 3) {
+    if (stun_is(data, n)) stun_input(s, data, n, from);
+  } else if (b >= 20 && b <= 63) {
+    struct peer *p = amap_get(&s->amap, from);
+    if (p && !p->dead)
+      dtls_input(p, data, n);
+    else if (!p && n >= 13)
+      early_keep(s, from, data, n);
+  }
+  /* 64-79 TURN channels, 128-191 RTP/RTCP: nothing to do with them (yet). */
+}
+
+static void udp_readable(struct camus *s) {
+  static uint8_t data[2048];
+  for (int i = 0; i < 256; i++) {
+    struct sockaddr_storage from;
+    socklen_t flen = sizeof from;
+    ssize_t n = recvfrom(s->udp_fd, data, sizeof data, MSG_TRUNC, (struct sockaddr *)&from, &flen);
+    if (n < 0) return;
+    if ((size_t)n > sizeof data) continue; /* larger than any packet of ours: not for us */
+    if (from.ss_family == AF_INET6 && IN6_IS_ADDR_V4MAPPED(&((struct sockaddr_in6 *)(void *)&from)->sin6_addr)) {
+      /* A dual-stack socket: see IPv4 peers as IPv4. */
+      struct sockaddr_in6 v6 = *(struct sockaddr_in6 *)(void *)&from;
+      struct sockaddr_in *v4 = (struct sockaddr_in *)(void *)&from;
+      memset(&from, 0, sizeof from);
+      v4->sin_family = AF_INET;
+      v4->sin_port = v6.sin6_port;
+      memcpy(&v4->sin_addr, &v6.sin6_addr.s6_addr[12], 4);
+    }
+    udp_input(s, data, (size_t)n, &from);
+  }
+}
+
+/* ================================================================== DTLS ==================================================================== */
+
+static int dtls_send_cb(void *ctx, const unsigned char *buf, size_t len) {
+  struct peer *p = ctx;
+  if (p->n_addrs == 0) return MBEDTLS_ERR_SSL_WANT_WRITE;
+  struct sockaddr_storage to = p->addrs[p->sel];
+  udp_send(p->srv, buf, len, &to);
+  return (int)len; /* a datagram lost here is like one lost on the way */
+}
+
+static int dtls_recv_cb(void *ctx, unsigned char *buf, size_t len) {
+  struct peer *p = ctx;
+  if (!p->rx) return MBEDTLS_ERR_SSL_WANT_READ;
+  if (p->rx_len > len) {
+    p->rx = NULL;
+    return MBEDTLS_ERR_SSL_WANT_READ; /* too big for a record buffer: drop it */
+  }
+  size_t n = p->rx_len;
+  memcpy(buf, p->rx, n);
+  p->rx = NULL;
+  return (int)n;
+}
+
+static void dtls_set_timer_cb(void *ctx, uint32_t int_ms, uint32_t fin_ms) {
+  struct peer *p = ctx;
+  struct camus *s = p->srv;
+  if (fin_ms == 0) {
+    p->dtls_fin_at = 0;
+    timer_stop(&s->loop, &p->dtls_timer);
+    return;
+  }
+  uint64_t now = mono_ms();
+  p->dtls_int_at = now + int_ms;
+  p->dtls_fin_at = now + fin_ms;
+  timer_at(&s->loop, &p->dtls_timer, p->dtls_fin_at);
+}
+
+static int dtls_get_timer_cb(void *ctx) {
+  struct peer *p = ctx;
+  if (!p->dtls_fin_at) return -1;
+  uint64_t now = mono_ms();
+  return now >= p->dtls_fin_at ? 2 : now >= p->dtls_int_at ? 1 : 0;
+}
+
+/* The peer's certificate must be the one its offer named by fingerprint. */
+static int dtls_verify_cb(void *ctx, mbedtls_x509_crt *crt, int depth, uint32_t *flags) {
+  struct peer *p = ctx;
+  if (depth != 0) {
+    *flags = 0;
+    return 0;
+  }
+  uint8_t fp[32];
+  mbedtls_md(mbedtls_md_info_from_type(MBEDTLS_MD_SHA256), crt->raw.p, crt->raw.len, fp);
+  *flags = secret_eq(fp, p->remote_fp, 32) ? 0 : MBEDTLS_X509_BADCERT_NOT_TRUSTED;
+  return 0;
+}
+
+static void sctp_start(struct peer *p);
+static void sctp_input(struct peer *p, const uint8_t *data, size_t n);
+
+/* Runs the handshake (or reads application data) after input or a timer. */
+static void dtls_step(struct peer *p) {
+  static uint8_t rec[MBEDTLS_SSL_IN_CONTENT_LEN];
+  char msg[128];
+  if (p->state == PEER_DTLS) {
+    int rc = mbedtls_ssl_handshake(p->ssl);
+    if (rc == MBEDTLS_ERR_SSL_WANT_READ || rc == MBEDTLS_ERR_SSL_WANT_WRITE) return;
+    if (rc) {
+      mbedtls_strerror(rc, msg, sizeof msg);
+      return peer_close(p, msg);
+    }
+    LOG_D("peer %s: DTLS up (%s)", p->client_id, mbedtls_ssl_get_ciphersuite(p->ssl));
+    peer_set_state(p, PEER_SCTP);
+  }
+  for (int i = 0; i < 64 && !p->dead; i++) {
+    int rc = mbedtls_ssl_read(p->ssl, rec, sizeof rec);
+    if (rc == MBEDTLS_ERR_SSL_WANT_READ || rc == MBEDTLS_ERR_SSL_WANT_WRITE) return;
+    if (rc == MBEDTLS_ERR_SSL_PEER_CLOSE_NOTIFY || rc == 0) return peer_close(p, "DTLS closed by the peer");
+    if (rc < 0) {
+      mbedtls_strerror(rc, msg, sizeof msg);
+      return peer_close(p, msg);
+    }
+    sctp_input(p, rec, (size_t)rc);
+  }
+}
+
+static void dtls_input(struct peer *p, const uint8_t *data, size_t n) {
+  if (p->state < PEER_DTLS || !p->ssl) return;
+  p->rx = data;
+  p->rx_len = n;
+  dtls_step(p);
+  p->rx = NULL;
+  if (!p->dead && p->state >= PEER_SCTP) p->last_seen = p->srv->loop.now;
+}
+
+static void dtls_timeout(struct timer *t) {
+  struct peer *p = CONTAINER(t, struct peer, dtls_timer);
+  if (!p->dead) dtls_step(p);
+}
+
+static void dtls_start(struct peer *p) {
+  struct camus *s = p->srv;
+  p->ssl = calloc(1, sizeof *p->ssl);
+  if (!p->ssl) return peer_close(p, "out of memory");
+  mbedtls_ssl_init(p->ssl);
+  if (mbedtls_ssl_setup(p->ssl, p->dtls_server ? &s->dtls_server_conf : &s->dtls_client_conf) != 0)
+    return peer_close(p, "out of memory");
+  mbedtls_ssl_set_bio(p->ssl, p, dtls_send_cb, dtls_recv_cb, NULL);
+  mbedtls_ssl_set_timer_cb(p->ssl, p, dtls_set_timer_cb, dtls_get_timer_cb);
+  mbedtls_ssl_set_verify(p->ssl, dtls_verify_cb, p);
+  mbedtls_ssl_set_mtu(p->ssl, CAMUS_MTU);
+  dtls_step(p);
+}
+
+/* The DTLS settings shared by every peer: ECDSA P-256 self-signed, peer certificate required. */
+static int dtls_conf_init(struct camus *s, mbedtls_ssl_config *conf, int endpoint) {
+  mbedtls_ssl_config_init(conf);
+  int rc = mbedtls_ssl_config_defaults(conf, endpoint, MBEDTLS_SSL_TRANSPORT_DATAGRAM, MBEDTLS_SSL_PRESET_DEFAULT);
+  if (rc) return rc;
+  mbedtls_ssl_conf_rng(conf, mbedtls_ctr_drbg_random, &s->crypto.drbg);
+  mbedtls_ssl_conf_authmode(conf, MBEDTLS_SSL_VERIFY_REQUIRED);
+  mbedtls_ssl_conf_ca_chain(conf, &s->dtls_id.crt, NULL); /* unused: the verify callback decides */
+  mbedtls_ssl_conf_min_version(conf, MBEDTLS_SSL_MAJOR_VERSION_3, MBEDTLS_SSL_MINOR_VERSION_3);
+  mbedtls_ssl_conf_handshake_timeout(conf, 400, 8000);
+  if (endpoint == MBEDTLS_SSL_IS_SERVER) mbedtls_ssl_conf_dtls_cookies(conf, NULL, NULL, NULL);
+  return mbedtls_ssl_conf_own_cert(conf, &s->dtls_id.crt, &s->dtls_id.key);
+}
+
+/* ========================================================== SCTP AND DATA CHANNELS ========================================================== */
+
+/* DCEP (RFC 8832) messages and the payload protocol identifiers of data channels. */
+enum { PPID_DCEP = 50, PPID_STRING = 51, PPID_BINARY = 53, PPID_STRING_EMPTY = 56, PPID_BINARY_EMPTY = 57 };
+enum { DCEP_ACK = 0x02, DCEP_OPEN = 0x03 };
+
+struct dcep_open {
+  uint8_t channel_type;
+  uint16_t priority;
+  uint32_t reliability;
+  struct str label, protocol; /* point into the message */
+};
+
+/* Parses a DATA_CHANNEL_OPEN message.  Returns 0 or -1. */
+static int dcep_parse_open(const uint8_t *p, size_t n, struct dcep_open *o) {
+  if (n < 12 || p[0] != DCEP_OPEN) return -1;
+  o->channel_type = p[1];
+  o->priority = get_u16(p + 2);
+  o->reliability = get_u32(p + 4);
+  size_t ll = get_u16(p + 8), pl = get_u16(p + 10);
+  if (n != 12 + ll + pl) return -1;
+  switch (o->channel_type & 0x7f) {
+  case 0x00: case 0x01: case 0x02: break;
+  default: return -1;
+  }
+  o->label = (struct str){(const char *)p + 12, ll};
+  o->protocol = (struct str){(const char *)p + 12 + ll, pl};
+  return 0;
+}
+
+static struct {
+  int users;                 /* servers in this process using usrsctp */
+  struct timer tick;         /* drives usrsctp's timers while associations exist */
+  struct loop *loop;
+  uint64_t last;             /* when usrsctp was last told the time */
+  unsigned assocs;           /* sockets open */
+} sctp;
+
+static int sctp_output_cb(void *handle, void *data, size_t len, uint8_t tos, uint8_t set_df) {
+  (void)tos, (void)set_df;
+  struct peer *p = peer_from_handle(handle);
+  if (!p || !p->ssl || p->state < PEER_SCTP) return 0;
+  int rc = mbedtls_ssl_write(p->ssl, data, len);
+  if (rc < 0) LOG_D("peer %s: DTLS write failed (%d)", p->client_id, rc);
+  return 0;
+}
+
+static void sctp_tick(struct timer *t) {
+  (void)t;
+  uint64_t now = sctp.loop->now;
+  usrsctp_handle_timers((uint32_t)(now - sctp.last));
+  sctp.last = now;
+  if (sctp.assocs) timer_in(sctp.loop, &sctp.tick, CAMUS_SCTP_TICK_MS);
+}
+
+static int sctp_global_init(struct loop *l) {
+  if (sctp.users++) return 0;
+  usrsctp_init_nothreads(0, sctp_output_cb, NULL);
+  usrsctp_sysctl_set_sctp_ecn_enable(0);
+  usrsctp_sysctl_set_sctp_delayed_sack_time_default(20);
+  sctp.loop = l;
+  sctp.tick.fn = sctp_tick;
+  return 0;
+}
+
+static void sctp_global_free(void) {
+  if (--sctp.users) return;
+  timer_stop(sctp.loop, &sctp.tick);
+  for (int i = 0; i < 100 && usrsctp_finish() != 0; i++) usrsctp_handle_timers(10);
+}
+
+static struct channel *channel_find(struct peer *p, uint16_t sid) {
+  for (int i = 0; i < PEER_CHANNELS; i++)
+    if (p->ch[i].open && p->ch[i].sid == sid) return &p->ch[i];
+  return NULL;
+}
+
+/* Sends one message on a channel.  Returns 0, or -1 if it could not be queued. */
+static int channel_send(struct peer *p, const struct channel *ch, uint32_t ppid, const void *data, size_t n) {
+  struct sctp_sendv_spa spa = {0};
+  static const uint8_t zero = 0;
+  if (!p->sock || p->state != PEER_OPEN) return -1;
+  if (n == 0) {
+    ppid = ppid == PPID_BINARY ? PPID_BINARY_EMPTY : ppid == PPID_STRING ? PPID_STRING_EMPTY : ppid;
+    data = &zero;
+    n = 1;
+  }
+  spa.sendv_flags = SCTP_SEND_SNDINFO_VALID;
+  spa.sendv_sndinfo.snd_sid = ch->sid;
+  spa.sendv_sndinfo.snd_ppid = htonl(ppid);
+  spa.sendv_sndinfo.snd_flags = SCTP_EOR | ((ch->type & 0x80) ? SCTP_UNORDERED : 0);
+  if ((ch->type & 0x7f) != 0) {
+    spa.sendv_flags |= SCTP_SEND_PRINFO_VALID;
+    spa.sendv_prinfo.pr_policy = (ch->type & 0x7f) == 0x01 ? SCTP_PR_SCTP_RTX : SCTP_PR_SCTP_TTL;
+    spa.sendv_prinfo.pr_value = ch->reliability;
+  }
+  if (usrsctp_sendv(p->sock, data, n, NULL, 0, &spa, sizeof spa, SCTP_SENDV_SPA, 0) < 0) {
+    LOG_D("peer %s: send on channel %u failed: %s", p->client_id, ch->sid, strerror(errno));
+    return -1;
+  }
+  return 0;
+}
+
+static void peer_message(struct peer *p, struct channel *ch, const uint8_t *data, size_t n, bool binary);
+static void peer_channel_open(struct peer *p, struct channel *ch);
+
+static void dcep_input(struct peer *p, uint16_t sid, const uint8_t *data, size_t n) {
+  struct dcep_open o;
+  if (n >= 1 && data[0] == DCEP_ACK) return; /* we open no channels ourselves */
+  if (dcep_parse_open(data, n, &o) != 0) {
+    LOG_D("peer %s: bad DCEP message on stream %u", p->client_id, sid);
+    return;
+  }
+  struct channel *ch = channel_find(p, sid);
+  for (int i = 0; !ch && i < PEER_CHANNELS; i++)
+    if (!p->ch[i].open) ch = &p->ch[i];
+  if (!ch) {
+    LOG_W("peer %s: too many data channels", p->client_id);
+    return;
+  }
+  *ch = (struct channel){.sid = sid, .type = o.channel_type, .reliability = o.reliability, .open = true};
+  ch->echo = str_eq(o.label, "echo");
+  static const uint8_t ack = DCEP_ACK;
+  channel_send(p, ch, PPID_DCEP, &ack, 1);
+  LOG_D("peer %s: channel %u '%.*s' open", p->client_id, sid, (int)MIN(o.label.n, 64), o.label.p);
+  peer_channel_open(p, ch);
+}
+
+/* The peer reset its outgoing streams (closed channels): reset ours in turn. */
+static void sctp_stream_reset(struct peer *p, const struct sctp_stream_reset_event *e, size_t len) {
+  if (!(e->strreset_flags & SCTP_STREAM_RESET_INCOMING_SSN) || len < sizeof *e) return;
+  size_t n = (len - sizeof *e) / sizeof(uint16_t);
+  uint16_t list[PEER_CHANNELS];
+  size_t k = 0;
+  for (size_t i = 0; i < n; i++) {
+    struct channel *ch = channel_find(p, e->strreset_stream_list[i]);
+    if (!ch) continue;
+    ch->open = false;
+    list[k++] = ch->sid;
+    LOG_D("peer %s: channel %u closed by the peer", p->client_id, ch->sid);
+    if (ch == p->msg_channel) peer_close(p, "closed its channel");
+  }
+  if (!k) return;
+  size_t sz = sizeof(struct sctp_reset_streams) + k * sizeof(uint16_t);
+  struct sctp_reset_streams *rs = calloc(1, sz);
+  if (!rs) return;
+  rs->srs_flags = SCTP_STREAM_RESET_OUTGOING;
+  rs->srs_number_streams = (uint16_t)k;
+  memcpy(rs->srs_stream_list, list, k * sizeof(uint16_t));
+  usrsctp_setsockopt(p->sock, IPPROTO_SCTP, SCTP_RESET_STREAMS, rs, (socklen_t)sz);
+  free(rs);
+}
+
+static void sctp_notification(struct peer *p, const union sctp_notification *nt, size_t len) {
+  if (len < sizeof nt->sn_header) return;
+  switch (nt->sn_header.sn_type) {
+  case SCTP_ASSOC_CHANGE:
+    if (len < sizeof nt->sn_assoc_change) return;
+    if (nt->sn_assoc_change.sac_state == SCTP_COMM_UP) {
+      if (p->state == PEER_SCTP) peer_set_state(p, PEER_OPEN);
+    } else if (nt->sn_assoc_change.sac_state == SCTP_COMM_LOST ||
+               nt->sn_assoc_change.sac_state == SCTP_SHUTDOWN_COMP ||
+               nt->sn_assoc_change.sac_state == SCTP_CANT_STR_ASSOC) {
+      peer_close(p, "SCTP association ended");
+    }
+    break;
+  case SCTP_SHUTDOWN_EVENT: peer_close(p, "SCTP shutdown by the peer"); break;
+  case SCTP_STREAM_RESET_EVENT: sctp_stream_reset(p, &nt->sn_strreset_event, len); break;
+  default: break;
+  }
+}
+
+static int sctp_receive_cb(struct socket *sock, union sctp_sockstore addr, void *data, size_t len,
+                           struct sctp_rcvinfo rcv, int flags, void *ulp) {
+  (void)sock, (void)addr;
+  struct peer *p = peer_from_handle(ulp);
+  if (!data) return 1;
+  if (!p || p->dead) {
+    free(data);
+    return 1;
+  }
+  if (flags & MSG_NOTIFICATION) {
+    sctp_notification(p, data, len);
+    free(data);
+    return 1;
+  }
+  const uint8_t *msg = data;
+  size_t n = len;
+  if (!(flags & MSG_EOR) || p->partial.len) {
+    /* A message in pieces: gather it, within the size we advertised. */
+    buf_add(&p->partial, data, len);
+    free(data);
+    if (p->partial.err) {
+      buf_free(&p->partial);
+      peer_close(p, "message larger than max-message-size");
+      return 1;
+    }
+    if (!(flags & MSG_EOR)) return 1;
+    msg = (const uint8_t *)p->partial.p;
+    n = p->partial.len;
+    data = NULL;
+  }
+  uint32_t ppid = ntohl(rcv.rcv_ppid);
+  struct channel *ch = channel_find(p, rcv.rcv_sid);
+  if (ppid == PPID_DCEP) {
+    dcep_input(p, rcv.rcv_sid, msg, n);
+  } else if (!ch) {
+    LOG_D("peer %s: data on unopened stream %u", p->client_id, rcv.rcv_sid);
+  } else if (ppid == PPID_STRING || ppid == PPID_BINARY) {
+    peer_message(p, ch, msg, n, ppid == PPID_BINARY);
+  } else if (ppid == PPID_STRING_EMPTY || ppid == PPID_BINARY_EMPTY) {
+    peer_message(p, ch, msg, 0, ppid == PPID_BINARY_EMPTY);
+  }
+  if (data) {
+    free(data);
+  } else {
+    p->partial.len = 0;
+  }
+  return 1;
+}
+
+static void sctp_start(struct peer *p) {
+  struct sctp_event ev = {0};
+  static const uint16_t events[] = {SCTP_ASSOC_CHANGE, SCTP_SHUTDOWN_EVENT, SCTP_STREAM_RESET_EVENT};
+  struct sctp_initmsg init = {0};
+  struct sctp_assoc_value reset = {0};
+  struct linger lg = {1, 0};
+  int one = 1;
+  void *h = peer_handle(p);
+  usrsctp_register_address(h);
+  p->sock = usrsctp_socket(AF_CONN, SOCK_STREAM, IPPROTO_SCTP, sctp_receive_cb, NULL, 0, h);
+  if (!p->sock) return peer_close(p, "cannot make an SCTP socket");
+  sctp.assocs++;
+  if (!sctp.tick.slot) {
+    sctp.last = sctp.loop->now;
+    timer_in(sctp.loop, &sctp.tick, CAMUS_SCTP_TICK_MS);
+  }
+  usrsctp_set_non_blocking(p->sock, 1);
+  usrsctp_setsockopt(p->sock, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+  usrsctp_setsockopt(p->sock, IPPROTO_SCTP, SCTP_NODELAY, &one, sizeof one);
+  reset.assoc_value = SCTP_ENABLE_RESET_STREAM_REQ;
+  usrsctp_setsockopt(p->sock, IPPROTO_SCTP, SCTP_ENABLE_STREAM_RESET, &reset, sizeof reset);
+  init.sinit_num_ostreams = init.sinit_max_instreams = CAMUS_SCTP_STREAMS;
+  usrsctp_setsockopt(p->sock, IPPROTO_SCTP, SCTP_INITMSG, &init, sizeof init);
+  ev.se_on = 1;
+  for (size_t i = 0; i < COUNT(events); i++) {
+    ev.se_type = events[i];
+    usrsctp_setsockopt(p->sock, IPPROTO_SCTP, SCTP_EVENT, &ev, sizeof ev);
+  }
+  /* SCTP packets must fit one DTLS record inside one datagram of CAMUS_MTU bytes. */
+  struct sctp_paddrparams pp = {0};
+  pp.spp_assoc_id = SCTP_FUTURE_ASSOC;
+  pp.spp_flags = SPP_PMTUD_DISABLE;
+  pp.spp_pathmtu = CAMUS_MTU - CAMUS_DTLS_OVERHEAD;
+  usrsctp_setsockopt(p->sock, IPPROTO_SCTP, SCTP_PEER_ADDR_PARAMS, &pp, sizeof pp);
+  struct sockaddr_conn sc = {0};
+  sc.sconn_family = AF_CONN;
+  sc.sconn_port = htons(5000);
+  sc.sconn_addr = h;
+  if (usrsctp_bind(p->sock, (struct sockaddr *)&sc, sizeof sc) != 0) return peer_close(p, "SCTP bind failed");
+  sc.sconn_port = htons(p->remote_sctp_port);
+  if (usrsctp_connect(p->sock, (struct sockaddr *)&sc, sizeof sc) != 0 && errno != EINPROGRESS)
+    return peer_close(p, "SCTP connect failed");
+}
+
+static void sctp_input(struct peer *p, const uint8_t *data, size_t n) {
+  if (p->sock) usrsctp_conninput(peer_handle(p), data, n, 0);
+}
+
+/* ================================================================= PEERS ==================================================================== */
+
+static void room_join(struct room *rm, struct peer *p);
+static void room_leave(struct peer *p);
+static void room_member_add(struct peer *p);
+static void msg_send(struct peer *p, const char *sender, const char *type, struct str data);
+#define GROUND_CONTROL "ground control"
+
+/* Handshake deadline, then consent freshness (RFC 7675): a peer that sends
+ * nothing valid for CAMUS_CONSENT_MS is gone. */
+static void peer_life(struct timer *t) {
+  struct peer *p = CONTAINER(t, struct peer, life);
+  struct camus *s = p->srv;
+  if (p->dead) return;
+  if (p->state != PEER_OPEN) return peer_close(p, "handshake timed out");
+  uint64_t now = s->loop.now, due = p->last_seen + CAMUS_CONSENT_MS;
+  if (now >= due) return peer_close(p, "consent expired (no valid packet for 30 s)");
+  if (p->member) {
+    /* A client whose page stopped talking is pinged, then removed. */
+    if (p->pinged && now >= p->pinged_at + CAMUS_PING_MS) return peer_close(p, "did not answer a ping");
+    if (!p->pinged && now >= p->last_msg + CAMUS_PING_MS) {
+      char data[32];
+      snprintf(data, sizeof data, "%llu", (unsigned long long)now);
+      msg_send(p, GROUND_CONTROL, "ping", (struct str){data, strlen(data)});
+      p->pinged = true;
+      p->pinged_at = now;
+    }
+    uint64_t app = p->pinged ? p->pinged_at + CAMUS_PING_MS : p->last_msg + CAMUS_PING_MS;
+    due = MIN(due, app);
+  }
+  timer_at(&s->loop, &p->life, due);
+}
+
+static void peer_set_state(struct peer *p, enum peer_state st) {
+  struct camus *s = p->srv;
+  LOG_D("peer %s: %s -> %s", p->client_id, peer_state_name[p->state], peer_state_name[st]);
+  enum peer_state old = p->state;
+  p->state = st;
+  switch (st) {
+  case PEER_ICE: break;
+  case PEER_DTLS: dtls_start(p); break;
+  case PEER_SCTP: sctp_start(p); break;
+  case PEER_OPEN:
+    s->n_handshakes--;
+    p->last_seen = s->loop.now;
+    timer_at(&s->loop, &p->life, p->last_seen + CAMUS_CONSENT_MS);
+    LOG_I("peer %s: connected in %llu ms", p->client_id, (unsigned long long)(s->loop.now - p->created));
+    break;
+  case PEER_CLOSED:
+    if (old != PEER_OPEN) s->n_handshakes--;
+    break;
+  }
+}
+
+/* Marks the peer for freeing at the end of this loop iteration. */
+static void peer_close(struct peer *p, const char *why) {
+  if (p->dead) return;
+  LOG_I("peer %s: closed: %s", p->client_id, why);
+  p->dead = true;
+  p->srv->reap_peers = true;
+  peer_set_state(p, PEER_CLOSED);
+}
+
+static void peer_free(struct peer *p) {
+  struct camus *s = p->srv;
+  room_leave(p);
+  if (p->sock) {
+    usrsctp_close(p->sock);
+    sctp.assocs--;
+  }
+  if (p->sock || p->state >= PEER_SCTP) usrsctp_deregister_address(peer_handle(p));
+  if (p->ssl) {
+    mbedtls_ssl_free(p->ssl);
+    free(p->ssl);
+  }
+  timer_stop(&s->loop, &p->life);
+  timer_stop(&s->loop, &p->dtls_timer);
+  for (int i = 0; i < p->n_addrs; i++)
+    if (amap_get(&s->amap, &p->addrs[i]) == p) amap_del(&s->amap, &p->addrs[i]);
+  buf_free(&p->partial);
+  peer_table[p->slot] = NULL;
+  s->n_peers--;
+  free(p);
+}
+
+static void peers_reap(struct camus *s) {
+  if (!s->reap_peers) return;
+  s->reap_peers = false;
+  for (uint32_t i = 0; i < peer_table_cap; i++)
+    if (peer_table[i] && peer_table[i]->srv == s && peer_table[i]->dead) peer_free(peer_table[i]);
+}
+
+/* A new peer for an offer, in a free slot.  NULL with an error when full. */
+static struct peer *peer_new(struct camus *s, const struct sdp_offer *o, const char **err) {
+  if (s->n_peers >= CAMUS_MAX_PEERS) return *err = "server is full", NULL;
+  if (s->n_handshakes >= CAMUS_MAX_HANDSHAKES) return *err = "too many connections in progress, try again", NULL;
+  uint32_t slot = 0;
+  while (slot < peer_table_cap && peer_table[slot]) slot++;
+  if (slot == peer_table_cap) {
+    uint32_t nc = peer_table_cap ? 2 * peer_table_cap : 64;
+    if (nc > 1u << PEER_SLOT_BITS) return *err = "server is full", NULL;
+    struct peer **t = realloc(peer_table, nc * sizeof *t);
+    if (!t) return *err = "out of memory", NULL;
+    memset(t + peer_table_cap, 0, (nc - peer_table_cap) * sizeof *t);
+    peer_table = t;
+    peer_table_cap = nc;
+  }
+  struct peer *p = calloc(1, sizeof *p);
+  if (!p) return *err = "out of memory", NULL;
+  static const char ice_chars[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  uint8_t rnd[11 + 32 + 16 + 8];
+  random_bytes(&s->crypto, rnd, sizeof rnd);
+  p->srv = s;
+  p->slot = slot;
+  /* The generation fills the handle's bits above the slot (12 of them on 32-bit systems). */
+  uint32_t gen_mask = sizeof(uintptr_t) * 8 - PEER_SLOT_BITS >= 32 ? UINT32_MAX
+                                                                     : (1u << (sizeof(uintptr_t) * 8 - PEER_SLOT_BITS)) - 1;
+  do
+    p->gen = ++peer_gen & gen_mask;
+  while (p->gen == 0);
+  snprintf(p->ufrag, 6, "%05x", slot);
+  for (int i = 0; i < 11; i++) p->ufrag[5 + i] = ice_chars[rnd[i] & 63];
+  for (int i = 0; i < 32; i++) p->pwd[i] = ice_chars[rnd[11 + i] & 63];
+  hex_encode(p->client_id, rnd + 43, 16);
+  memcpy(&p->tiebreaker, rnd + 59, 8);
+  snprintf(p->remote_ufrag, sizeof p->remote_ufrag, "%s", o->ufrag);
+  memcpy(p->remote_fp, o->fingerprint, 32);
+  p->dtls_server = o->setup == SDP_SETUP_ACTIVE;
+  const struct sdp_media *m = &o->m[o->data_index];
+  p->remote_sctp_port = (uint16_t)(m->sctp_port ? m->sctp_port : 5000);
+  p->max_message = m->max_message_size;
+  p->partial.max = CAMUS_MAX_MESSAGE;
+  p->created = p->last_seen = s->loop.now;
+  p->life.fn = peer_life;
+  p->dtls_timer.fn = dtls_timeout;
+  timer_in(&s->loop, &p->life, CAMUS_HANDSHAKE_MS);
+  peer_table[slot] = p;
+  s->n_peers++;
+  s->n_handshakes++;
+  return p;
+}
+
+/* The server's own candidates: each address it listens on (every local one
+ * for a wildcard), then the --public-ip ones. */
+static void local_candidates(struct camus *s) {
+  struct sockaddr_storage a;
+  s->n_cands = 0;
+  bool any4 = !strcmp(s->cfg.host, "0.0.0.0"), any6 = !strcmp(s->cfg.host, "::");
+  if (any4 || any6) {
+    struct ifaddrs *ifs = NULL, *i;
+    if (getifaddrs(&ifs) == 0) {
+      for (int pass = 0; pass < 2; pass++) /* loopback last */
+        for (i = ifs; i; i = i->ifa_next) {
+          if (!i->ifa_addr || !(i->ifa_flags & IFF_UP) || s->n_cands == COUNT(s->cands)) continue;
+          if (((i->ifa_flags & IFF_LOOPBACK) != 0) != (pass == 1)) continue;
+          int fam = i->ifa_addr->sa_family;
+          if (fam != AF_INET && (fam != AF_INET6 || !any6)) continue;
+          if (fam == AF_INET6 && IN6_IS_ADDR_LINKLOCAL(&((struct sockaddr_in6 *)(void *)i->ifa_addr)->sin6_addr))
+            continue;
+          memcpy(&a, i->ifa_addr, fam == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6));
+          addr_ip(&a, s->cands[s->n_cands++], sizeof s->cands[0], false);
+        }
+      freeifaddrs(ifs);
+    }
+  } else {
+    snprintf(s->cands[s->n_cands++], sizeof s->cands[0], "%s", s->cfg.host);
+  }
+  for (int k = 0; k < s->cfg.n_public_ips && s->n_cands < COUNT(s->cands); k++)
+    snprintf(s->cands[s->n_cands++], sizeof s->cands[0], "%s", s->cfg.public_ips[k]);
+}
+
+/* POST /rtc/<id>/offer, once admitted: a peer, and the SDP answer for it. */
+static int peer_answer(struct camus *s, struct room *rm, const char *sdp, size_t n, struct buf *answer,
+                       const char **err) {
+  struct sdp_offer *o = malloc(sizeof *o);
+  if (!o) return *err = "out of memory", -1;
+  if (sdp_parse_offer(sdp, n, o, err) != 0) {
+    free(o);
+    return -1;
+  }
+  struct peer *p = peer_new(s, o, err);
+  if (!p) {
+    free(o);
+    return -1;
+  }
+  struct sdp_candidate cands[COUNT(s->cands)];
+  for (unsigned i = 0; i < s->n_cands; i++)
+    cands[i] = (struct sdp_candidate){s->cands[i], s->udp_port, (uint32_t)(126u << 24 | (65535u - i) << 8 | 255u)};
+  struct sdp_local l = {p->ufrag, p->pwd, s->dtls_id.fingerprint, cands, (int)s->n_cands, CAMUS_MAX_MESSAGE,
+                        ((uint64_t)p->slot << 32) | p->gen};
+  int rc = sdp_write_answer(answer, o, &l, err);
+  free(o);
+  if (rc != 0 || answer->err) {
+    if (!rc) *err = "out of memory";
+    peer_close(p, "no answer");
+    return -1;
+  }
+  room_join(rm, p);
+  LOG_D("peer %s: offer answered (room %s)", p->client_id, rm->id);
+  return 0;
+}
+
+/* ================================================================ MESSAGES ================================================================== */
+
+/* Ground Control's messaging protocol, wire-compatible with the original
+ * Camus: every message is a JSON object {"sender", "receiver", "type", "data"}
+ * sent as a string on the data channel. */
+
+/* The raw JSON text of token i (strings with their quotes). */
+static struct str json_raw(const char *s, const struct json_tok *t, int i) {
+  if (t[i].type == JSON_STRING) return (struct str){s + t[i].start - 1, t[i].len + 2};
+  return (struct str){s + t[i].start, t[i].len};
+}
+
+/* Sends {"sender", "receiver", "type", "data"} to p; data is raw JSON. */
+static void msg_send(struct peer *p, const char *sender, const char *type, struct str data) {
+  struct buf b = {0};
+  struct channel *ch = p->msg_channel;
+  if (!ch || !ch->open) return;
+  buf_adds(&b, "{\"sender\":");
+  json_write_str(&b, sender, strlen(sender));
+  buf_adds(&b, ",\"receiver\":");
+  json_write_str(&b, p->client_id, 32);
+  buf_adds(&b, ",\"type\":");
+  json_write_str(&b, type, strlen(type));
+  buf_adds(&b, ",\"data\":");
+  buf_add(&b, data.p, data.n);
+  buf_adds(&b, "}");
+  if (!b.err) channel_send(p, ch, PPID_STRING, b.p, b.len);
+  buf_free(&b);
+}
+
+static void msg_send_text(struct peer *p, const char *type, const char *text) {
+  struct buf b = {0};
+  json_write_str(&b, text, strlen(text));
+  if (!b.err) msg_send(p, GROUND_CONTROL, type, (struct str){b.p, b.len});
+  buf_free(&b);
+}
+
+static void msg_error(struct peer *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void msg_error(struct peer *p, const char *fmt, ...) {
+  char text[256];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(text, sizeof text, fmt, ap);
+  va_end(ap);
+  msg_send_text(p, "error", text);
+}
+
+/* room-info: {"room_id", "clients": [{"id", "username"}]} in join order. */
+static void room_info_to(struct room *rm, struct peer *only, struct peer *except) {
+  struct buf b = {0};
+  buf_adds(&b, "{\"room_id\":");
+  json_write_str(&b, rm->id, strlen(rm->id));
+  buf_adds(&b, ",\"clients\":[");
+  bool first = true;
+  for (struct peer *q = rm->members; q; q = q->next_member) {
+    buf_adds(&b, first ? "{\"id\":\"" : ",{\"id\":\"");
+    buf_add(&b, q->client_id, 32);
+    buf_adds(&b, "\",\"username\":");
+    json_write_str(&b, q->username, strlen(q->username));
+    buf_adds(&b, "}");
+    first = false;
+  }
+  buf_adds(&b, "]}");
+  for (struct peer *q = rm->members; q && !b.err; q = q->next_member)
+    if ((!only || q == only) && q != except) msg_send(q, GROUND_CONTROL, "room-info", (struct str){b.p, b.len});
+  buf_free(&b);
+}
+
+/* A username: 1..CAMUS_USERNAME_MAX bytes of UTF-8 with no control characters. */
+static bool username_ok(const char *u, int n) {
+  if (n <= 0 || n > CAMUS_USERNAME_MAX || !utf8_valid(u, (size_t)n)) return false;
+  for (int i = 0; i < n; i++)
+    if ((unsigned char)u[i] < 0x20 || u[i] == 0x7f) return false;
+  return true;
+}
+
+/* Token bucket: CAMUS_MSG_RATE messages a second, bursts of CAMUS_MSG_BURST. */
+static bool msg_rate_ok(struct peer *p, uint64_t now) {
+  double add = (double)(now - p->bucket_at) * CAMUS_MSG_RATE / 1000.0;
+  p->bucket_at = now;
+  p->bucket = p->bucket + add > CAMUS_MSG_BURST ? CAMUS_MSG_BURST : p->bucket + add;
+  if (p->bucket < 1) return false;
+  p->bucket -= 1;
+  return true;
+}
+
+static void room_leave_notify(struct peer *p, bool said_bye);
+
+/* One text message from a client. */
+static void msg_input(struct peer *p, const char *text, size_t n) {
+  struct json_tok t[CAMUS_MSG_TOKENS];
+  struct room *rm = p->room;
+  char type[64], receiver[40];
+  if (!rm) return;
+  p->last_msg = p->srv->loop.now;
+  p->pinged = false;
+  if (!msg_rate_ok(p, p->srv->loop.now)) {
+    if (!p->rate_warned) msg_error(p, "Too many messages: slow down");
+    p->rate_warned = true;
+    return;
+  }
+  p->rate_warned = false;
+  int nt = json_parse(text, n, t, (int)COUNT(t));
+  if (nt < 0 || t[0].type != JSON_OBJECT) return msg_error(p, "Invalid message: expected a JSON object");
+  int it = json_find(text, t, 0, "type"), ir = json_find(text, t, 0, "receiver"), id = json_find(text, t, 0, "data");
+  if (it < 0 || json_str(text, t, it, type, sizeof type) <= 0) return msg_error(p, "Invalid message: no type");
+  if (ir < 0 || json_str(text, t, ir, receiver, sizeof receiver) <= 0)
+    return msg_error(p, "Invalid message: no receiver");
+  struct str data = id >= 0 ? json_raw(text, t, id) : (struct str){"null", 4};
+  for (char *c = type; *c; c++)
+    if ((unsigned char)*c < 0x20) *c = '?';
+
+  if (!strcmp(receiver, GROUND_CONTROL)) {
+    if (!strcmp(type, "ping")) return msg_send(p, GROUND_CONTROL, "pong", data);
+    if (!strcmp(type, "get-room-info")) return room_info_to(rm, p, NULL);
+    if (!strcmp(type, "greeting") || !strcmp(type, "pong")) return;
+    if (!strcmp(type, "bye")) return room_leave_notify(p, true), peer_close(p, "said bye");
+    if (!strcmp(type, "profile")) {
+      int iu = id >= 0 && t[id].type == JSON_OBJECT ? json_find(text, t, id, "username") : -1;
+      char name[CAMUS_USERNAME_MAX + 1];
+      int ul = iu >= 0 ? json_str(text, t, iu, name, sizeof name) : -1;
+      if (!username_ok(name, ul)) return msg_error(p, "Invalid username: 1 to 64 bytes, no control characters");
+      memcpy(p->username, name, (size_t)ul + 1);
+      return room_info_to(rm, NULL, NULL);
+    }
+    return msg_error(p, "Unknown message type: %s", type);
+  }
+  /* Relayed messages carry the real sender, whatever the client wrote. */
+  struct buf b = {0};
+  buf_adds(&b, "{\"sender\":\"");
+  buf_add(&b, p->client_id, 32);
+  buf_adds(&b, "\",\"receiver\":");
+  struct str rraw = json_raw(text, t, ir), traw = json_raw(text, t, it);
+  buf_add(&b, rraw.p, rraw.n);
+  buf_adds(&b, ",\"type\":");
+  buf_add(&b, traw.p, traw.n);
+  buf_adds(&b, ",\"data\":");
+  buf_add(&b, data.p, data.n);
+  buf_adds(&b, "}");
+  if (b.err) {
+    buf_free(&b);
+    return msg_error(p, "Out of memory");
+  }
+  bool all = !strcmp(receiver, "room"), found = false;
+  for (struct peer *q = rm->members; q; q = q->next_member) {
+    if (all || (strlen(receiver) == 32 && !memcmp(q->client_id, receiver, 32))) {
+      if (q->msg_channel) channel_send(q, q->msg_channel, PPID_STRING, b.p, b.len);
+      found = true;
+    }
+  }
+  buf_free(&b);
+  if (!found) msg_error(p, "Unknown receiver: %s", receiver);
+}
+
+/* A channel opened: the first one that is not "echo" carries the protocol. */
+static void peer_channel_open(struct peer *p, struct channel *ch) {
+  if (ch->echo || p->msg_channel) return;
+  p->msg_channel = ch;
+  p->last_msg = p->srv->loop.now;
+  msg_send_text(p, "greeting", "This is Ground Control to Major Tom: you have joined the room.");
+  room_member_add(p);
+}
+
+static void peer_message(struct peer *p, struct channel *ch, const uint8_t *data, size_t n, bool binary) {
+  if (ch->echo) {
+    channel_send(p, ch, binary ? PPID_BINARY : PPID_STRING, data, n);
+    return;
+  }
+  if (ch != p->msg_channel) return;
+  if (binary) return msg_error(p, "Binary messages are not part of the protocol");
+  msg_input(p, (const char *)data, n);
+}
+
+/* ================================================================== ROOMS =================================================================== */
+
+
+/* Lower-case ASCII letters and digits kept, every other run becomes one '-',
+ * no '-' at either end.  Returns the slug's length (0: nothing usable). */
+static size_t slugify(const char *name, size_t n, char *out, size_t cap) {
+  size_t o = 0;
+  bool dash = false;
+  for (size_t i = 0; i < n && o + 1 < cap; i++) {
+    int ch = (unsigned char)name[i];
+    if (isascii(ch) && isalnum(ch)) {
+      if (dash && o > 0 && o + 2 < cap) out[o++] = '-';
+      dash = false;
+      out[o++] = (char)tolower(ch);
+    } else {
+      dash = true;
+    }
+  }
+  out[o] = 0;
+  return o;
+}
+
+static struct room *room_find(struct camus *s, struct str id) {
+  for (unsigned i = 0; i < s->n_rooms; i++)
+    if (str_eq(id, s->rooms[i]->id)) return s->rooms[i];
+  return NULL;
+}
+
+static void room_delete(struct camus *s, struct room *rm) {
+  for (unsigned i = 0; i < s->n_rooms; i++) {
+    if (s->rooms[i] != rm) continue;
+    s->rooms[i] = s->rooms[--s->n_rooms];
+    break;
+  }
+  timer_stop(&s->loop, &rm->expiry);
+  LOG_I("room %s: expired", rm->id);
+  free(rm);
+}
+
+static void room_expired(struct timer *t) {
+  struct room *rm = CONTAINER(t, struct room, expiry);
+  if (rm->n_clients == 0) room_delete(rm->srv, rm);
+}
+
+/* Called whenever the number of clients in rm changes. */
+static void room_touch(struct room *rm) {
+  struct camus *s = rm->srv;
+  rm->last_active = s->loop.now;
+  if (rm->n_clients == 0)
+    timer_in(&s->loop, &rm->expiry, (uint64_t)s->cfg.room_expiry_sec * 1000);
+  else
+    timer_stop(&s->loop, &rm->expiry);
+}
+
+/* A peer was admitted by an offer: it counts against the guest limit from now on. */
+static void room_join(struct room *rm, struct peer *p) {
+  p->room = rm;
+  rm->n_clients++;
+  room_touch(rm);
+}
+
+/* Its data channel opened: the others hear of it (the newcomer asks itself,
+ * once it knows its id). */
+static void room_member_add(struct peer *p) {
+  struct room *rm = p->room;
+  if (!rm || p->member) return;
+  snprintf(p->username, sizeof p->username, "Major Tom");
+  if (rm->last_member)
+    rm->last_member->next_member = p;
+  else
+    rm->members = p;
+  rm->last_member = p;
+  p->member = true;
+  rm->last_active = rm->srv->loop.now;
+  room_info_to(rm, NULL, p);
+}
+
+/* It left: the others get room-info, and a bye in its name unless it said one. */
+static void room_leave_notify(struct peer *p, bool said_bye) {
+  struct room *rm = p->room;
+  if (!rm || !p->member) return;
+  struct peer **pp = &rm->members, *prev = NULL;
+  while (*pp && *pp != p) prev = *pp, pp = &(*pp)->next_member;
+  if (*pp) *pp = p->next_member;
+  if (rm->last_member == p) rm->last_member = prev;
+  p->member = false;
+  p->next_member = NULL;
+  room_info_to(rm, NULL, NULL);
+  if (said_bye) return;
+  for (struct peer *q = rm->members; q; q = q->next_member) msg_send(q, p->client_id, "bye", (struct str){"null", 4});
+}
+
+static void room_leave(struct peer *p) {
+  struct room *rm = p->room;
+  if (!rm) return;
+  room_leave_notify(p, false);
+  p->room = NULL;
+  rm->n_clients--;
+  room_touch(rm);
+}
+
+/* Checks and creates a room.  Returns it, or NULL with an HTTP status and message. */
+static struct room *room_create(struct camus *s, const char *name, size_t name_len, const char *password,
+                                size_t pw_len, bool public, unsigned guest_limit, int *status, const char **err) {
+  char slug[CAMUS_ROOM_NAME_MAX + 1];
+  *status = 400;
+  while (name_len && isspace((unsigned char)*name)) name++, name_len--;
+  while (name_len && isspace((unsigned char)name[name_len - 1])) name_len--;
+  if (name_len == 0) return *err = "a room needs a name", NULL;
+  if (name_len > CAMUS_ROOM_NAME_MAX) return *err = "room name too long (64 bytes at most)", NULL;
+  if (!utf8_valid(name, name_len)) return *err = "room name is not valid UTF-8", NULL;
+  for (size_t i = 0; i < name_len; i++)
+    if ((unsigned char)name[i] < 0x20 || name[i] == 0x7f) return *err = "room name has control characters", NULL;
+  if (slugify(name, name_len, slug, sizeof slug) == 0) return *err = "room name needs a letter or a digit", NULL;
+  if (pw_len > CAMUS_PASSWORD_MAX) return *err = "password too long (256 bytes at most)", NULL;
+  if (guest_limit > CAMUS_GUEST_LIMIT_MAX) return *err = "guest limit must be between 1 and 1000", NULL;
+  if (room_find(s, (struct str){slug, strlen(slug)})) return *status = 409, *err = "a room with this id exists", NULL;
+  if (s->n_rooms >= CAMUS_MAX_ROOMS) return *status = 503, *err = "too many rooms on this server", NULL;
+  if (s->n_rooms % 16 == 0) {
+    struct room **a = realloc(s->rooms, (s->n_rooms + 16) * sizeof *a);
+    if (!a) return *status = 500, *err = "out of memory", NULL;
+    s->rooms = a;
+  }
+  struct room *rm = calloc(1, sizeof *rm);
+  if (!rm) return *status = 500, *err = "out of memory", NULL;
+  rm->srv = s;
+  memcpy(rm->id, slug, sizeof slug);
+  memcpy(rm->name, name, name_len);
+  rm->public = public;
+  rm->guest_limit = guest_limit;
+  rm->expiry.fn = room_expired;
+  random_bytes(&s->crypto, rm->nonce, sizeof rm->nonce);
+  if (pw_len) {
+    rm->has_password = true;
+    random_bytes(&s->crypto, rm->salt, sizeof rm->salt);
+    if (password_hash(password, pw_len, rm->salt, rm->hash) != 0) {
+      free(rm);
+      return *status = 500, *err = "cannot hash the password", NULL;
+    }
+  }
+  s->rooms[s->n_rooms++] = rm;
+  room_touch(rm);
+  LOG_I("room %s: created (%s%s, guest limit %u)", rm->id, public ? "public" : "private",
+        pw_len ? ", password" : "", guest_limit);
+  return rm;
+}
+
+static bool room_password_ok(const struct room *rm, const char *pw, size_t n) {
+  uint8_t h[32];
+  if (!rm->has_password) return true;
+  if (n > CAMUS_PASSWORD_MAX || password_hash(pw, n, rm->salt, h) != 0) return false;
+  return secret_eq(h, rm->hash, sizeof h);
+}
+
+/* A password proof: "<expiry unix seconds>.<hex HMAC-SHA256(secret, id, nonce, expiry)>". */
+static void token_mac(const struct camus *s, const struct room *rm, unsigned long long exp, uint8_t mac[32]) {
+  uint8_t msg[CAMUS_ROOM_NAME_MAX + 1 + 16 + 8];
+  size_t n = strlen(rm->id) + 1;
+  memcpy(msg, rm->id, n);
+  memcpy(msg + n, rm->nonce, 16);
+  for (int i = 0; i < 8; i++) msg[n + 16 + (size_t)i] = (uint8_t)(exp >> (56 - 8 * i));
+  hmac_sha256(s->secret, sizeof s->secret, msg, n + 24, mac);
+}
+
+static void token_make(const struct camus *s, const struct room *rm, char out[96]) {
+  uint8_t mac[32];
+  unsigned long long exp = (unsigned long long)time(NULL) + CAMUS_TOKEN_TTL;
+  token_mac(s, rm, exp, mac);
+  int n = snprintf(out, 96, "%llu.", exp);
+  hex_encode(out + n, mac, sizeof mac);
+}
+
+static bool token_ok(const struct camus *s, const struct room *rm, struct str tok) {
+  unsigned long long exp = 0;
+  size_t i = 0;
+  while (i < tok.n && i < 12 && isdigit((unsigned char)tok.p[i])) exp = exp * 10 + (unsigned)(tok.p[i++] - '0');
+  if (i == 0 || i >= tok.n || tok.p[i] != '.' || tok.n - i - 1 != 64) return false;
+  if (exp < (unsigned long long)time(NULL)) return false;
+  uint8_t mac[32], got[32];
+  for (int k = 0; k < 32; k++) {
+    int hi = hex_value(tok.p[i + 1 + 2 * k]), lo = hex_value(tok.p[i + 2 + 2 * k]);
+    if (hi < 0 || lo < 0) return false;
+    got[k] = (uint8_t)(hi << 4 | lo);
+  }
+  token_mac(s, rm, exp, mac);
+  return secret_eq(mac, got, sizeof mac);
+}
+
+/* The per-address rate limit on failed passwords: true if the address may try. */
+static struct rate_slot *rate_slot(struct camus *s, const struct sockaddr_storage *sa) {
+  uint8_t key[16] = {0};
+  if (sa->ss_family == AF_INET)
+    memcpy(key, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, 4);
+  else
+    memcpy(key, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, 16);
+  struct rate_slot *oldest = &s->rate[0];
+  for (unsigned i = 0; i < CAMUS_RATE_SLOTS; i++) {
+    struct rate_slot *r = &s->rate[i];
+    if (memcmp(r->addr, key, 16) == 0 && r->window) {
+      if (s->loop.now - r->window >= 60000) r->window = s->loop.now, r->fails = 0;
+      return r;
+    }
+    if (r->window < oldest->window) oldest = r;
+  }
+  memcpy(oldest->addr, key, 16);
+  oldest->window = s->loop.now ? s->loop.now : 1;
+  oldest->fails = 0;
+  return oldest;
+}
+
+/* =============================================================== HTTP ROUTES ================================================================ */
+
+static void web_serve(struct conn *c, const struct http_req *r, const char *name, int status);
+
+/* Splits "/prefix/<id>[/rest]" into id and rest; false if path does not start with prefix. */
+static bool path_split(struct str path, const char *prefix, struct str *id, struct str *rest) {
+  if (!str_starts(path, prefix)) return false;
+  const char *p = path.p + strlen(prefix), *end = path.p + path.n;
+  const char *slash = memchr(p, '/', (size_t)(end - p));
+  *id = (struct str){p, (size_t)((slash ? slash : end) - p)};
+  *rest = slash ? (struct str){slash, (size_t)(end - slash)} : (struct str){"", 0};
+  return id->n > 0;
+}
+
+static void json_room(struct buf *b, const struct camus *s, const struct room *rm, bool detail) {
+  buf_adds(b, "{\"id\":");
+  json_write_str(b, rm->id, strlen(rm->id));
+  buf_adds(b, ",\"name\":");
+  json_write_str(b, rm->name, strlen(rm->name));
+  buf_addf(b, ",\"clients\":%u,\"guest_limit\":", rm->n_clients);
+  if (rm->guest_limit)
+    buf_addf(b, "%u", rm->guest_limit);
+  else
+    buf_adds(b, "null");
+  buf_addf(b, ",\"password\":%s", rm->has_password ? "true" : "false");
+  if (detail)
+    buf_addf(b, ",\"public\":%s}", rm->public ? "true" : "false");
+  else
+    buf_addf(b, ",\"active_ago\":%llu}",
+             rm->n_clients ? 0ull : (unsigned long long)((s->loop.now - rm->last_active) / 60000));
+}
+
+static void send_json(struct conn *c, const struct http_req *r, int status, struct buf *b, const char *extra) {
+  if (b->err)
+    http_error(c, r, 500, "out of memory");
+  else
+    http_send(c, r, status, "application/json", b->p, b->len, extra);
+  buf_free(b);
+}
+
+static int cmp_rooms(const void *a, const void *b) {
+  const struct room *x = *(struct room *const *)a, *y = *(struct room *const *)b;
+  bool xa = x->n_clients > 0, ya = y->n_clients > 0;
+  if (xa != ya) return xa ? -1 : 1;
+  return x->last_active > y->last_active ? -1 : x->last_active < y->last_active ? 1 : strcmp(x->id, y->id);
+}
+
+static void api_list_rooms(struct conn *c, const struct http_req *r) {
+  struct camus *s = c->srv;
+  struct room **sorted = malloc((s->n_rooms + 1) * sizeof *sorted);
+  if (!sorted) return http_error(c, r, 500, "out of memory");
+  unsigned n = 0;
+  for (unsigned i = 0; i < s->n_rooms; i++)
+    if (s->rooms[i]->public) sorted[n++] = s->rooms[i];
+  qsort(sorted, n, sizeof *sorted, cmp_rooms);
+  struct buf b = {0};
+  buf_adds(&b, "[");
+  for (unsigned i = 0; i < n; i++) {
+    if (i) buf_adds(&b, ",");
+    json_room(&b, s, sorted[i], false);
+  }
+  buf_adds(&b, "]");
+  free(sorted);
+  send_json(c, r, 200, &b, "Cache-Control: no-store\r\n");
+}
+
+/* The parsed JSON body of a request: tokens in a fixed array. */
+struct json_body {
+  struct json_tok t[128];
+  int n;
+};
+
+static bool body_is_form(const struct http_req *r) {
+  return str_starts(http_header(r, "content-type"), "application/x-www-form-urlencoded");
+}
+
+/* Parses r->body as a JSON object; on failure answers 400 and returns false. */
+static bool body_json(struct conn *c, const struct http_req *r, struct json_body *jb) {
+  jb->n = json_parse(r->body.p, r->body.n, jb->t, (int)COUNT(jb->t));
+  if (jb->n > 0 && jb->t[0].type == JSON_OBJECT) return true;
+  http_error(c, r, 400, jb->n == JSON_ERR_DEPTH ? "JSON nested too deeply"
+                        : jb->n < 0          ? "body is not valid JSON"
+                                             : "body must be a JSON object");
+  return false;
+}
+
+/* A string field of a JSON or form body into out.  Returns its length, -1 if
+ * absent (or JSON null), -2 if present but not a string or too long. */
+static int body_field(const struct http_req *r, const struct json_body *jb, const char *key, char *out, size_t cap) {
+  if (body_is_form(r)) return form_get(r->body, key, out, cap);
+  int i = json_find(r->body.p, jb->t, 0, key);
+  if (i < 0 || jb->t[i].type == JSON_NULL) return -1;
+  int n = json_str(r->body.p, jb->t, i, out, cap);
+  if (n < 0 || memchr(out, 0, (size_t)n)) return -2;
+  return n;
+}
+
+static void api_create_room(struct conn *c, const struct http_req *r) {
+  struct camus *s = c->srv;
+  struct json_body jb;
+  char name[CAMUS_ROOM_NAME_MAX * 4 + 1], pw[CAMUS_PASSWORD_MAX + 1], tmp[16];
+  bool form = body_is_form(r), public = true;
+  long long limit = 0;
+  if (!form && !body_json(c, r, &jb)) return;
+  int nlen = body_field(r, &jb, "name", name, sizeof name);
+  if (nlen == -1) return http_error(c, r, 400, "a room needs a name");
+  if (nlen < 0) return http_error(c, r, 400, "room name must be a string of 64 bytes at most");
+  int plen = body_field(r, &jb, "password", pw, sizeof pw);
+  if (plen == -2) return http_error(c, r, 400, "password must be a string of 256 bytes at most");
+  if (plen < 0) plen = 0;
+  if (form) {
+    /* An unchecked box is simply absent from a form. */
+    int n = form_get(r->body, "public", tmp, sizeof tmp);
+    public = n >= 0 && (strcmp(tmp, "on") == 0 || strcmp(tmp, "true") == 0 || strcmp(tmp, "1") == 0);
+    n = form_get(r->body, "guest_limit", tmp, sizeof tmp);
+    if (n > 0) {
+      char *end;
+      errno = 0;
+      limit = strtoll(tmp, &end, 10);
+      if (*end || errno || limit < 1 || limit > CAMUS_GUEST_LIMIT_MAX)
+        return http_error(c, r, 400, "guest limit must be between 1 and 1000");
+    } else if (n == -2) {
+      return http_error(c, r, 400, "guest limit must be between 1 and 1000");
+    }
+  } else {
+    int i = json_find(r->body.p, jb.t, 0, "public");
+    if (i >= 0 && jb.t[i].type != JSON_TRUE && jb.t[i].type != JSON_FALSE)
+      return http_error(c, r, 400, "public must be true or false");
+    if (i >= 0) public = jb.t[i].type == JSON_TRUE;
+    i = json_find(r->body.p, jb.t, 0, "guest_limit");
+    if (i >= 0 && jb.t[i].type != JSON_NULL &&
+        (!json_int(r->body.p, jb.t, i, &limit) || limit < 1 || limit > CAMUS_GUEST_LIMIT_MAX))
+      return http_error(c, r, 400, "guest limit must be between 1 and 1000");
+  }
+  int status;
+  const char *err;
+  struct room *rm = room_create(s, name, (size_t)nlen, pw, (size_t)plen, public, (unsigned)limit, &status, &err);
+  if (!rm) return http_error(c, r, status, err);
+  struct buf b = {0};
+  buf_adds(&b, "{\"id\":");
+  json_write_str(&b, rm->id, strlen(rm->id));
+  buf_addf(&b, ",\"url\":\"/rtc/%s\"}", rm->id);
+  char loc[CAMUS_ROOM_NAME_MAX + 32];
+  snprintf(loc, sizeof loc, "Location: /rtc/%s\r\n", rm->id);
+  send_json(c, r, 201, &b, loc);
+}
+
+static void api_get_room(struct conn *c, const struct http_req *r, struct room *rm) {
+  struct buf b = {0};
+  json_room(&b, c->srv, rm, true);
+  send_json(c, r, 200, &b, "Cache-Control: no-store\r\n");
+}
+
+static void rtc_join(struct conn *c, const struct http_req *r, struct room *rm) {
+  struct camus *s = c->srv;
+  struct json_body jb;
+  char pw[CAMUS_PASSWORD_MAX + 1] = "";
+  bool form = body_is_form(r);
+  if (!form && r->body.n && !body_json(c, r, &jb)) return;
+  struct rate_slot *rs = rate_slot(s, &c->addr);
+  if (rs->fails >= CAMUS_JOIN_FAILS) return http_error(c, r, 429, "too many attempts");
+  int n = r->body.n ? body_field(r, &jb, "password", pw, sizeof pw) : -1;
+  if (n == -2) return http_error(c, r, 400, "password must be a string");
+  if (!room_password_ok(rm, pw, n < 0 ? 0 : (size_t)n)) {
+    rs->fails++;
+    LOG_I("room %s: wrong password from %s", rm->id, c->ip);
+    return http_error(c, r, 403, "wrong password");
+  }
+  char tok[96], cookie[512];
+  token_make(s, rm, tok);
+  snprintf(cookie, sizeof cookie,
+           "Set-Cookie: camus_%s=%s; Path=/rtc/%s; Max-Age=%d; HttpOnly; SameSite=Strict%s\r\n"
+           "Cache-Control: no-store\r\n",
+           rm->id, tok, rm->id, CAMUS_TOKEN_TTL, s->https ? "; Secure" : "");
+  struct buf b = {0};
+  buf_addf(&b, "{\"token\":\"%s\"}", tok);
+  send_json(c, r, 200, &b, cookie);
+}
+
+/* The password proof of a request: the body's "token", else the room's cookie. */
+static bool request_admitted(struct camus *s, const struct http_req *r, const struct json_body *jb,
+                             struct room *rm) {
+  if (!rm->has_password) return true;
+  int i = json_find(r->body.p, jb->t, 0, "token");
+  if (i >= 0 && jb->t[i].type == JSON_STRING &&
+      token_ok(s, rm, (struct str){r->body.p + jb->t[i].start, jb->t[i].len}))
+    return true;
+  struct str ck = http_header(r, "cookie");
+  char name[CAMUS_ROOM_NAME_MAX + 8];
+  int nl = snprintf(name, sizeof name, "camus_%s=", rm->id);
+  for (size_t k = 0; k + (size_t)nl <= ck.n; k++) {
+    if ((k == 0 || ck.p[k - 1] == ' ' || ck.p[k - 1] == ';') && memcmp(ck.p + k, name, (size_t)nl) == 0) {
+      const char *v = ck.p + k + nl, *e = memchr(v, ';', ck.n - k - (size_t)nl);
+      if (!e) e = ck.p + ck.n;
+      if (token_ok(s, rm, (struct str){v, (size_t)(e - v)})) return true;
+    }
+  }
+  return false;
+}
+
+static void rtc_offer(struct conn *c, const struct http_req *r, struct room *rm) {
+  struct camus *s = c->srv;
+  struct json_body jb;
+  if (!body_json(c, r, &jb)) return;
+  if (!request_admitted(s, r, &jb, rm)) return http_error(c, r, 403, "password required");
+  if (rm->guest_limit && rm->n_clients >= rm->guest_limit) return http_error(c, r, 403, "room is full");
+  int it = json_find(r->body.p, jb.t, 0, "type"), is = json_find(r->body.p, jb.t, 0, "sdp");
+  if (it < 0 || is < 0 || jb.t[is].type != JSON_STRING || jb.t[it].type != JSON_STRING ||
+      !str_eq((struct str){r->body.p + jb.t[it].start, jb.t[it].len}, "offer"))
+    return http_error(c, r, 400, "expected {\"sdp\": ..., \"type\": \"offer\"}");
+  char *sdp = malloc(CAMUS_SDP_MAX + 1);
+  if (!sdp) return http_error(c, r, 500, "out of memory");
+  int n = json_str(r->body.p, jb.t, is, sdp, CAMUS_SDP_MAX + 1);
+  struct buf answer = {0};
+  const char *err = "SDP offer too large";
+  if (n < 0 || peer_answer(s, rm, sdp, (size_t)n, &answer, &err) != 0) {
+    free(sdp);
+    buf_free(&answer);
+    return http_error(c, r, strstr(err, "full") || strstr(err, "try again") ? 503 : 400, err);
+  }
+  free(sdp);
+  struct buf b = {0};
+  buf_adds(&b, "{\"type\":\"answer\",\"sdp\":");
+  json_write_str(&b, answer.p, answer.len);
+  buf_adds(&b, "}");
+  buf_free(&answer);
+  send_json(c, r, 200, &b, "Cache-Control: no-store\r\n");
+}
+
+static bool method_known(struct str m) {
+  static const char *const known[] = {"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "CONNECT", "TRACE"};
+  for (size_t i = 0; i < COUNT(known); i++)
+    if (str_eq(m, known[i])) return true;
+  return false;
+}
+
+/* Refuses a method the route does not take; true if it was refused. */
+static bool refuse_method(struct conn *c, const struct http_req *r, const char *allow) {
+  bool get = str_eq(r->method, "GET") || str_eq(r->method, "HEAD");
+  bool post = str_eq(r->method, "POST");
+  if ((get && strstr(allow, "GET")) || (post && strstr(allow, "POST"))) return false;
+  char extra[64];
+  snprintf(extra, sizeof extra, "Allow: %s\r\n", allow);
+  struct buf b = {0};
+  buf_adds(&b, "{\"error\":\"method not allowed\"}");
+  send_json(c, r, 405, &b, extra);
+  return true;
+}
+
+static void http_request(struct conn *c, struct http_req *r) {
+  struct camus *s = c->srv;
+  struct str id, rest;
+  LOG_D("http#%u: %.*s %.*s", c->id, (int)r->method.n, r->method.p, (int)r->target.n, r->target.p);
+  if (!method_known(r->method)) return http_error(c, r, 501, "method not implemented");
+  if (str_eq(r->path, "/api/rooms")) {
+    if (refuse_method(c, r, "GET, HEAD, POST")) return;
+    return str_eq(r->method, "POST") ? api_create_room(c, r) : api_list_rooms(c, r);
+  }
+  if (path_split(r->path, "/api/rooms/", &id, &rest) && rest.n == 0) {
+    if (refuse_method(c, r, "GET, HEAD")) return;
+    struct room *rm = room_find(s, id);
+    return rm ? api_get_room(c, r, rm) : http_error(c, r, 404, "no such room");
+  }
+  if (path_split(r->path, "/rtc/", &id, &rest)) {
+    struct room *rm = room_find(s, id);
+    if (rest.n == 0 || str_eq(rest, "/")) {
+      if (refuse_method(c, r, "GET, HEAD")) return;
+      return web_serve(c, r, rm ? "room.html" : "404.html", rm ? 200 : 404);
+    }
+    if (str_eq(rest, "/join") || str_eq(rest, "/offer")) {
+      if (refuse_method(c, r, "POST")) return;
+      if (!rm) return http_error(c, r, 404, "no such room");
+      return str_eq(rest, "/join") ? rtc_join(c, r, rm) : rtc_offer(c, r, rm);
+    }
+  }
+  if (str_starts(r->path, "/api/")) return http_error(c, r, 404, "no such endpoint");
+  if (refuse_method(c, r, "GET, HEAD")) return;
+  if (str_eq(r->path, "/")) return web_serve(c, r, "index.html", 200);
+  char name[64];
+  if (r->path.n - 1 < sizeof name) {
+    memcpy(name, r->path.p + 1, r->path.n - 1);
+    name[r->path.n - 1] = 0;
+    return web_serve(c, r, name, 200);
+  }
+  web_serve(c, r, "404.html", 404);
+}
+
+/* =============================================================== WEB ASSETS ================================================================= */
+
+/* The web client, packed by the Makefile from web/ (see `make camus_web.h`). */
+struct web_file {
+  const char *name;
+  const unsigned char *data;
+  unsigned len;
+  const char *etag;
+};
+#include "camus_web.h"
+
+static const char *content_type(const char *name) {
+  static const char *const map[][2] = {
+      {".html", "text/html; charset=utf-8"}, {".css", "text/css; charset=utf-8"},
+      {".js", "text/javascript; charset=utf-8"}, {".svg", "image/svg+xml"}, {".png", "image/png"},
+      {".ico", "image/x-icon"}, {".json", "application/json"}, {".txt", "text/plain; charset=utf-8"},
+      {".webmanifest", "application/manifest+json"}, {".woff2", "font/woff2"}};
+  const char *dot = strrchr(name, '.');
+  for (size_t i = 0; dot && i < COUNT(map); i++)
+    if (strcmp(dot, map[i][0]) == 0) return map[i][1];
+  return "application/octet-stream";
+}
+
+/* Only plain file names: letters, digits, '-', '_', '.', not starting with '.'. */
+static bool web_name_ok(const char *name) {
+  if (!*name || *name == '.') return false;
+  for (const char *p = name; *p; p++)
+    if (!isalnum((unsigned char)*p) && *p != '-' && *p != '_' && *p != '.') return false;
+  return true;
+}
+
+static void web_reply(struct conn *c, const struct http_req *r, const char *name, int status, const void *data,
+                      size_t n, const char *etag) {
+  char extra[160];
+  struct str inm = http_header(r, "if-none-match");
+  if (status == 200 && inm.n && (str_eq(inm, etag) || str_eq(inm, "*"))) status = 304;
+  snprintf(extra, sizeof extra, "ETag: %s\r\nCache-Control: no-cache\r\n", etag);
+  http_send(c, r, status, content_type(name), data, n, extra);
+}
+
+static void web_serve(struct conn *c, const struct http_req *r, const char *name, int status) {
+  const char *dir = c->srv->cfg.web_dir;
+  if (!web_name_ok(name)) name = "404.html", status = 404;
+  if (!dir) {
+    for (size_t i = 0; i < COUNT(web_files); i++)
+      if (strcmp(web_files[i].name, name) == 0)
+        return web_reply(c, r, name, status, web_files[i].data, web_files[i].len, web_files[i].etag);
+    if (strcmp(name, "404.html") != 0) return web_serve(c, r, "404.html", 404);
+    return http_send(c, r, 404, "text/plain; charset=utf-8", "not found\n", 10, NULL);
+  }
+  char path[PATH_MAX], etag[64];
+  snprintf(path, sizeof path, "%s/%s", dir, name);
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  struct stat st;
+  if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size > CAMUS_WEB_FILE_MAX) {
+    if (fd >= 0) close(fd);
+    if (strcmp(name, "404.html") != 0) return web_serve(c, r, "404.html", 404);
+    return http_send(c, r, 404, "text/plain; charset=utf-8", "not found\n", 10, NULL);
+  }
+  char *data = malloc((size_t)st.st_size + 1);
+  ssize_t got = data ? read(fd, data, (size_t)st.st_size) : -1;
+  close(fd);
+  if (got != st.st_size) {
+    free(data);
+    return http_error(c, r, 500, "cannot read file");
+  }
+  snprintf(etag, sizeof etag, "\"%llx-%llx\"", (unsigned long long)st.st_size, (unsigned long long)st.st_mtime);
+  web_reply(c, r, name, status, data, (size_t)got, etag);
+  free(data);
+}
+
+/* =============================================================== PUBLIC API ================================================================= */
+
+void camus_config_init(struct camus_config *cfg) {
+  memset(cfg, 0, sizeof *cfg);
+  cfg->host = "0.0.0.0";
+  cfg->port = 5000;
+  cfg->udp_port = -1;
+  cfg->log_level = CAMUS_LOG_INFO;
+  cfg->room_expiry_sec = 3600;
+  cfg->max_connections = 1000;
+  cfg->request_timeout_sec = 10;
+  cfg->idle_timeout_sec = 60;
+}
+
+static void wake_drain(struct camus *s) {
+  char tmp[64];
+  while (read(s->wake_fd[0], tmp, sizeof tmp) > 0) {}
+}
+
+struct camus *camus_new(const struct camus_config *cfg, char *err, unsigned errlen) {
+  char dummy[8], msg[128];
+  if (!err) err = dummy, errlen = sizeof dummy;
+  *err = 0;
+  struct camus *s = calloc(1, sizeof *s);
+  if (!s) return snprintf(err, errlen, "out of memory"), NULL;
+  s->cfg = *cfg;
+  s->http_fd = s->udp_fd = s->wake_fd[0] = s->wake_fd[1] = -1;
+  log_level = cfg->log_level;
+  s->loop.now = mono_ms();
+  identity_init(&s->https_id);
+  mbedtls_ssl_config_init(&s->tls_conf);
+  identity_init(&s->dtls_id);
+  mbedtls_ssl_config_init(&s->dtls_client_conf);
+  mbedtls_ssl_config_init(&s->dtls_server_conf);
+  if (crypto_init(&s->crypto) != 0) {
+    snprintf(err, errlen, "cannot seed the random generator");
+    goto fail;
+  }
+  random_bytes(&s->crypto, s->secret, sizeof s->secret);
+  if (pipe2(s->wake_fd, O_NONBLOCK | O_CLOEXEC) != 0) {
+    snprintf(err, errlen, "pipe: %s", strerror(errno));
+    goto fail;
+  }
+  struct sockaddr_storage addr;
+  if (addr_parse(cfg->host, cfg->port, &addr) != 0) {
+    snprintf(err, errlen, "--host must be a numeric IPv4 or IPv6 address, not '%s'", cfg->host);
+    goto fail;
+  }
+  if ((s->http_fd = socket_bind(&addr, SOCK_STREAM)) < 0) {
+    snprintf(err, errlen, "cannot listen on %s port %d: %s", cfg->host, cfg->port, strerror(errno));
+    goto fail;
+  }
+  s->http_port = socket_port(s->http_fd);
+  int udp_port = cfg->udp_port < 0 ? s->http_port : cfg->udp_port;
+  addr_parse(cfg->host, udp_port, &addr);
+  if ((s->udp_fd = socket_bind(&addr, SOCK_DGRAM)) < 0) {
+    snprintf(err, errlen, "cannot bind UDP %s port %d: %s", cfg->host, udp_port, strerror(errno));
+    goto fail;
+  }
+  s->udp_family = addr.ss_family;
+  s->udp_port = socket_port(s->udp_fd);
+  local_candidates(s);
+  int drc = identity_generate(&s->dtls_id, &s->crypto, "camus", NULL, NULL);
+  if (!drc) drc = dtls_conf_init(s, &s->dtls_client_conf, MBEDTLS_SSL_IS_CLIENT);
+  if (!drc) drc = dtls_conf_init(s, &s->dtls_server_conf, MBEDTLS_SSL_IS_SERVER);
+  if (drc) {
+    mbedtls_strerror(drc, msg, sizeof msg);
+    snprintf(err, errlen, "DTLS setup: %s", msg);
+    goto fail;
+  }
+  sctp_global_init(&s->loop);
+  s->sctp_ready = true;
+  if (cfg->tls) {
+    const char *dir = cfg->state_dir ? cfg->state_dir : "camus-state";
+    if (identity_for_https(&s->https_id, &s->crypto, cfg->cert_file, cfg->key_file, dir, err, errlen) != 0)
+      goto fail;
+    int rc = mbedtls_ssl_config_defaults(&s->tls_conf, MBEDTLS_SSL_IS_SERVER, MBEDTLS_SSL_TRANSPORT_STREAM,
+                                         MBEDTLS_SSL_PRESET_DEFAULT);
+    if (rc == 0) rc = mbedtls_ssl_conf_own_cert(&s->tls_conf, &s->https_id.crt, &s->https_id.key);
+    if (rc) {
+      mbedtls_strerror(rc, msg, sizeof msg);
+      snprintf(err, errlen, "TLS setup: %s", msg);
+      goto fail;
+    }
+    mbedtls_ssl_conf_rng(&s->tls_conf, mbedtls_ctr_drbg_random, &s->crypto.drbg);
+    mbedtls_ssl_conf_min_version(&s->tls_conf, MBEDTLS_SSL_MAJOR_VERSION_3, MBEDTLS_SSL_MINOR_VERSION_3);
+    s->https = true;
+  }
+  return s;
+fail:
+  camus_free(s);
+  return NULL;
+}
+
+int camus_http_port(const struct camus *s) { return s->http_port; }
+int camus_udp_port(const struct camus *s) { return s->udp_port; }
+
+void camus_stop(struct camus *s) {
+  s->stopping = 1;
+  if (s->wake_fd[1] >= 0) (void)!write(s->wake_fd[1], "", 1);
+}
+
+int camus_poll(struct camus *s, int timeout_ms) {
+  if (s->stopping) return -1;
+  struct pollfd fds[3 + 4096];
+  size_t nfds = 0, first_conn;
+  fds[nfds++] = (struct pollfd){.fd = s->wake_fd[0], .events = POLLIN};
+  fds[nfds++] = (struct pollfd){.fd = s->http_fd, .events = POLLIN};
+  fds[nfds++] = (struct pollfd){.fd = s->udp_fd, .events = POLLIN};
+  first_conn = nfds;
+  unsigned n_polled = MIN(s->n_conns, (unsigned)(COUNT(fds) - first_conn));
+  for (unsigned i = 0; i < n_polled; i++) {
+    struct conn *c = s->conns[i];
+    short ev = POLLIN;
+    if (c->out.len > c->out_off || c->tls_want_write) ev |= POLLOUT;
+    fds[nfds++] = (struct pollfd){.fd = c->fd, .events = ev};
+  }
+  s->loop.now = mono_ms();
+  int n = poll(fds, nfds, timers_timeout(&s->loop, timeout_ms));
+  s->loop.now = mono_ms();
+  if (n < 0 && errno != EINTR) LOG_E("poll: %s", strerror(errno));
+  if (n > 0) {
+    if (fds[0].revents) wake_drain(s);
+    if (fds[1].revents & POLLIN) conn_accept(s);
+    if (fds[2].revents & POLLIN) udp_readable(s);
+    for (unsigned i = 0; i < n_polled; i++) {
+      struct conn *c = s->conns[i];
+      short re = fds[first_conn + i].revents;
+      if (re & (POLLIN | POLLHUP | POLLERR)) conn_readable(c);
+      if ((re & POLLOUT) && c->tls_want_write) conn_readable(c);
+      if (!c->dead && (c->out.len > c->out_off) && !conn_flush(c)) c->dead = true;
+    }
+  }
+  timers_run(&s->loop);
+  peers_reap(s);
+  /* Flush what timers queued, then reap the dead. */
+  for (unsigned i = 0; i < s->n_conns;) {
+    struct conn *c = s->conns[i];
+    if (!c->dead && c->out.len > c->out_off && !conn_flush(c)) c->dead = true;
+    if (c->dead) {
+      s->conns[i] = s->conns[--s->n_conns];
+      conn_free(s, c);
+    } else {
+      i++;
+    }
+  }
+  return s->stopping ? -1 : 0;
+}
+
+void camus_free(struct camus *s) {
+  if (!s) return;
+  for (unsigned i = 0; i < s->n_conns; i++) conn_free(s, s->conns[i]);
+  free(s->conns);
+  for (uint32_t i = 0; i < peer_table_cap; i++)
+    if (peer_table[i] && peer_table[i]->srv == s) peer_close(peer_table[i], "server stopping");
+  peers_reap(s);
+  if (s->sctp_ready) sctp_global_free();
+  if (!s->sctp_ready || sctp.users == 0) {
+    free(peer_table);
+    peer_table = NULL;
+    peer_table_cap = 0;
+  }
+  free(s->amap.e);
+  while (s->n_rooms) room_delete(s, s->rooms[0]);
+  free(s->rooms);
+  if (s->http_fd >= 0) close(s->http_fd);
+  if (s->udp_fd >= 0) close(s->udp_fd);
+  if (s->wake_fd[0] >= 0) close(s->wake_fd[0]);
+  if (s->wake_fd[1] >= 0) close(s->wake_fd[1]);
+  mbedtls_ssl_config_free(&s->tls_conf);
+  mbedtls_ssl_config_free(&s->dtls_client_conf);
+  mbedtls_ssl_config_free(&s->dtls_server_conf);
+  identity_free(&s->dtls_id);
+  identity_free(&s->https_id);
+  crypto_free(&s->crypto);
+  free(s->loop.heap);
+  free(s);
+}
+
+/* =================================================================== MAIN =================================================================== */
+
+#ifndef CAMUS_NO_MAIN
+
+static struct camus *main_server;
+
+static void on_signal(int sig) {
+  (void)sig;
+  if (main_server) camus_stop(main_server);
+}
+
+static void usage(FILE *f) {
+  fprintf(f,
+          "Usage: camus [options]\n"
+          "Camus %s: video chat rooms with webcam, screen sharing and text chat.\n\n"
+          "  --host ADDR            address to listen on (default 0.0.0.0; :: for IPv6 too)\n"
+          "  --port N               HTTP(S) port (default 5000; 0 picks a free port)\n"
+          "  --udp-port N           WebRTC UDP port (default: the same number as --port; 0 picks one)\n"
+          "  --public-ip ADDR       also advertise ADDR to browsers (behind NAT; repeatable)\n"
+          "  --tls                  serve HTTPS (browsers need it for cameras, except on localhost)\n"
+          "  --cert FILE --key FILE PEM certificate and key for HTTPS (default: self-signed, kept in the state dir)\n"
+          "  --state-dir DIR        where the self-signed certificate is kept (default ./camus-state)\n"
+          "  --web-dir DIR          serve the web client from DIR instead of the built-in copy\n"
+          "  --stun URL, --turn URL extra ICE servers for browsers (repeatable; none by default)\n"
+          "  --room-expiry SEC      delete an empty room after SEC seconds (default 3600)\n"
+          "  --max-connections N    concurrent HTTP connections (default 1000)\n"
+          "  --request-timeout SEC  time allowed to send a request (default 10)\n"
+          "  --idle-timeout SEC     close idle keep-alive connections after SEC (default 60)\n"
+          "  --log-level LEVEL      error, warn, info (default) or debug\n"
+          "  --help, --version\n",
+          CAMUS_VERSION);
+}
+
+/* Reads an unsigned option value in [lo, hi]; exits with status 2 otherwise. */
+static long opt_num(const char *opt, const char *v, long lo, long hi) {
+  char *end;
+  errno = 0;
+  long n = v ? strtol(v, &end, 10) : 0;
+  if (!v || !*v || *end || errno || n < lo || n > hi) {
+    fprintf(stderr, "camus: %s needs a number from %ld to %ld\n", opt, lo, hi);
+    exit(2);
+  }
+  return n;
+}
+
+int main(int argc, char **argv) {
+  struct camus_config cfg;
+  camus_config_init(&cfg);
+  uint64_t t0 = mono_ms();
+  for (int i = 1; i < argc; i++) {
+    const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+    bool takes = true;
+    if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+      usage(stdout);
+      return 0;
+    } else if (!strcmp(a, "--version")) {
+      printf("camus %s\n", CAMUS_VERSION);
+      return 0;
+    } else if (!strcmp(a, "--tls")) {
+      cfg.tls = 1;
+      takes = false;
+    } else if (!v) {
+      fprintf(stderr, "camus: unknown option or missing value: %s (see --help)\n", a);
+      return 2;
+    } else if (!strcmp(a, "--host")) {
+      cfg.host = v;
+    } else if (!strcmp(a, "--port")) {
+      cfg.port = (int)opt_num(a, v, 0, 65535);
+    } else if (!strcmp(a, "--udp-port")) {
+      cfg.udp_port = (int)opt_num(a, v, 0, 65535);
+    } else if (!strcmp(a, "--public-ip")) {
+      struct sockaddr_storage tmp;
+      if (cfg.n_public_ips == CAMUS_MAX_PUBLIC_IPS || addr_parse(v, 0, &tmp) != 0) {
+        fprintf(stderr, "camus: --public-ip needs a numeric address (%d at most)\n", CAMUS_MAX_PUBLIC_IPS);
+        return 2;
+      }
+      cfg.public_ips[cfg.n_public_ips++] = v;
+    } else if (!strcmp(a, "--stun") || !strcmp(a, "--turn")) {
+      if (cfg.n_ice_urls == CAMUS_MAX_ICE_URLS || strncmp(v, a + 2, 4) != 0) {
+        fprintf(stderr, "camus: %s needs a %s: URL (%d at most)\n", a, a + 2, CAMUS_MAX_ICE_URLS);
+        return 2;
+      }
+      cfg.ice_urls[cfg.n_ice_urls++] = v;
+    } else if (!strcmp(a, "--cert")) {
+      cfg.cert_file = v;
+    } else if (!strcmp(a, "--key")) {
+      cfg.key_file = v;
+    } else if (!strcmp(a, "--state-dir")) {
+      cfg.state_dir = v;
+    } else if (!strcmp(a, "--web-dir")) {
+      cfg.web_dir = v;
+    } else if (!strcmp(a, "--room-expiry")) {
+      cfg.room_expiry_sec = (unsigned)opt_num(a, v, 1, 86400 * 365);
+    } else if (!strcmp(a, "--max-connections")) {
+      cfg.max_connections = (unsigned)opt_num(a, v, 1, 4000);
+    } else if (!strcmp(a, "--request-timeout")) {
+      cfg.request_timeout_sec = (unsigned)opt_num(a, v, 1, 3600);
+    } else if (!strcmp(a, "--idle-timeout")) {
+      cfg.idle_timeout_sec = (unsigned)opt_num(a, v, 1, 86400);
+    } else if (!strcmp(a, "--log-level")) {
+      static const char *const levels[] = {"error", "warn", "info", "debug"};
+      int l = -1;
+      for (int k = 0; k < 4; k++)
+        if (!strcmp(v, levels[k])) l = k;
+      if (l < 0) {
+        fprintf(stderr, "camus: --log-level is error, warn, info or debug\n");
+        return 2;
+      }
+      cfg.log_level = (enum camus_log_level)l;
+    } else {
+      fprintf(stderr, "camus: unknown option: %s (see --help)\n", a);
+      return 2;
+    }
+    if (takes) i++;
+  }
+  if (!!cfg.cert_file != !!cfg.key_file) {
+    fprintf(stderr, "camus: --cert and --key go together\n");
+    return 2;
+  }
+  if (cfg.cert_file) cfg.tls = 1;
+
+  char err[512];
+  struct camus *s = camus_new(&cfg, err, sizeof err);
+  if (!s) {
+    LOG_E("%s", err);
+    return 1;
+  }
+  main_server = s;
+  struct sigaction sa = {0};
+  sa.sa_handler = on_signal;
+  sigaction(SIGINT, &sa, NULL);
+  sigaction(SIGTERM, &sa, NULL);
+  signal(SIGPIPE, SIG_IGN);
+
+  const char *scheme = cfg.tls ? "https" : "http";
+  bool any4 = !strcmp(cfg.host, "0.0.0.0"), any6 = !strcmp(cfg.host, "::");
+  char shown[INET6_ADDRSTRLEN + 2];
+  if (strchr(cfg.host, ':') && !any6)
+    snprintf(shown, sizeof shown, "[%s]", cfg.host);
+  else
+    snprintf(shown, sizeof shown, "%s", any4 || any6 ? "localhost" : cfg.host);
+  LOG_I("camus %s listening on %s://%s:%d (udp %d) in %llu ms", CAMUS_VERSION, scheme, shown,
+        camus_http_port(s), camus_udp_port(s), (unsigned long long)(mono_ms() - t0));
+  if (s->https) {
+    char fp[96];
+    fingerprint_text(s->https_id.fingerprint, fp);
+    LOG_I("certificate fingerprint SHA-256 %s", fp);
+  }
+  while (camus_poll(s, -1) == 0) {}
+  LOG_I("shutting down");
+  camus_free(s);
+  return 0;
+}
+#endif /* CAMUS_NO_MAIN */

@@ -1,0 +1,121 @@
+// Ground Control's transport against headless Chromium: a page opens data channels to the server,
+// round-trips string and binary messages (empty, small, at the maximum size), closes them, and the
+// server frees the peer.  Also measures POST-to-open time over 30 joins.
+import { startServer, test, assert, run, launchChromium } from './lib.mjs';
+
+const MAX = 65536;
+
+async function pageJoin(page, room, { echo = true, keep = false } = {}) {
+  return page.evaluate(async ({ room, echo, keep, MAX }) => {
+    const pc = new RTCPeerConnection();
+    const gc = pc.createDataChannel('ground-control');
+    const ec = echo ? pc.createDataChannel('echo') : null;
+    if (ec) ec.binaryType = 'arraybuffer';
+    await pc.setLocalDescription(await pc.createOffer());
+    const t0 = performance.now();
+    const res = await fetch(`/rtc/${room}/offer`, { method: 'POST', headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ sdp: pc.localDescription.sdp, type: 'offer' }) });
+    if (res.status !== 200) return { status: res.status, body: await res.text() };
+    await pc.setRemoteDescription(await res.json());
+    const first = new Promise((ok, ko) => { gc.onmessage = (e) => ok(e.data); setTimeout(() => ko(new Error('no greeting')), 10000); });
+    await new Promise((ok, ko) => { gc.onopen = ok; setTimeout(() => ko(new Error('channel did not open: ' + pc.connectionState)), 10000); });
+    const openMs = performance.now() - t0;
+    const greeting = JSON.parse(await first);
+    const out = { status: 200, openMs, greeting, echoes: [] };
+    if (ec) {
+      if (ec.readyState !== 'open') await new Promise((ok) => { ec.onopen = ok; });
+      const q = [];
+      ec.onmessage = (e) => q.push(e.data);
+      const next = async () => { for (let i = 0; i < 500 && !q.length; i++) await new Promise((r) => setTimeout(r, 10)); return q.shift(); };
+      const bytes = (n) => { const a = new Uint8Array(n); for (let i = 0; i < n; i++) a[i] = (i * 31 + 7) & 255; return a; };
+      const cases = [['string', 'hello, ground control'], ['empty string', ''], ['unicode', 'h\u00e9 \u{1F680}'],
+        ['max string', 'x'.repeat(MAX)], ['binary', bytes(100)], ['empty binary', new Uint8Array(0)], ['max binary', bytes(MAX)]];
+      for (const [name, v] of cases) {
+        ec.send(v);
+        const got = await next();
+        let same;
+        if (typeof v === 'string') same = got === v;
+        else same = got instanceof ArrayBuffer && got.byteLength === v.length && new Uint8Array(got).every((b, i) => b === v[i]);
+        out.echoes.push([name, same]);
+      }
+      const closed = new Promise((ok) => { ec.onclose = () => ok(true); setTimeout(() => ok(false), 5000); });
+      ec.close();
+      out.echoClosed = await closed;
+    }
+    gc.send(JSON.stringify({ sender: 'x', receiver: 'ground control', type: 'ping', data: 'p1' }));
+    const pong = await new Promise((ok) => { gc.onmessage = (e) => ok(JSON.parse(e.data)); });
+    out.pong = pong;
+    if (!keep) pc.close();
+    else window.keep = pc;
+    return out;
+  }, { room, echo, keep, MAX });
+}
+
+test('Chromium opens a data channel and round-trips messages', async () => {
+  const srv = await startServer();
+  const browser = await launchChromium();
+  try {
+    await srv.post('/api/rooms', { name: 'dc test' });
+    const page = await browser.newPage();
+    await page.goto(srv.url + '/');
+    const r = await pageJoin(page, 'dc-test');
+    assert.equal(r.status, 200, JSON.stringify(r));
+    assert.equal(r.greeting.type, 'greeting');
+    assert.equal(r.greeting.sender, 'ground control');
+    assert.match(r.greeting.receiver, /^[0-9a-f]{32}$/);
+    for (const [name, same] of r.echoes) assert.ok(same, `echo of ${name}`);
+    assert.equal(r.echoes.length, 7);
+    assert.ok(r.echoClosed, 'echo channel closed in both directions');
+    assert.equal(r.pong.type, 'pong');
+    assert.equal(r.pong.data, 'p1');
+    assert.equal(r.pong.receiver, r.greeting.receiver);
+    // pc.close(): the server frees the peer and the room is empty again.
+    await srv.until(async () => (await srv.get('/api/rooms/dc-test')).json.clients === 0, 5000, 'peer freed');
+    await srv.until(() => srv.log.some((l) => /peer [0-9a-f]{32}: closed/.test(l)), 2000, 'close logged');
+  } finally {
+    await browser.close();
+    await srv.stop();
+  }
+});
+
+test('30 Chromium joins: POST to channel open', async () => {
+  const srv = await startServer();
+  const browser = await launchChromium();
+  try {
+    await srv.post('/api/rooms', { name: 'speed' });
+    const page = await browser.newPage();
+    await page.goto(srv.url + '/');
+    const times = [];
+    const cpu0 = srv.cpuMs();
+    for (let i = 0; i < 30; i++) {
+      const r = await pageJoin(page, 'speed', { echo: false });
+      assert.equal(r.status, 200);
+      times.push(r.openMs);
+    }
+    const cpu = srv.cpuMs() - cpu0;
+    times.sort((a, b) => a - b);
+    console.log(`  chromium: POST to open median ${times[15].toFixed(1)} ms, p95 ${times[28].toFixed(1)} ms; server CPU ${(cpu / 30).toFixed(2)} ms per join`);
+    await srv.until(async () => (await srv.get('/api/rooms/speed')).json.clients === 0, 5000, 'all peers freed');
+  } finally {
+    await browser.close();
+    await srv.stop();
+  }
+});
+
+test('offers that cannot be answered get 400 with a reason', async () => {
+  const srv = await startServer();
+  try {
+    await srv.post('/api/rooms', { name: 'bad' });
+    for (const sdp of ['', 'garbage', 'v=0\r\n', 'v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=ice-ufrag:abcd\r\na=ice-pwd:aaaaaaaaaaaaaaaaaaaaaaaa\r\n']) {
+      const r = await srv.post('/rtc/bad/offer', { sdp, type: 'offer' });
+      assert.equal(r.status, 400, sdp);
+      assert.ok(typeof r.json.error === 'string' && r.json.error.length > 3, r.text);
+    }
+    const r = await srv.post('/rtc/bad/offer', { sdp: 'v=0', type: 'answer' });
+    assert.equal(r.status, 400);
+  } finally {
+    await srv.stop();
+  }
+});
+
+await run();

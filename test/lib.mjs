@@ -1,0 +1,118 @@
+// A small test harness: tests run one after another, each with a time limit; the file
+// ends with "N passed, N failed".  Also starts the server and drives browsers.
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { strict as assert } from 'node:assert';
+
+export { assert };
+export const root = fileURLToPath(new URL('..', import.meta.url));
+export const BIN = process.env.CAMUS_BIN || join(root, 'camus');
+const tests = [];
+export function test(name, fn, { timeout = 120000 } = {}) { tests.push({ name, fn, timeout }); }
+export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+export async function run() {
+  const only = process.env.CAMUS_TEST;
+  let passed = 0, failed = 0;
+  for (const t of tests) {
+    if (only && !t.name.includes(only)) continue;
+    const t0 = Date.now();
+    let timer;
+    try {
+      await Promise.race([t.fn(), new Promise((_, ko) => { timer = setTimeout(() => ko(new Error(`timed out after ${t.timeout} ms`)), t.timeout); })]);
+      passed++;
+      console.log(`ok   ${t.name} (${Date.now() - t0} ms)`);
+    } catch (e) {
+      failed++;
+      console.log(`FAIL ${t.name}: ${e && e.stack || e}`);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+  for (const s of servers) if (s.proc.exitCode === null) s.proc.kill('SIGKILL');
+  console.log(`${passed} passed, ${failed} failed`);
+  process.exit(failed ? 1 : 0);
+}
+
+const servers = new Set();
+
+// Starts ./camus on free ports; resolves once it prints its listening line.
+export async function startServer(args = [], { host = '127.0.0.1', env = {} } = {}) {
+  const stateDir = mkdtempSync(join(tmpdir(), 'camus-test-'));
+  const argv = ['--host', host, '--port', '0', '--udp-port', '0', '--state-dir', stateDir, '--log-level', 'debug', ...args];
+  const proc = spawn(BIN, argv, { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, ...env } });
+  const log = [];
+  let partial = '';
+  proc.stderr.on('data', (d) => {
+    const lines = (partial + d.toString()).split('\n');
+    partial = lines.pop();
+    for (const l of lines) { log.push(l); if (process.env.CAMUS_VERBOSE) console.log('  | ' + l); }
+  });
+  const srv = { proc, log, stateDir, pid: proc.pid };
+  servers.add(srv);
+  const deadline = Date.now() + 5000;
+  let m;
+  while (!(m = log.map((l) => l.match(/listening on (https?):\/\/(\S+):(\d+) \(udp (\d+)\)/)).find(Boolean))) {
+    if (proc.exitCode !== null || Date.now() > deadline) throw new Error('server did not start: ' + log.join('\n'));
+    await sleep(10);
+  }
+  srv.scheme = m[1];
+  srv.port = Number(m[3]);
+  srv.udpPort = Number(m[4]);
+  srv.url = `${m[1]}://${m[2]}:${m[3]}`;
+  srv.request = async (method, path, body, headers = {}) => {
+    const init = { method, headers: { ...headers } };
+    if (body !== undefined) {
+      init.body = typeof body === 'string' ? body : JSON.stringify(body);
+      if (typeof body !== 'string') init.headers['Content-Type'] = 'application/json';
+    }
+    const res = await fetch(srv.url + path, init);
+    const text = await res.text();
+    let json;
+    try { json = JSON.parse(text); } catch { json = undefined; }
+    return { status: res.status, headers: res.headers, text, json };
+  };
+  srv.get = (path, headers) => srv.request('GET', path, undefined, headers);
+  srv.post = (path, body, headers) => srv.request('POST', path, body, headers);
+  srv.until = async (cond, ms, what) => {
+    const end = Date.now() + ms;
+    for (;;) {
+      if (await cond()) return;
+      if (Date.now() > end) throw new Error(`timed out waiting for: ${what}`);
+      await sleep(20);
+    }
+  };
+  // CPU time (user + system) of the server so far, in ms, from /proc/<pid>/stat.
+  srv.cpuMs = () => {
+    const f = readFileSync(`/proc/${proc.pid}/stat`, 'utf8').split(') ')[1].split(' ');
+    return (Number(f[11]) + Number(f[12])) * 10;
+  };
+  srv.rssKb = () => Number(readFileSync(`/proc/${proc.pid}/status`, 'utf8').match(/VmRSS:\s+(\d+)/)[1]);
+  srv.fds = () => readdirSync(`/proc/${proc.pid}/fd`).length;
+  srv.stop = async () => {
+    if (proc.exitCode === null) {
+      proc.kill('SIGTERM');
+      const end = Date.now() + 5000;
+      while (proc.exitCode === null && Date.now() < end) await sleep(10);
+    }
+    servers.delete(srv);
+    rmSync(stateDir, { recursive: true, force: true });
+    if (proc.exitCode !== 0) throw new Error(`server exited with ${proc.exitCode} ${proc.signalCode || ''}\n` + log.slice(-20).join('\n'));
+  };
+  return srv;
+}
+
+export const chromiumArgs = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+  '--disable-background-networking', '--disable-component-update', '--disable-sync',
+  '--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream', '--allow-loopback-in-peer-connection',
+  '--disable-features=WebRtcHideLocalIpsWithMdns', '--disable-background-timer-throttling',
+  '--disable-renderer-backgrounding', '--disable-backgrounding-occluded-windows',
+  '--autoplay-policy=no-user-gesture-required'];
+
+export async function launchChromium() {
+  const { chromium } = await import('playwright-core');
+  return chromium.launch({ executablePath: '/usr/bin/chromium', args: chromiumArgs });
+}
