@@ -1397,7 +1397,7 @@ static void stun_error(struct stun_writer *w, int code, const char *reason) {
 }
 
 static void stun_integrity(struct stun_writer *w, const void *key, size_t keylen) {
-  uint8_t mac[20];
+  uint8_t mac[20] = {0};
   size_t at = w->len;
   stun_attr(w, STUN_A_MESSAGE_INTEGRITY, mac, 20); /* reserves the room and sets the length */
   if (w->err) return;
@@ -2336,6 +2336,8 @@ static void stun_input(struct camus *s, const uint8_t *data, size_t n, const str
   } else if (!p || !m.integrity_at || !stun_integrity_ok(data, n, &m, p->pwd, strlen(p->pwd)) ||
              strlen(p->remote_ufrag) != (size_t)(m.username + m.username_len - colon - 1) ||
              memcmp(colon + 1, p->remote_ufrag, strlen(p->remote_ufrag)) != 0) {
+    LOG_D("stun: refused a check from port %d (%s)", addr_port(from),
+          !p ? "unknown ufrag" : !m.integrity_at ? "no integrity" : "bad credentials");
     if (!m.integrity_at) {
       stun_begin(&w, STUN_BINDING_ERROR, m.txid);
       stun_error(&w, 400, "Bad Request");
@@ -2366,7 +2368,13 @@ static void stun_input(struct camus *s, const uint8_t *data, size_t n, const str
       i++;
     }
     if (i == p->n_addrs) {
-      if (p->n_addrs == PEER_ADDRS || amap_get(&s->amap, from) || amap_put(&s->amap, from, p) != 0) return;
+      struct peer *other = amap_get(&s->amap, from);
+      if (other && other != p) {
+        /* The address moved to a new session (a reused port): the old one is gone. */
+        amap_del(&s->amap, from);
+        peer_close(other, "its address was taken over by a new session");
+      }
+      if (p->n_addrs == PEER_ADDRS || amap_put(&s->amap, from, p) != 0) return;
       p->addrs[p->n_addrs++] = *from;
       if (m.use_candidate || p->n_addrs == 1) p->sel = i;
       LOG_D("peer %s: checked %s port %d%s", p->client_id, "address", addr_port(from),
