@@ -1,55 +1,7 @@
 // Ground Control's transport against headless Chromium: a page opens data channels to the server,
 // round-trips string and binary messages (empty, small, at the maximum size), closes them, and the
 // server frees the peer.  Also measures POST-to-open time over 30 joins.
-import { startServer, test, assert, run, launchChromium } from './lib.mjs';
-
-const MAX = 65536;
-
-async function pageJoin(page, room, { echo = true, keep = false } = {}) {
-  return page.evaluate(async ({ room, echo, keep, MAX }) => {
-    const pc = new RTCPeerConnection();
-    const gc = pc.createDataChannel('ground-control');
-    const ec = echo ? pc.createDataChannel('echo') : null;
-    if (ec) ec.binaryType = 'arraybuffer';
-    await pc.setLocalDescription(await pc.createOffer());
-    const t0 = performance.now();
-    const res = await fetch(`/rtc/${room}/offer`, { method: 'POST', headers: { 'Content-Type': 'application/json' },
-      body: JSON.stringify({ sdp: pc.localDescription.sdp, type: 'offer' }) });
-    if (res.status !== 200) return { status: res.status, body: await res.text() };
-    await pc.setRemoteDescription(await res.json());
-    const first = new Promise((ok, ko) => { gc.onmessage = (e) => ok(e.data); setTimeout(() => ko(new Error('no greeting')), 10000); });
-    await new Promise((ok, ko) => { gc.onopen = ok; setTimeout(() => ko(new Error('channel did not open: ' + pc.connectionState)), 10000); });
-    const openMs = performance.now() - t0;
-    const greeting = JSON.parse(await first);
-    const out = { status: 200, openMs, greeting, echoes: [] };
-    if (ec) {
-      if (ec.readyState !== 'open') await new Promise((ok) => { ec.onopen = ok; });
-      const q = [];
-      ec.onmessage = (e) => q.push(e.data);
-      const next = async () => { for (let i = 0; i < 500 && !q.length; i++) await new Promise((r) => setTimeout(r, 10)); return q.shift(); };
-      const bytes = (n) => { const a = new Uint8Array(n); for (let i = 0; i < n; i++) a[i] = (i * 31 + 7) & 255; return a; };
-      const cases = [['string', 'hello, ground control'], ['empty string', ''], ['unicode', 'h\u00e9 \u{1F680}'],
-        ['max string', 'x'.repeat(MAX)], ['binary', bytes(100)], ['empty binary', new Uint8Array(0)], ['max binary', bytes(MAX)]];
-      for (const [name, v] of cases) {
-        ec.send(v);
-        const got = await next();
-        let same;
-        if (typeof v === 'string') same = got === v;
-        else same = got instanceof ArrayBuffer && got.byteLength === v.length && new Uint8Array(got).every((b, i) => b === v[i]);
-        out.echoes.push([name, same]);
-      }
-      const closed = new Promise((ok) => { ec.onclose = () => ok(true); setTimeout(() => ok(false), 5000); });
-      ec.close();
-      out.echoClosed = await closed;
-    }
-    gc.send(JSON.stringify({ sender: 'x', receiver: 'ground control', type: 'ping', data: 'p1' }));
-    const pong = await new Promise((ok) => { gc.onmessage = (e) => ok(JSON.parse(e.data)); });
-    out.pong = pong;
-    if (!keep) pc.close();
-    else window.keep = pc;
-    return out;
-  }, { room, echo, keep, MAX });
-}
+import { startServer, test, assert, run, launchChromium, pageJoin } from './lib.mjs';
 
 test('Chromium opens a data channel and round-trips messages', async () => {
   const srv = await startServer();
