@@ -4088,6 +4088,10 @@ int main(int argc, char **argv) {
     snprintf(shown, sizeof shown, "%s", any4 || any6 ? "localhost" : cfg.host);
   LOG_I("camus %s listening on %s://%s:%d (udp %d) in %llu ms", CAMUS_VERSION, scheme, shown,
         camus_http_port(s), camus_udp_port(s), (unsigned long long)(mono_ms() - t0));
+  if (any4 || any6)
+    for (unsigned i = 0; i < s->n_cands; i++)
+      LOG_I("open %s://%s%s%s:%d/", scheme, strchr(s->cands[i], ':') ? "[" : "", s->cands[i],
+            strchr(s->cands[i], ':') ? "]" : "", camus_http_port(s));
   if (s->https) {
     char fp[96];
     fingerprint_text(s->https_id.fingerprint, fp);

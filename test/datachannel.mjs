@@ -1,7 +1,7 @@
 // Ground Control's transport against headless Chromium: a page opens data channels to the server,
 // round-trips string and binary messages (empty, small, at the maximum size), closes them, and the
 // server frees the peer.  Also measures POST-to-open time over 30 joins.
-import { startServer, test, assert, run, launchChromium, pageJoin } from './lib.mjs';
+import { startServer, test, assert, run, launchChromium, launchKillableChromium, pageJoin } from './lib.mjs';
 
 test('Chromium opens a data channel and round-trips messages', async () => {
   const srv = await startServer();
@@ -66,6 +66,43 @@ test('offers that cannot be answered get 400 with a reason', async () => {
     const r = await srv.post('/rtc/bad/offer', { sdp: 'v=0', type: 'answer' });
     assert.equal(r.status, 400);
   } finally {
+    await srv.stop();
+  }
+});
+
+test('a killed browser is dropped by consent freshness; a handshake that never starts times out', async () => {
+  const srv = await startServer();
+  const browser = await launchKillableChromium();
+  try {
+    await srv.post('/api/rooms', { name: 'liveness' });
+    await srv.post('/api/rooms', { name: 'stalled' });
+    const page = await browser.newPage();
+    await page.goto(srv.url + '/');
+    // An offer whose ICE never starts: its peer holds a place in the room until the handshake limit.
+    const offer = await page.evaluate(async () => {
+      const pc = new RTCPeerConnection();
+      pc.createDataChannel('x');
+      const o = await pc.createOffer();
+      pc.close();
+      return o.sdp;
+    });
+    assert.equal((await srv.post('/rtc/stalled/offer', { sdp: offer, type: 'offer' })).status, 200);
+    const r = await pageJoin(page, 'liveness', { echo: false, keep: true });
+    assert.equal(r.status, 200);
+    assert.equal((await srv.get('/api/rooms/liveness')).json.clients, 1);
+    assert.equal((await srv.get('/api/rooms/stalled')).json.clients, 1);
+    const t0 = Date.now();
+    browser.kill(); // no DTLS alert, no SCTP ABORT: it just goes silent
+    await srv.until(async () => (await srv.get('/api/rooms/stalled')).json.clients === 0, 25000, 'stalled handshake freed');
+    const stalledMs = Date.now() - t0;
+    await srv.until(async () => (await srv.get('/api/rooms/liveness')).json.clients === 0, 40000, 'silent peer dropped');
+    const silentMs = Date.now() - t0;
+    assert.ok(silentMs >= 25000, `dropped too early (${silentMs} ms)`);
+    assert.ok(srv.log.some((l) => /consent expired/.test(l)), 'consent expiry logged');
+    assert.ok(srv.log.some((l) => /handshake timed out/.test(l)), 'handshake timeout logged');
+    console.log(`  stalled handshake freed after ${stalledMs} ms, silent peer after ${silentMs} ms`);
+  } finally {
+    await browser.close().catch(() => {});
     await srv.stop();
   }
 });

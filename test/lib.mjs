@@ -117,6 +117,17 @@ export async function launchChromium() {
   return chromium.launch({ executablePath: '/usr/bin/chromium', args: chromiumArgs });
 }
 
+// A Chromium whose process the test can kill (browser.kill()), to play a crashed client.
+export async function launchKillableChromium() {
+  const { chromium } = await import('playwright-core');
+  const server = await chromium.launchServer({ executablePath: '/usr/bin/chromium', args: chromiumArgs });
+  const browser = await chromium.connect(server.wsEndpoint());
+  browser.kill = () => server.process().kill('SIGKILL');
+  const close = browser.close.bind(browser);
+  browser.close = async () => { await close().catch(() => {}); await server.close().catch(() => {}); };
+  return browser;
+}
+
 const MAX = 65536;
 
 // In a browser page (Playwright's or Puppeteer's): opens a peer connection to the server with a
