@@ -2,7 +2,7 @@
 // (puppeteer-core).  Firefox never gathers loopback candidates, so the test runs in a private
 // network namespace with a veth pair (10.77.0.1 <-> 10.77.0.2) and nothing else: no packet leaves.
 import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { startServer, test, assert, run, pageJoin } from './lib.mjs';
 
@@ -42,6 +42,15 @@ if (!process.env.CAMUS_IN_NETNS) {
       await srv.post('/api/rooms', { name: 'firefox' });
       const page = await browser.newPage();
       await page.goto(srv.url + '/');
+      if (process.env.CAMUS_CAPTURE) {
+        const sdp = await page.evaluate(async () => {
+          const pc = new RTCPeerConnection();
+          pc.createDataChannel('ground-control');
+          await pc.setLocalDescription(await pc.createOffer());
+          return pc.localDescription.sdp;
+        });
+        writeFileSync(new URL('./fixtures/firefox-datachannel.sdp', import.meta.url), sdp);
+      }
       const r = await pageJoin(page, 'firefox');
       assert.equal(r.status, 200, JSON.stringify(r));
       assert.equal(r.greeting.type, 'greeting');

@@ -1,0 +1,293 @@
+// The real binary over sockets: rooms API, passwords and tokens, static files, HTTP limits,
+// slow clients, connection caps, HTTPS, the command line and signals.
+import net from 'node:net';
+import tls from 'node:tls';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startServer, test, assert, run, sleep, BIN } from './lib.mjs';
+
+// Sends raw bytes and collects the reply until the server closes or `ms` pass.
+function raw(port, chunks, { ms = 3000, gap = 0, secure = false } = {}) {
+  return new Promise((resolve) => {
+    const sock = secure ? tls.connect({ port, host: '127.0.0.1', rejectUnauthorized: false })
+      : net.connect(port, '127.0.0.1');
+    let data = '';
+    let closed = false;
+    const done = () => { clearTimeout(timer); sock.destroy(); resolve({ data, closed }); };
+    const timer = setTimeout(done, ms);
+    sock.on('data', (d) => { data += d.toString('latin1'); });
+    sock.on('close', () => { closed = true; done(); });
+    sock.on('error', () => {});
+    sock.on(secure ? 'secureConnect' : 'connect', async () => {
+      for (const c of [].concat(chunks)) {
+        if (sock.destroyed) break;
+        sock.write(c);
+        if (gap) await sleep(gap);
+      }
+    });
+  });
+}
+const status = (reply) => Number((reply.data.match(/^HTTP\/1\.1 (\d{3})/) || [])[1]);
+const count = (s, re) => (s.match(re) || []).length;
+
+let srv;
+test('start', async () => { srv = await startServer(['--request-timeout', '1', '--max-connections', '20']); });
+
+test('rooms: create, list, get, conflicts and invalid input', async () => {
+  let r = await srv.post('/api/rooms', { name: 'My Room!' });
+  assert.equal(r.status, 201);
+  assert.deepEqual(r.json, { id: 'my-room', url: '/rtc/my-room' });
+  r = await srv.post('/api/rooms', { name: 'my room' });
+  assert.equal(r.status, 409);
+  r = await srv.post('/api/rooms', 'name=Form+Room&public=on&guest_limit=3&password=s3cret', { 'Content-Type': 'application/x-www-form-urlencoded' });
+  assert.equal(r.status, 201, r.text);
+  assert.equal(r.json.id, 'form-room');
+  r = await srv.post('/api/rooms', { name: 'Hidden', public: false });
+  assert.equal(r.status, 201);
+  r = await srv.post('/api/rooms', { name: '  Caf\u00e9 <b>2</b> ' });
+  assert.equal(r.json.id, 'caf-b-2-b');
+  for (const [body, what] of [[{ name: '***' }, 'no letter'], [{ name: '' }, 'empty'], [{ name: 'x'.repeat(65) }, 'long'],
+    [{}, 'missing'], [{ name: 5 }, 'number'], [{ name: 'ok1', guest_limit: 0 }, 'limit 0'],
+    [{ name: 'ok2', guest_limit: 1001 }, 'limit 1001'], [{ name: 'ok3', guest_limit: 2.5 }, 'limit 2.5'],
+    [{ name: 'ok4', public: 'yes' }, 'public string'], [{ name: 'ok5', password: 'p'.repeat(257) }, 'long password'],
+    ['[1,2]', 'array'], ['{"name":', 'truncated'], ['{"name":"a\\ud800"}', 'lone surrogate'], ['\xff', 'bad utf-8']]) {
+    r = await srv.post('/api/rooms', body);
+    assert.equal(r.status, 400, `${what}: ${r.text}`);
+    assert.ok(r.json && typeof r.json.error === 'string', what);
+  }
+  r = await srv.get('/api/rooms');
+  assert.equal(r.status, 200);
+  const ids = r.json.map((x) => x.id);
+  assert.ok(ids.includes('my-room') && ids.includes('form-room') && !ids.includes('hidden'), ids.join());
+  const form = r.json.find((x) => x.id === 'form-room');
+  assert.deepEqual(Object.keys(form).sort(), ['active_ago', 'clients', 'guest_limit', 'id', 'name', 'password']);
+  assert.equal(form.guest_limit, 3);
+  assert.equal(form.password, true);
+  assert.equal(form.clients, 0);
+  assert.equal(r.json.find((x) => x.id === 'my-room').guest_limit, null);
+  assert.equal(ids[0], 'caf-b-2-b', 'most recently active first');
+  assert.ok(!r.text.includes('s3cret'));
+  r = await srv.get('/api/rooms/hidden');
+  assert.equal(r.status, 200);
+  assert.equal(r.json.public, false);
+  assert.equal((await srv.get('/api/rooms/nope')).status, 404);
+});
+
+test('passwords: join, tokens, cookies, offers and the attempt limit', async () => {
+  let r = await srv.post('/rtc/form-room/join', { password: 'wrong' });
+  assert.equal(r.status, 403);
+  assert.equal(r.json.error, 'wrong password');
+  r = await srv.post('/rtc/form-room/join', { password: 's3cret' });
+  assert.equal(r.status, 200);
+  const token = r.json.token;
+  assert.match(token, /^\d+\.[0-9a-f]{64}$/);
+  const cookie = r.headers.get('set-cookie');
+  assert.match(cookie, /^camus_form-room=\d+\.[0-9a-f]{64}; Path=\/rtc\/form-room; Max-Age=\d+; HttpOnly; SameSite=Strict/);
+  const bad = { sdp: 'v=0', type: 'offer' };
+  r = await srv.post('/rtc/form-room/offer', bad);
+  assert.equal(r.status, 403);
+  assert.equal(r.json.error, 'password required');
+  r = await srv.post('/rtc/form-room/offer', { ...bad, token: token.slice(0, -1) + (token.endsWith('0') ? '1' : '0') });
+  assert.equal(r.status, 403, 'tampered token');
+  r = await srv.post('/rtc/form-room/offer', { ...bad, token });
+  assert.equal(r.status, 400, 'a valid token passes the check and reaches the SDP parser');
+  r = await srv.post('/rtc/form-room/offer', bad, { Cookie: cookie.split(';')[0] });
+  assert.equal(r.status, 400, 'the cookie works too');
+  await srv.post('/api/rooms', { name: 'Other', password: 'x' });
+  r = await srv.post('/rtc/other/offer', { ...bad, token });
+  assert.equal(r.status, 403, 'a token for another room');
+  assert.equal((await srv.post('/rtc/nope/offer', bad)).status, 404);
+  assert.equal((await srv.post('/rtc/nope/join', {})).status, 404);
+  r = await srv.post('/rtc/my-room/join', {});
+  assert.equal(r.status, 200, 'rooms without a password admit everyone');
+  let limited = 0;
+  for (let i = 0; i < 12; i++) if ((await srv.post('/rtc/other/join', { password: 'no' })).status === 429) limited++;
+  assert.ok(limited >= 2, `rate limited ${limited} times`);
+  r = await srv.post('/rtc/other/join', { password: 'x' });
+  assert.equal(r.status, 429);
+  assert.equal(r.json.error, 'too many attempts');
+});
+
+test('guest limit: the room is full once offers fill it', async () => {
+  await srv.post('/api/rooms', { name: 'Duo', guest_limit: 1 });
+  const offer = readFileSync(new URL('./fixtures/chromium-datachannel.sdp', import.meta.url), 'utf8');
+  let r = await srv.post('/rtc/duo/offer', { sdp: offer, type: 'offer' });
+  assert.equal(r.status, 200, r.text);
+  assert.equal(r.json.type, 'answer');
+  r = await srv.post('/rtc/duo/offer', { sdp: offer, type: 'offer' });
+  assert.equal(r.status, 403);
+  assert.equal(r.json.error, 'room is full');
+});
+
+test('pages and static files: types, ETags, 304, HEAD, 404', async () => {
+  let r = await srv.get('/');
+  assert.equal(r.status, 200);
+  assert.equal(r.headers.get('content-type'), 'text/html; charset=utf-8');
+  for (const [h, v] of [['x-content-type-options', 'nosniff'], ['referrer-policy', 'no-referrer'], ['x-frame-options', 'DENY']])
+    assert.equal(r.headers.get(h), v);
+  assert.match(r.headers.get('content-security-policy'), /default-src 'self'.*frame-ancestors 'none'/);
+  const etag = r.headers.get('etag');
+  assert.match(etag, /^"[0-9a-f]+-[0-9a-f]+"$/);
+  assert.ok(r.headers.get('cache-control'));
+  r = await srv.get('/', { 'If-None-Match': etag });
+  assert.equal(r.status, 304);
+  assert.equal(r.text, '');
+  r = await srv.request('HEAD', '/');
+  assert.equal(r.status, 200);
+  assert.equal(r.text, '');
+  assert.ok(Number(r.headers.get('content-length')) > 0);
+  assert.equal((await srv.get('/rtc/my-room')).status, 200);
+  r = await srv.get('/rtc/no-such-room');
+  assert.equal(r.status, 404);
+  assert.match(r.headers.get('content-type'), /text\/html/);
+  assert.equal((await srv.get('/nope.js')).status, 404);
+  assert.equal((await srv.get('/../camus.c')).status, 404);
+  assert.equal((await srv.get('/%2e%2e/camus.c')).status, 404);
+  assert.equal((await srv.get('/api/nope')).status, 404);
+  r = await srv.request('DELETE', '/api/rooms');
+  assert.equal(r.status, 405);
+  assert.match(r.headers.get('allow'), /GET/);
+  assert.equal(status(await raw(srv.port, 'BREW / HTTP/1.1\r\n\r\n')), 501);
+});
+
+test('HTTP limits answer with a clear 4xx and close', async () => {
+  const cases = [
+    ['GET /' + 'a'.repeat(9000) + ' HTTP/1.1\r\n\r\n', 414],
+    ['GET / HTTP/1.1\r\n' + 'X-A: ' + 'b'.repeat(17000) + '\r\n\r\n', 431],
+    ['GET / HTTP/1.1\r\n' + Array.from({ length: 65 }, (_, i) => `X-${i}: y\r\n`).join('') + '\r\n', 431],
+    ['POST /api/rooms HTTP/1.1\r\nContent-Length: 70000\r\n\r\n', 413],
+    ['POST /api/rooms HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n', 501],
+    ['POST /api/rooms HTTP/1.1\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n{}', 400],
+    ['POST /api/rooms HTTP/1.1\r\nContent-Length: abc\r\n\r\n', 400],
+    ['POST /api/rooms HTTP/1.1\r\n\r\n', 411],
+    ['GET / HTTP/1.1\r\nBad Header\r\n\r\n', 400],
+    ['GET / HTTP/3.0\r\n\r\n', 400],
+    ['\x00\x01\x02\r\n\r\n', 400],
+  ];
+  for (const [req, want] of cases) {
+    const r = await raw(srv.port, req);
+    assert.equal(status(r), want, JSON.stringify(req.slice(0, 60)));
+    assert.ok(r.closed, `closed after ${want}`);
+    assert.match(r.data, /Connection: close/);
+  }
+});
+
+test('keep-alive, pipelining and HTTP/1.0', async () => {
+  let r = await raw(srv.port, 'GET /api/rooms/my-room HTTP/1.1\r\n\r\nGET /api/rooms/hidden HTTP/1.1\r\n\r\nGET /api/rooms/nope HTTP/1.1\r\nConnection: close\r\n\r\n');
+  assert.equal(count(r.data, /HTTP\/1\.1 \d{3}/g), 3);
+  assert.match(r.data, /"id":"my-room"[\s\S]*"id":"hidden"[\s\S]*404 Not Found/);
+  assert.ok(r.closed);
+  r = await raw(srv.port, ['GET /api/rooms/my-room HTTP/1.1\r\nHo', 'st: x\r\n\r\n', 'GET /api/rooms/hidden HTTP/1.1\r\n\r\n'], { ms: 500, gap: 50 });
+  assert.equal(count(r.data, /HTTP\/1\.1 200/g), 2, 'requests split across packets');
+  r = await raw(srv.port, 'GET /api/rooms HTTP/1.0\r\n\r\n');
+  assert.equal(status(r), 200);
+  assert.ok(r.closed, 'HTTP/1.0 closes');
+});
+
+test('a slow client gets 408 and does not hold up others', async () => {
+  const slow = raw(srv.port, ['GET / HTTP/1.1\r\n', 'X: y\r\n'], { ms: 4000, gap: 300 });
+  const t0 = Date.now();
+  const r = await srv.get('/api/rooms');
+  assert.equal(r.status, 200);
+  assert.ok(Date.now() - t0 < 500, 'served at once');
+  const s = await slow;
+  assert.equal(status(s), 408);
+  assert.ok(s.closed);
+  const silent = await raw(srv.port, [], { ms: 4000 });
+  assert.ok(silent.closed && silent.data === '', 'a silent connection is closed quietly');
+});
+
+test('the connection cap refuses extra clients with 503; fds come back', async () => {
+  const fds0 = srv.fds();
+  const socks = [];
+  for (let i = 0; i < 20; i++) {
+    const s = net.connect(srv.port, '127.0.0.1');
+    s.on('error', () => {});
+    await new Promise((ok) => s.on('connect', ok));
+    socks.push(s);
+  }
+  await sleep(100);
+  const extra = await raw(srv.port, 'GET /api/rooms HTTP/1.1\r\n\r\n', { ms: 2000 });
+  assert.equal(status(extra), 503);
+  for (const s of socks) s.destroy();
+  await srv.until(async () => (await srv.get('/api/rooms')).status === 200, 3000, 'served again');
+  await srv.until(() => srv.fds() <= fds0, 3000, `fds back to ${fds0}`);
+  // A burst of 200 short connections.
+  for (let k = 0; k < 10; k++) await Promise.all(Array.from({ length: 20 }, () => raw(srv.port, 'GET /api/rooms HTTP/1.0\r\n\r\n')));
+  await srv.until(() => srv.fds() <= fds0, 3000, 'fds back after a burst');
+});
+
+test('stop', async () => { await srv.stop(); });
+
+test('empty rooms expire', async () => {
+  const s = await startServer(['--room-expiry', '1']);
+  try {
+    await s.post('/api/rooms', { name: 'brief' });
+    assert.equal((await s.get('/api/rooms/brief')).status, 200);
+    await s.until(async () => (await s.get('/api/rooms/brief')).status === 404, 4000, 'room expired');
+  } finally {
+    await s.stop();
+  }
+});
+
+function fingerprintOf(port) {
+  return new Promise((resolve, reject) => {
+    const sock = tls.connect({ port, host: '127.0.0.1', rejectUnauthorized: false }, () => {
+      const fp = sock.getPeerCertificate().fingerprint256;
+      sock.destroy();
+      resolve(fp);
+    });
+    sock.on('error', reject);
+  });
+}
+
+test('HTTPS: self-signed certificate made once, kept, and printed', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'camus-tls-'));
+  const a = await startServer(['--tls', '--state-dir', dir]);
+  const printed = a.log.map((l) => l.match(/fingerprint SHA-256 ([0-9A-F:]{95})/)).find(Boolean)[1];
+  assert.equal(a.scheme, 'https');
+  assert.equal(await fingerprintOf(a.port), printed);
+  const r = await raw(a.port, 'GET /api/rooms HTTP/1.1\r\nConnection: close\r\n\r\n', { secure: true });
+  assert.equal(status(r), 200);
+  const c = await raw(a.port, 'POST /api/rooms HTTP/1.1\r\nContent-Type: application/json\r\nContent-Length: 15\r\nConnection: close\r\n\r\n{"name":"tls1"}', { secure: true });
+  assert.equal(status(c), 201);
+  await a.stop();
+  assert.ok(existsSync(join(dir, 'cert.pem')) && existsSync(join(dir, 'key.pem')));
+  const b = await startServer(['--tls', '--state-dir', dir]);
+  assert.equal(await fingerprintOf(b.port), printed, 'the same certificate on the next start');
+  await b.stop();
+});
+
+test('HTTPS with a given certificate and key', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'camus-tls-'));
+  const key = join(dir, 'k.pem'), cert = join(dir, 'c.pem');
+  const gen = spawnSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes',
+    '-subj', '/CN=localhost', '-days', '1', '-keyout', key, '-out', cert]);
+  assert.equal(gen.status, 0, 'openssl is needed to make a test certificate');
+  const want = spawnSync('openssl', ['x509', '-in', cert, '-noout', '-fingerprint', '-sha256'], { encoding: 'utf8' })
+    .stdout.trim().split('=')[1];
+  const s = await startServer(['--cert', cert, '--key', key]);
+  assert.equal(await fingerprintOf(s.port), want);
+  await s.stop();
+});
+
+test('command line: --help, --version, bad options, SIGTERM', async () => {
+  let r = spawnSync(BIN, ['--help'], { encoding: 'utf8' });
+  assert.equal(r.status, 0);
+  assert.match(r.stdout, /--port N/);
+  r = spawnSync(BIN, ['--version'], { encoding: 'utf8' });
+  assert.equal(r.status, 0);
+  assert.match(r.stdout, /^camus \d+\.\d+\.\d+/);
+  for (const args of [['--bogus'], ['--port'], ['--port', '70000'], ['--host', 'not-an-ip', '--port', '0'], ['--log-level', 'loud'], ['--cert', 'x']]) {
+    r = spawnSync(BIN, args, { encoding: 'utf8', timeout: 5000 });
+    assert.ok(r.status === 2 || r.status === 1, `${args.join(' ')} -> ${r.status}`);
+    assert.ok(r.stderr.length > 0);
+  }
+  const s = await startServer();
+  await s.stop(); // asserts exit code 0 after SIGTERM
+  assert.ok(s.log.some((l) => /INFO .*shutting down/.test(l)));
+});
+
+await run();
