@@ -3555,6 +3555,20 @@ static void api_create_room(struct conn *c, const struct http_req *r) {
   send_json(c, r, 201, &b, loc);
 }
 
+/* What the web client needs to know: this server's STUN port and the
+ * operator's extra ICE servers (--stun, --turn). */
+static void api_config(struct conn *c, const struct http_req *r) {
+  struct camus *s = c->srv;
+  struct buf b = {0};
+  buf_addf(&b, "{\"stun_port\":%d,\"ice_servers\":[", s->udp_port);
+  for (int i = 0; i < s->cfg.n_ice_urls; i++) {
+    if (i) buf_adds(&b, ",");
+    json_write_str(&b, s->cfg.ice_urls[i], strlen(s->cfg.ice_urls[i]));
+  }
+  buf_addf(&b, "],\"max_message_size\":%d,\"version\":\"%s\"}", CAMUS_MAX_MESSAGE, CAMUS_VERSION);
+  send_json(c, r, 200, &b, "Cache-Control: no-store\r\n");
+}
+
 static void api_get_room(struct conn *c, const struct http_req *r, struct room *rm) {
   struct buf b = {0};
   json_room(&b, c->srv, rm, true);
@@ -3665,6 +3679,10 @@ static void http_request(struct conn *c, struct http_req *r) {
   if (str_eq(r->path, "/api/rooms")) {
     if (refuse_method(c, r, "GET, HEAD, POST")) return;
     return str_eq(r->method, "POST") ? api_create_room(c, r) : api_list_rooms(c, r);
+  }
+  if (str_eq(r->path, "/api/config")) {
+    if (refuse_method(c, r, "GET, HEAD")) return;
+    return api_config(c, r);
   }
   if (path_split(r->path, "/api/rooms/", &id, &rest) && rest.n == 0) {
     if (refuse_method(c, r, "GET, HEAD")) return;
