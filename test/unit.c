@@ -249,6 +249,271 @@ static void test_rooms_and_tokens(void) {
   camus_free(s);
 }
 
+/* ------------------------------------------------------------------ STUN ------------------------------------------------------------------ */
+
+/* RFC 5769 test vectors. */
+static const uint8_t rfc5769_request[] = {
+    0x00, 0x01, 0x00, 0x58, 0x21, 0x12, 0xa4, 0x42, 0xb7, 0xe7, 0xa7, 0x01, 0xbc, 0x34, 0xd6, 0x86, 0xfa, 0x87,
+    0xdf, 0xae, 0x80, 0x22, 0x00, 0x10, 0x53, 0x54, 0x55, 0x4e, 0x20, 0x74, 0x65, 0x73, 0x74, 0x20, 0x63, 0x6c,
+    0x69, 0x65, 0x6e, 0x74, 0x00, 0x24, 0x00, 0x04, 0x6e, 0x00, 0x01, 0xff, 0x80, 0x29, 0x00, 0x08, 0x93, 0x2f,
+    0xf9, 0xb1, 0x51, 0x26, 0x3b, 0x36, 0x00, 0x06, 0x00, 0x09, 0x65, 0x76, 0x74, 0x6a, 0x3a, 0x68, 0x36, 0x76,
+    0x59, 0x20, 0x20, 0x20, 0x00, 0x08, 0x00, 0x14, 0x9a, 0xea, 0xa7, 0x0c, 0xbf, 0xd8, 0xcb, 0x56, 0x78, 0x1e,
+    0xf2, 0xb5, 0xb2, 0xd3, 0xf2, 0x49, 0xc1, 0xb5, 0x71, 0xa2, 0x80, 0x28, 0x00, 0x04, 0xe5, 0x7a, 0x3b, 0xcf};
+static const uint8_t rfc5769_ipv4[] = {
+    0x01, 0x01, 0x00, 0x3c, 0x21, 0x12, 0xa4, 0x42, 0xb7, 0xe7, 0xa7, 0x01, 0xbc, 0x34, 0xd6, 0x86, 0xfa, 0x87,
+    0xdf, 0xae, 0x80, 0x22, 0x00, 0x0b, 0x74, 0x65, 0x73, 0x74, 0x20, 0x76, 0x65, 0x63, 0x74, 0x6f, 0x72, 0x20,
+    0x00, 0x20, 0x00, 0x08, 0x00, 0x01, 0xa1, 0x47, 0xe1, 0x12, 0xa6, 0x43, 0x00, 0x08, 0x00, 0x14, 0x2b, 0x91,
+    0xf5, 0x99, 0xfd, 0x9e, 0x90, 0xc3, 0x8c, 0x74, 0x89, 0xf9, 0x2a, 0xf9, 0xba, 0x53, 0xf0, 0x6b, 0xe7, 0xd7,
+    0x80, 0x28, 0x00, 0x04, 0xc0, 0x7d, 0x4c, 0x96};
+static const uint8_t rfc5769_ipv6[] = {
+    0x01, 0x01, 0x00, 0x48, 0x21, 0x12, 0xa4, 0x42, 0xb7, 0xe7, 0xa7, 0x01, 0xbc, 0x34, 0xd6, 0x86, 0xfa, 0x87,
+    0xdf, 0xae, 0x80, 0x22, 0x00, 0x0b, 0x74, 0x65, 0x73, 0x74, 0x20, 0x76, 0x65, 0x63, 0x74, 0x6f, 0x72, 0x20,
+    0x00, 0x20, 0x00, 0x14, 0x00, 0x02, 0xa1, 0x47, 0x01, 0x13, 0xa9, 0xfa, 0xa5, 0xd3, 0xf1, 0x79, 0xbc, 0x25,
+    0xf4, 0xb5, 0xbe, 0xd2, 0xb9, 0xd9, 0x00, 0x08, 0x00, 0x14, 0xa3, 0x82, 0x95, 0x4e, 0x4b, 0xe6, 0x7b, 0xf1,
+    0x17, 0x84, 0xc9, 0x7c, 0x82, 0x92, 0xc2, 0x75, 0xbf, 0xe3, 0xed, 0x41, 0x80, 0x28, 0x00, 0x04, 0xc8, 0xfb,
+    0x0b, 0x4c};
+static const char rfc5769_pwd[] = "VOkJxbRl1RmTxUk/WvJxBt";
+
+static void test_stun(void) {
+  struct stun_msg m;
+  char ip[64];
+  CHECK(crc32_ieee((const uint8_t *)"123456789", 9) == 0xCBF43926u);
+  CHECK(stun_parse(rfc5769_request, sizeof rfc5769_request, &m) == 0);
+  CHECK(m.type == STUN_BINDING_REQUEST && m.fingerprint && m.fingerprint_ok && m.integrity_at);
+  CHECK(m.username_len == 9 && !memcmp(m.username, "evtj:h6vY", 9));
+  CHECK(m.has_priority && m.priority == 0x6e0001ff && m.controlled && m.tiebreaker == 0x932ff9b151263b36ull);
+  CHECK(stun_integrity_ok(rfc5769_request, sizeof rfc5769_request, &m, rfc5769_pwd, strlen(rfc5769_pwd)));
+  CHECK(!stun_integrity_ok(rfc5769_request, sizeof rfc5769_request, &m, "VOkJxbRl1RmTxUk/WvJxBT", 22));
+  const uint8_t *responses[] = {rfc5769_ipv4, rfc5769_ipv6};
+  size_t sizes[] = {sizeof rfc5769_ipv4, sizeof rfc5769_ipv6};
+  const char *want[] = {"192.0.2.1", "2001:db8:1234:5678:11:2233:4455:6677"};
+  for (int k = 0; k < 2; k++) {
+    CHECK(stun_parse(responses[k], sizes[k], &m) == 0);
+    CHECK(m.type == STUN_BINDING_SUCCESS && m.fingerprint_ok && m.has_mapped && addr_port(&m.mapped) == 32853);
+    addr_ip(&m.mapped, ip, sizeof ip, false);
+    CHECK(!strcmp(ip, want[k]));
+    CHECK(stun_integrity_ok(responses[k], sizes[k], &m, rfc5769_pwd, strlen(rfc5769_pwd)));
+    /* Our writer makes the same XOR-MAPPED-ADDRESS, and a message our parser and checks accept. */
+    uint8_t out[128];
+    struct stun_writer w = {out, sizeof out, 0, false};
+    stun_begin(&w, STUN_BINDING_SUCCESS, responses[k] + 8);
+    stun_xor_address(&w, (const struct sockaddr *)&m.mapped);
+    size_t xlen = k ? 24 : 12;
+    CHECK(!w.err && w.len == 20 + xlen && !memcmp(out + 20, responses[k] + 36, xlen));
+    stun_integrity(&w, rfc5769_pwd, strlen(rfc5769_pwd));
+    stun_fingerprint(&w);
+    struct stun_msg back;
+    CHECK(!w.err && stun_parse(out, w.len, &back) == 0 && back.fingerprint_ok &&
+          stun_integrity_ok(out, w.len, &back, rfc5769_pwd, strlen(rfc5769_pwd)));
+  }
+  /* Hostile shapes */
+  bool prefixes = true;
+  for (size_t i = 0; i < sizeof rfc5769_request; i++)
+    if (stun_parse(rfc5769_request, i, &m) == 0) prefixes = false;
+  CHECK(prefixes);
+  uint8_t bad[sizeof rfc5769_request];
+  memcpy(bad, rfc5769_request, sizeof bad);
+  bad[sizeof bad - 1] ^= 1;
+  CHECK(stun_parse(bad, sizeof bad, &m) == 0 && m.fingerprint && !m.fingerprint_ok);
+  memcpy(bad, rfc5769_request, sizeof bad);
+  bad[4] = 0; /* magic cookie */
+  CHECK(stun_parse(bad, sizeof bad, &m) != 0);
+  memcpy(bad, rfc5769_request, sizeof bad);
+  bad[23] = 0xff; /* SOFTWARE longer than the message */
+  CHECK(stun_parse(bad, sizeof bad, &m) != 0);
+  memcpy(bad, rfc5769_request, sizeof bad);
+  bad[3] = 0x54; /* header length disagrees with the datagram */
+  CHECK(stun_parse(bad, sizeof bad, &m) != 0);
+  memcpy(bad, rfc5769_request, sizeof bad);
+  bad[20] = 0x00; bad[21] = 0x33; /* SOFTWARE turned into an unknown comprehension-required attribute */
+  CHECK(stun_parse(bad, sizeof bad, &m) == 0 && m.n_unknown == 1 && m.unknown[0] == 0x0033);
+  uint8_t tiny[24];
+  struct stun_writer w = {tiny, sizeof tiny, 0, false};
+  stun_begin(&w, STUN_BINDING_REQUEST, rfc5769_request + 8);
+  stun_attr(&w, STUN_A_USERNAME, "abcdefgh", 8);
+  CHECK(w.err);
+}
+
+/* ------------------------------------------------------------------ SDP ------------------------------------------------------------------- */
+
+static char *read_fixture(const char *name, size_t *len) {
+  char path[256];
+  snprintf(path, sizeof path, "test/fixtures/%s", name);
+  FILE *f = fopen(path, "rb");
+  if (!f) return NULL;
+  char *p = malloc(CAMUS_SDP_MAX * 2);
+  *len = fread(p, 1, CAMUS_SDP_MAX * 2 - 1, f);
+  p[*len] = 0;
+  fclose(f);
+  return p;
+}
+
+static void test_sdp(void) {
+  static const struct {
+    const char *file;
+    int media, data_index;
+    enum sdp_data form;
+    int sctp_port;
+  } cases[] = {{"chromium-datachannel.sdp", 1, 0, SDP_DATA_NEW, 5000}, {"chromium-av-datachannel.sdp", 3, 2, SDP_DATA_NEW, 5000},
+               {"firefox-datachannel.sdp", 1, 0, SDP_DATA_NEW, 5000}, {"aiortc-datachannel.sdp", 1, 0, SDP_DATA_OLD, 5000}};
+  static const uint8_t fp[32] = {1, 2, 3};
+  const struct sdp_candidate cand = {"127.0.0.1", 5000, 2130706431u};
+  const struct sdp_local local = {"00000abcdefghijk", "0123456789abcdef0123456789abcdef", fp, &cand, 1, 65536, 42};
+  static struct sdp_offer o;
+  const char *err = NULL;
+  for (size_t k = 0; k < COUNT(cases); k++) {
+    size_t len;
+    char *text = read_fixture(cases[k].file, &len);
+    CHECK(text != NULL);
+    if (!text) continue;
+    int rc = sdp_parse_offer(text, len, &o, &err);
+    if (rc) fprintf(stderr, "%s: %s\n", cases[k].file, err);
+    CHECK(rc == 0 && o.n_media == cases[k].media && o.data_index == cases[k].data_index);
+    CHECK(o.m[o.data_index].data == cases[k].form && o.m[o.data_index].sctp_port == cases[k].sctp_port);
+    CHECK(o.setup == SDP_SETUP_ACTPASS && strlen(o.ufrag) >= 4 && strlen(o.pwd) >= 22 && o.bundle);
+    struct buf b = {0};
+    CHECK(sdp_write_answer(&b, &o, &local, &err) == 0);
+    CHECK(strstr(b.p, "a=ice-lite\r\n") && strstr(b.p, "a=setup:active\r\n") && strstr(b.p, "a=end-of-candidates\r\n"));
+    CHECK(strstr(b.p, "a=candidate:1 1 udp 2130706431 127.0.0.1 5000 typ host\r\n"));
+    CHECK(strstr(b.p, cases[k].form == SDP_DATA_NEW ? "m=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\n"
+                                                    : "m=application 9 DTLS/SCTP 5000\r\nc=") != NULL);
+    CHECK(strstr(b.p, "a=fingerprint:sha-256 01:02:03:00:") != NULL);
+    if (cases[k].media == 3) {
+      CHECK(strstr(b.p, "m=audio 0 UDP/TLS/RTP/SAVPF 111\r\n") && strstr(b.p, "m=video 0 UDP/TLS/RTP/SAVPF 96\r\n"));
+      CHECK(strstr(b.p, "a=group:BUNDLE 2\r\n") && strstr(b.p, "a=mid:0\r\n") && strstr(b.p, "a=mid:1\r\n"));
+    }
+    buf_free(&b);
+    /* Truncated at every byte: no crash, and either parsed or refused with a reason. */
+    bool sane = true;
+    for (size_t i = 0; i < len; i += 7) {
+      err = NULL;
+      if (sdp_parse_offer(text, i, &o, &err) != 0 && !err) sane = false;
+    }
+    CHECK(sane);
+    /* LF endings and a different attribute order parse the same. */
+    char *lf = malloc(len + 1), *q = lf;
+    for (size_t i = 0; i < len; i++)
+      if (text[i] != '\r') *q++ = text[i];
+    CHECK(sdp_parse_offer(lf, (size_t)(q - lf), &o, &err) == 0 && o.n_media == cases[k].media);
+    free(lf);
+    free(text);
+  }
+  static const struct {
+    const char *sdp, *why;
+  } bad[] = {
+      {"", "not an SDP"},
+      {"v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=ice-ufrag:abcd\r\na=ice-pwd:0123456789012345678901\r\n", "no data channel"},
+      {"v=0\r\nm=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\na=ice-pwd:0123456789012345678901\r\n", "ICE credentials"},
+      {"v=0\r\nm=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\na=ice-ufrag:abcd\r\na=ice-pwd:short\r\n", "ice-pwd"},
+      {"v=0\r\nm=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\na=ice-ufrag:ab\"d\r\n", "ice-ufrag"},
+      {"v=0\r\nm=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\na=ice-ufrag:abcd\r\na=ice-pwd:0123456789012345678901\r\n", "fingerprint"},
+      {"v=0\r\nm=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\na=ice-ufrag:abcd\r\na=ice-pwd:0123456789012345678901\r\na=fingerprint:sha-1 00:11\r\n", "sha-256"},
+      {"v=0\r\nm=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\na=fingerprint:sha-256 ZZ:00\r\n", "fingerprint"},
+      {"v=0\r\nm=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\na=setup:sideways\r\n", "setup"},
+      {"v=0\r\nm=application 99999 UDP/DTLS/SCTP webrtc-datachannel\r\n", "m= line"},
+      {"v=0\r\nnot a line\r\n", "malformed"},
+      {"v=0\r\na=x\0y\r\n", "malformed"},
+  };
+  for (size_t k = 0; k < COUNT(bad); k++) {
+    err = NULL;
+    size_t n = strlen(bad[k].sdp);
+    if (strstr(bad[k].why, "malformed") && k == COUNT(bad) - 1) n = 12;
+    CHECK(sdp_parse_offer(bad[k].sdp, n, &o, &err) != 0 && err && strstr(err, bad[k].why));
+    if (err && !strstr(err, bad[k].why)) fprintf(stderr, "sdp case %zu: %s\n", k, err);
+  }
+  /* Too many sections, and an overlong line. */
+  struct buf b = {0};
+  buf_adds(&b, "v=0\r\n");
+  for (int i = 0; i <= CAMUS_SDP_MAX_MEDIA; i++) buf_adds(&b, "m=audio 9 RTP/AVP 0\r\n");
+  CHECK(sdp_parse_offer(b.p, b.len, &o, &err) != 0 && strstr(err, "too many"));
+  b.len = 0;
+  buf_adds(&b, "v=0\r\na=");
+  for (int i = 0; i < CAMUS_SDP_LINE_MAX; i++) buf_adds(&b, "x");
+  CHECK(sdp_parse_offer(b.p, b.len, &o, &err) != 0 && strstr(err, "too long"));
+  buf_free(&b);
+}
+
+/* ------------------------------------------------------- UDP DEMULTIPLEXER AND ICE ------------------------------------------------------- */
+
+/* Drives a real server over UDP: connectivity checks with right and wrong
+ * credentials, plain STUN, and datagrams that belong to nobody. */
+static void test_demux(void) {
+  struct camus *s = test_server();
+  if (!s) return;
+  int status;
+  const char *err;
+  struct room *rm = room_create(s, "udp", 3, NULL, 0, true, 0, &status, &err);
+  size_t len;
+  char *offer = read_fixture("chromium-datachannel.sdp", &len);
+  struct buf answer = {0};
+  CHECK(rm && offer && peer_answer(s, rm, offer, len, &answer, &err) == 0);
+  free(offer);
+  buf_free(&answer);
+  struct peer *p = NULL;
+  for (uint32_t i = 0; i < peer_table_cap; i++)
+    if (peer_table[i]) p = peer_table[i];
+  CHECK(p && p->state == PEER_ICE && rm->n_clients == 1);
+  if (!p) {
+    camus_free(s);
+    return;
+  }
+  int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  struct sockaddr_storage to, me;
+  addr_parse("127.0.0.1", camus_udp_port(s), &to);
+  addr_parse("127.0.0.1", 0, &me);
+  bind(fd, (struct sockaddr *)&me, addr_len(&me));
+  socklen_t ml = sizeof me;
+  getsockname(fd, (struct sockaddr *)&me, &ml);
+  struct timeval tv = {1, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  uint8_t req[256], resp[2048];
+  uint8_t txid[12] = "camus-test-1";
+  char user[300];
+  snprintf(user, sizeof user, "%s:%s", p->ufrag, p->remote_ufrag);
+  struct stun_msg m;
+  bool hello = false;
+  for (int round = 0; round < 4; round++) {
+    struct stun_writer w = {req, sizeof req, 0, false};
+    stun_begin(&w, STUN_BINDING_REQUEST, txid);
+    if (round != 2) stun_attr(&w, STUN_A_USERNAME, user, (uint16_t)strlen(user));
+    stun_attr_u32(&w, STUN_A_PRIORITY, 12345);
+    if (round == 3) stun_attr(&w, STUN_A_USE_CANDIDATE, NULL, 0);
+    if (round != 2) stun_integrity(&w, round == 1 ? "wrong password of 22 ch" : p->pwd, round == 1 ? 23 : strlen(p->pwd));
+    stun_fingerprint(&w);
+    sendto(fd, req, w.len, 0, (struct sockaddr *)&to, addr_len(&to));
+    for (int i = 0; i < 5; i++) camus_poll(s, 20);
+    ssize_t n;
+    do { /* DTLS from the server (its ClientHello, once checked) may come first */
+      n = recv(fd, resp, sizeof resp, 0);
+      if (n > 13 && resp[0] == 22) hello = true;
+    } while (n > 0 && resp[0] > 3);
+    CHECK(n > 0 && stun_parse(resp, (size_t)n, &m) == 0 && m.fingerprint_ok && !memcmp(m.txid, txid, 12));
+    if (round == 1) {
+      CHECK(m.type == STUN_BINDING_ERROR && m.error_code == 401);
+    } else {
+      CHECK(m.type == STUN_BINDING_SUCCESS && m.has_mapped && addr_port(&m.mapped) == addr_port(&me));
+      if (round != 2) CHECK(stun_integrity_ok(resp, (size_t)n, &m, p->pwd, strlen(p->pwd)));
+    }
+    txid[11]++;
+  }
+  /* The valid check moved the peer on: as DTLS client it sent its ClientHello (content type 22). */
+  CHECK(p->state == PEER_DTLS && p->n_addrs == 1);
+  for (int i = 0; i < 5 && !hello; i++) {
+    ssize_t n = recv(fd, resp, sizeof resp, 0);
+    hello = n > 13 && resp[0] == 22;
+  }
+  CHECK(hello);
+  /* Garbage in every range is dropped without harm. */
+  for (int b = 0; b < 256; b += 5) {
+    memset(req, b, 64);
+    sendto(fd, req, 64, 0, (struct sockaddr *)&to, addr_len(&to));
+  }
+  for (int i = 0; i < 5; i++) camus_poll(s, 10);
+  CHECK(p->state == PEER_DTLS && !p->dead && peer_table[p->slot] == p);
+  close(fd);
+  camus_free(s);
+}
+
 /* ------------------------------------------------------------- LOOP AND MAPS -------------------------------------------------------------- */
 
 static int fired[64], n_fired;
@@ -336,6 +601,9 @@ int main(int argc, char **argv) {
   test_timers();
   test_amap();
   test_dcep();
+  test_stun();
+  test_sdp();
+  test_demux();
   printf("unit: %d passed, %d failed\n", passed, failed);
   return failed ? 1 : 0;
 }
