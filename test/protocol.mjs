@@ -1,0 +1,121 @@
+// Ground Control's messaging protocol, spoken raw from a browser page over real data channels:
+// what the server answers, what it relays, and what it refuses.
+import { startServer, test, assert, run, launchChromium } from './lib.mjs';
+
+test('messaging protocol: replies, relays, and refusals', async () => {
+  const srv = await startServer();
+  const browser = await launchChromium();
+  try {
+    await srv.post('/api/rooms', { name: 'proto' });
+    await srv.post('/api/rooms', { name: 'elsewhere' });
+    const page = await browser.newPage();
+    await page.goto(srv.url + '/');
+    const r = await page.evaluate(async () => {
+      const clients = [];
+      async function connect(room) {
+        const pc = new RTCPeerConnection();
+        const dc = pc.createDataChannel('ground-control');
+        const inbox = [];
+        dc.onmessage = (e) => inbox.push(JSON.parse(e.data));
+        await pc.setLocalDescription(await pc.createOffer());
+        const res = await fetch(`/rtc/${room}/offer`, { method: 'POST', body: JSON.stringify({ sdp: pc.localDescription.sdp, type: 'offer' }) });
+        await pc.setRemoteDescription(await res.json());
+        await new Promise((ok) => { dc.onopen = ok; });
+        const c = { pc, dc, inbox, id: null };
+        c.send = (m) => dc.send(typeof m === 'string' ? m : JSON.stringify(m));
+        c.next = async (type) => {
+          for (let i = 0; i < 300; i++) {
+            const k = c.inbox.findIndex((m) => !type || m.type === type);
+            if (k >= 0) return c.inbox.splice(k, 1)[0];
+            await new Promise((r) => setTimeout(r, 10));
+          }
+          return null;
+        };
+        const g = await c.next('greeting');
+        c.id = g.receiver;
+        clients.push(c);
+        return c;
+      }
+      const out = {};
+      const a = await connect('proto');
+      const b = await connect('proto');
+      const x = await connect('elsewhere');
+      // a hears that b joined (room-info), b does not hear of itself before asking.
+      out.aInfo = await a.next('room-info');
+      out.bEarly = b.inbox.filter((m) => m.type === 'room-info').length;
+      b.send({ sender: b.id, receiver: 'ground control', type: 'get-room-info', data: null });
+      out.bInfo = await b.next('room-info');
+      b.send({ sender: 'whoever', receiver: 'ground control', type: 'ping', data: { n: 7 } });
+      out.pong = await b.next('pong');
+      b.send({ sender: b.id, receiver: 'ground control', type: 'profile', data: { username: 'Bob <b>' } });
+      out.aAfterProfile = await a.next('room-info');
+      out.bAfterProfile = await b.next('room-info');
+      // Chat to the room reaches everyone in it, the sender included, with the real sender.
+      a.send({ sender: b.id, receiver: 'room', type: 'text', data: { from: 'A', time: 1, text: 'hi <img src=x>' } });
+      out.chatA = await a.next('text');
+      out.chatB = await b.next('text');
+      // Direct messages reach only their receiver, and only within the room.
+      a.send({ sender: a.id, receiver: b.id, type: 'offer', data: { type: 'offer', sdp: 'v=0' } });
+      out.direct = await b.next('offer');
+      a.send({ sender: a.id, receiver: x.id, type: 'offer', data: {} });
+      out.crossRoom = await a.next('error');
+      a.send({ sender: a.id, receiver: 'ground control', type: 'dance', data: null });
+      out.unknownType = await a.next('error');
+      a.send('not json');
+      out.notJson = await a.next('error');
+      a.send({ receiver: 'room' });
+      out.noType = await a.next('error');
+      a.send({ sender: a.id, receiver: 'ground control', type: 'profile', data: { username: '' } });
+      out.badName = await a.next('error');
+      a.send({ sender: a.id, receiver: 'ground control', type: 'greeting', data: null });
+      a.send({ sender: a.id, receiver: 'ground control', type: 'pong', data: null });
+      await new Promise((r) => setTimeout(r, 200));
+      out.silent = a.inbox.length;
+      // A flood is cut with one error, and the others in the room are not disturbed.
+      for (let i = 0; i < 400; i++) a.send({ sender: a.id, receiver: b.id, type: 'text', data: { text: String(i) } });
+      out.floodError = await a.next('error');
+      await new Promise((r) => setTimeout(r, 300));
+      out.floodDelivered = b.inbox.filter((m) => m.type === 'text').length;
+      x.send({ sender: x.id, receiver: 'ground control', type: 'ping', data: 'x' });
+      out.otherRoomPong = await x.next('pong');
+      // bye: b leaves, a gets room-info without b.
+      b.send({ sender: b.id, receiver: 'ground control', type: 'bye', data: null });
+      out.afterBye = await a.next('room-info');
+      out.ids = { a: a.id, b: b.id, x: x.id };
+      for (const c of clients) c.pc.close();
+      return out;
+    });
+    const { a, b, x } = r.ids;
+    assert.deepEqual(r.aInfo.data.clients.map((c) => c.id), [a, b]);
+    assert.equal(r.aInfo.data.room_id, 'proto');
+    assert.equal(r.bEarly, 0, 'the newcomer is not told of the room before it asks');
+    assert.deepEqual(r.bInfo.data.clients.map((c) => c.username), ['Major Tom', 'Major Tom']);
+    assert.deepEqual(r.pong, { sender: 'ground control', receiver: b, type: 'pong', data: { n: 7 } });
+    for (const info of [r.aAfterProfile, r.bAfterProfile]) assert.equal(info.data.clients[1].username, 'Bob <b>');
+    assert.equal(r.aAfterProfile.receiver, a);
+    assert.equal(r.bAfterProfile.receiver, b);
+    for (const m of [r.chatA, r.chatB]) {
+      assert.equal(m.sender, a, 'the sender cannot be spoofed');
+      assert.equal(m.receiver, 'room');
+      assert.equal(m.data.text, 'hi <img src=x>');
+    }
+    assert.equal(r.direct.sender, a);
+    assert.equal(r.direct.data.sdp, 'v=0');
+    assert.match(r.crossRoom.data, new RegExp(`Unknown receiver: ${x}`));
+    assert.equal(r.unknownType.data, 'Unknown message type: dance');
+    assert.match(r.notJson.data, /Invalid message/);
+    assert.match(r.noType.data, /no type/);
+    assert.match(r.badName.data, /Invalid username/);
+    assert.equal(r.silent, 0, 'greeting and pong get no reply');
+    assert.match(r.floodError.data, /Too many messages/);
+    assert.ok(r.floodDelivered >= 100 && r.floodDelivered < 400, `delivered ${r.floodDelivered} of 400`);
+    assert.equal(r.otherRoomPong.data, 'x');
+    assert.deepEqual(r.afterBye.data.clients.map((c) => c.id), [a]);
+    await srv.until(async () => (await srv.get('/api/rooms/proto')).json.clients === 0, 5000, 'all left');
+  } finally {
+    await browser.close();
+    await srv.stop();
+  }
+});
+
+await run();
