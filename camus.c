@@ -2377,8 +2377,9 @@ static void stun_input(struct camus *s, const uint8_t *data, size_t n, const str
       if (p->n_addrs == PEER_ADDRS || amap_put(&s->amap, from, p) != 0) return;
       p->addrs[p->n_addrs++] = *from;
       if (m.use_candidate || p->n_addrs == 1) p->sel = i;
-      LOG_D("peer %s: checked %s port %d%s", p->client_id, "address", addr_port(from),
-            m.use_candidate ? " (nominated)" : "");
+      char ip[INET6_ADDRSTRLEN + 2];
+      addr_ip(from, ip, sizeof ip, true);
+      LOG_D("peer %s: checked %s:%d%s", p->client_id, ip, addr_port(from), m.use_candidate ? " (nominated)" : "");
       if (p->state == PEER_ICE) peer_set_state(p, PEER_DTLS);
       early_replay(s, p, from);
     } else if (m.use_candidate && p->sel != i) {
@@ -2994,19 +2995,20 @@ static void local_candidates(struct camus *s) {
     snprintf(s->cands[s->n_cands++], sizeof s->cands[0], "%s", s->cfg.public_ips[k]);
 }
 
-/* POST /rtc/<id>/offer, once admitted: a peer, and the SDP answer for it. */
+/* POST /rtc/<id>/offer, once admitted: a peer, and the SDP answer for it.
+ * Returns 0, or the HTTP status to refuse with (400, 503) and *err. */
 static int peer_answer(struct camus *s, struct room *rm, const char *sdp, size_t n, struct buf *answer,
                        const char **err) {
   struct sdp_offer *o = malloc(sizeof *o);
-  if (!o) return *err = "out of memory", -1;
+  if (!o) return *err = "out of memory", 503;
   if (sdp_parse_offer(sdp, n, o, err) != 0) {
     free(o);
-    return -1;
+    return 400;
   }
   struct peer *p = peer_new(s, o, err);
   if (!p) {
     free(o);
-    return -1;
+    return 503;
   }
   struct sdp_candidate cands[COUNT(s->cands)];
   for (unsigned i = 0; i < s->n_cands; i++)
@@ -3016,9 +3018,9 @@ static int peer_answer(struct camus *s, struct room *rm, const char *sdp, size_t
   int rc = sdp_write_answer(answer, o, &l, err);
   free(o);
   if (rc != 0 || answer->err) {
-    if (!rc) *err = "out of memory";
+    *err = "out of memory";
     peer_close(p, "no answer");
-    return -1;
+    return 503;
   }
   room_join(rm, p);
   LOG_D("peer %s: offer answered (room %s)", p->client_id, rm->id);
@@ -3637,10 +3639,11 @@ static void rtc_offer(struct conn *c, const struct http_req *r, struct room *rm)
   int n = json_str(r->body.p, jb.t, is, sdp, CAMUS_SDP_MAX + 1);
   struct buf answer = {0};
   const char *err = "SDP offer too large";
-  if (n < 0 || peer_answer(s, rm, sdp, (size_t)n, &answer, &err) != 0) {
+  int status = n < 0 ? 400 : peer_answer(s, rm, sdp, (size_t)n, &answer, &err);
+  if (status) {
     free(sdp);
     buf_free(&answer);
-    return http_error(c, r, strstr(err, "full") || strstr(err, "try again") ? 503 : 400, err);
+    return http_error(c, r, status, err);
   }
   free(sdp);
   struct buf b = {0};
