@@ -1,6 +1,6 @@
 # Camus — build, test and run.  Needs a C compiler, libmbedtls-dev and libusrsctp-dev.
 CC      ?= cc
-WARN     = -Wall -Wextra -Werror -Wshadow -Wundef -Wstrict-prototypes -Wmissing-prototypes
+WARN     = -Wall -Wextra -Wpedantic -Werror -Wshadow -Wundef -Wstrict-prototypes -Wmissing-prototypes
 CFLAGS  ?= -O2 -g
 CFLAGS  += -std=c11 $(WARN)
 LDLIBS   = -lmbedtls -lmbedx509 -lmbedcrypto -lusrsctp -lpthread

@@ -2122,7 +2122,7 @@ struct peer {
   uint64_t created, last_seen;
   struct timer life;        /* handshake deadline, then consent freshness */
 
-  bool dtls_server;
+  bool dtls_server, dtls_up;
   mbedtls_ssl_context *ssl;
   struct timer dtls_timer;
   uint64_t dtls_int_at, dtls_fin_at; /* mbedTLS retransmission timer; fin_at 0 = off */
@@ -2372,6 +2372,7 @@ static void stun_input(struct camus *s, const uint8_t *data, size_t n, const str
       if (other && other != p) {
         /* The address moved to a new session (a reused port): the old one is gone. */
         amap_del(&s->amap, from);
+        other->dtls_up = false; /* no close_notify: it would reach the new session */
         peer_close(other, "its address was taken over by a new session");
       }
       if (p->n_addrs == PEER_ADDRS || amap_put(&s->amap, from, p) != 0) return;
@@ -2496,18 +2497,24 @@ static void dtls_step(struct peer *p) {
     if (rc == MBEDTLS_ERR_SSL_WANT_READ || rc == MBEDTLS_ERR_SSL_WANT_WRITE) return;
     if (rc) {
       mbedtls_strerror(rc, msg, sizeof msg);
-      return peer_close(p, msg);
+      peer_close(p, msg);
+      return;
     }
     LOG_D("peer %s: DTLS up (%s)", p->client_id, mbedtls_ssl_get_ciphersuite(p->ssl));
+    p->dtls_up = true;
     peer_set_state(p, PEER_SCTP);
   }
   for (int i = 0; i < 64 && !p->dead; i++) {
     int rc = mbedtls_ssl_read(p->ssl, rec, sizeof rec);
     if (rc == MBEDTLS_ERR_SSL_WANT_READ || rc == MBEDTLS_ERR_SSL_WANT_WRITE) return;
-    if (rc == MBEDTLS_ERR_SSL_PEER_CLOSE_NOTIFY || rc == 0) return peer_close(p, "DTLS closed by the peer");
+    if (rc == MBEDTLS_ERR_SSL_PEER_CLOSE_NOTIFY || rc == 0) {
+      peer_close(p, "DTLS closed by the peer");
+      return;
+    }
     if (rc < 0) {
       mbedtls_strerror(rc, msg, sizeof msg);
-      return peer_close(p, msg);
+      peer_close(p, msg);
+      return;
     }
     sctp_input(p, rec, (size_t)rc);
   }
@@ -2530,10 +2537,15 @@ static void dtls_timeout(struct timer *t) {
 static void dtls_start(struct peer *p) {
   struct camus *s = p->srv;
   p->ssl = calloc(1, sizeof *p->ssl);
-  if (!p->ssl) return peer_close(p, "out of memory");
+  if (!p->ssl) {
+    peer_close(p, "out of memory");
+    return;
+  }
   mbedtls_ssl_init(p->ssl);
-  if (mbedtls_ssl_setup(p->ssl, p->dtls_server ? &s->dtls_server_conf : &s->dtls_client_conf) != 0)
-    return peer_close(p, "out of memory");
+  if (mbedtls_ssl_setup(p->ssl, p->dtls_server ? &s->dtls_server_conf : &s->dtls_client_conf) != 0) {
+    peer_close(p, "out of memory");
+    return;
+  }
   mbedtls_ssl_set_bio(p->ssl, p, dtls_send_cb, dtls_recv_cb, NULL);
   mbedtls_ssl_set_timer_cb(p->ssl, p, dtls_set_timer_cb, dtls_get_timer_cb);
   mbedtls_ssl_set_verify(p->ssl, dtls_verify_cb, p);
@@ -2786,7 +2798,10 @@ static void sctp_start(struct peer *p) {
   void *h = peer_handle(p);
   usrsctp_register_address(h);
   p->sock = usrsctp_socket(AF_CONN, SOCK_STREAM, IPPROTO_SCTP, sctp_receive_cb, NULL, 0, h);
-  if (!p->sock) return peer_close(p, "cannot make an SCTP socket");
+  if (!p->sock) {
+    peer_close(p, "cannot make an SCTP socket");
+    return;
+  }
   sctp.assocs++;
   if (!sctp.tick.slot) {
     sctp.last = sctp.loop->now;
@@ -2814,10 +2829,15 @@ static void sctp_start(struct peer *p) {
   sc.sconn_family = AF_CONN;
   sc.sconn_port = htons(5000);
   sc.sconn_addr = h;
-  if (usrsctp_bind(p->sock, (struct sockaddr *)&sc, sizeof sc) != 0) return peer_close(p, "SCTP bind failed");
+  if (usrsctp_bind(p->sock, (struct sockaddr *)&sc, sizeof sc) != 0) {
+    peer_close(p, "SCTP bind failed");
+    return;
+  }
   sc.sconn_port = htons(p->remote_sctp_port);
-  if (usrsctp_connect(p->sock, (struct sockaddr *)&sc, sizeof sc) != 0 && errno != EINPROGRESS)
-    return peer_close(p, "SCTP connect failed");
+  if (usrsctp_connect(p->sock, (struct sockaddr *)&sc, sizeof sc) != 0 && errno != EINPROGRESS) {
+    peer_close(p, "SCTP connect failed");
+    return;
+  }
 }
 
 static void sctp_input(struct peer *p, const uint8_t *data, size_t n) {
@@ -2838,12 +2858,21 @@ static void peer_life(struct timer *t) {
   struct peer *p = CONTAINER(t, struct peer, life);
   struct camus *s = p->srv;
   if (p->dead) return;
-  if (p->state != PEER_OPEN) return peer_close(p, "handshake timed out");
+  if (p->state != PEER_OPEN) {
+    peer_close(p, "handshake timed out");
+    return;
+  }
   uint64_t now = s->loop.now, due = p->last_seen + CAMUS_CONSENT_MS;
-  if (now >= due) return peer_close(p, "consent expired (no valid packet for 30 s)");
+  if (now >= due) {
+    peer_close(p, "consent expired (no valid packet for 30 s)");
+    return;
+  }
   if (p->member) {
     /* A client whose page stopped talking is pinged, then removed. */
-    if (p->pinged && now >= p->pinged_at + CAMUS_PING_MS) return peer_close(p, "did not answer a ping");
+    if (p->pinged && now >= p->pinged_at + CAMUS_PING_MS) {
+      peer_close(p, "did not answer a ping");
+      return;
+    }
     if (!p->pinged && now >= p->last_msg + CAMUS_PING_MS) {
       char data[32];
       snprintf(data, sizeof data, "%llu", (unsigned long long)now);
@@ -2896,6 +2925,7 @@ static void peer_free(struct peer *p) {
   }
   if (p->sock || p->state >= PEER_SCTP) usrsctp_deregister_address(peer_handle(p));
   if (p->ssl) {
+    if (p->dtls_up) mbedtls_ssl_close_notify(p->ssl); /* tell the browser at once, not after its timeout */
     mbedtls_ssl_free(p->ssl);
     free(p->ssl);
   }
@@ -3130,29 +3160,52 @@ static void msg_input(struct peer *p, const char *text, size_t n) {
   }
   p->rate_warned = false;
   int nt = json_parse(text, n, t, (int)COUNT(t));
-  if (nt < 0 || t[0].type != JSON_OBJECT) return msg_error(p, "Invalid message: expected a JSON object");
+  if (nt < 0 || t[0].type != JSON_OBJECT) {
+    msg_error(p, "Invalid message: expected a JSON object");
+    return;
+  }
   int it = json_find(text, t, 0, "type"), ir = json_find(text, t, 0, "receiver"), id = json_find(text, t, 0, "data");
-  if (it < 0 || json_str(text, t, it, type, sizeof type) <= 0) return msg_error(p, "Invalid message: no type");
-  if (ir < 0 || json_str(text, t, ir, receiver, sizeof receiver) <= 0)
-    return msg_error(p, "Invalid message: no receiver");
+  if (it < 0 || json_str(text, t, it, type, sizeof type) <= 0) {
+    msg_error(p, "Invalid message: no type");
+    return;
+  }
+  if (ir < 0 || json_str(text, t, ir, receiver, sizeof receiver) <= 0) {
+    msg_error(p, "Invalid message: no receiver");
+    return;
+  }
   struct str data = id >= 0 ? json_raw(text, t, id) : (struct str){"null", 4};
   for (char *c = type; *c; c++)
     if ((unsigned char)*c < 0x20) *c = '?';
 
   if (!strcmp(receiver, GROUND_CONTROL)) {
-    if (!strcmp(type, "ping")) return msg_send(p, GROUND_CONTROL, "pong", data);
-    if (!strcmp(type, "get-room-info")) return room_info_to(rm, p, NULL);
+    if (!strcmp(type, "ping")) {
+      msg_send(p, GROUND_CONTROL, "pong", data);
+      return;
+    }
+    if (!strcmp(type, "get-room-info")) {
+      room_info_to(rm, p, NULL);
+      return;
+    }
     if (!strcmp(type, "greeting") || !strcmp(type, "pong")) return;
-    if (!strcmp(type, "bye")) return room_leave_notify(p, true), peer_close(p, "said bye");
+    if (!strcmp(type, "bye")) {
+      room_leave_notify(p, true);
+      peer_close(p, "said bye");
+      return;
+    }
     if (!strcmp(type, "profile")) {
       int iu = id >= 0 && t[id].type == JSON_OBJECT ? json_find(text, t, id, "username") : -1;
       char name[CAMUS_USERNAME_MAX + 1];
       int ul = iu >= 0 ? json_str(text, t, iu, name, sizeof name) : -1;
-      if (!username_ok(name, ul)) return msg_error(p, "Invalid username: 1 to 64 bytes, no control characters");
+      if (!username_ok(name, ul)) {
+        msg_error(p, "Invalid username: 1 to 64 bytes, no control characters");
+        return;
+      }
       memcpy(p->username, name, (size_t)ul + 1);
-      return room_info_to(rm, NULL, NULL);
+      room_info_to(rm, NULL, NULL);
+      return;
     }
-    return msg_error(p, "Unknown message type: %s", type);
+    msg_error(p, "Unknown message type: %s", type);
+    return;
   }
   /* Relayed messages carry the real sender, whatever the client wrote. */
   struct buf b = {0};
@@ -3168,7 +3221,8 @@ static void msg_input(struct peer *p, const char *text, size_t n) {
   buf_adds(&b, "}");
   if (b.err) {
     buf_free(&b);
-    return msg_error(p, "Out of memory");
+    msg_error(p, "Out of memory");
+    return;
   }
   bool all = !strcmp(receiver, "room"), found = false;
   for (struct peer *q = rm->members; q; q = q->next_member) {
@@ -3196,7 +3250,10 @@ static void peer_message(struct peer *p, struct channel *ch, const uint8_t *data
     return;
   }
   if (ch != p->msg_channel) return;
-  if (binary) return msg_error(p, "Binary messages are not part of the protocol");
+  if (binary) {
+    msg_error(p, "Binary messages are not part of the protocol");
+    return;
+  }
   msg_input(p, (const char *)data, n);
 }
 
@@ -3460,7 +3517,10 @@ static int cmp_rooms(const void *a, const void *b) {
 static void api_list_rooms(struct conn *c, const struct http_req *r) {
   struct camus *s = c->srv;
   struct room **sorted = malloc((s->n_rooms + 1) * sizeof *sorted);
-  if (!sorted) return http_error(c, r, 500, "out of memory");
+  if (!sorted) {
+    http_error(c, r, 500, "out of memory");
+    return;
+  }
   unsigned n = 0;
   for (unsigned i = 0; i < s->n_rooms; i++)
     if (s->rooms[i]->public) sorted[n++] = s->rooms[i];
@@ -3515,10 +3575,19 @@ static void api_create_room(struct conn *c, const struct http_req *r) {
   long long limit = 0;
   if (!form && !body_json(c, r, &jb)) return;
   int nlen = body_field(r, &jb, "name", name, sizeof name);
-  if (nlen == -1) return http_error(c, r, 400, "a room needs a name");
-  if (nlen < 0) return http_error(c, r, 400, "room name must be a string of 64 bytes at most");
+  if (nlen == -1) {
+    http_error(c, r, 400, "a room needs a name");
+    return;
+  }
+  if (nlen < 0) {
+    http_error(c, r, 400, "room name must be a string of 64 bytes at most");
+    return;
+  }
   int plen = body_field(r, &jb, "password", pw, sizeof pw);
-  if (plen == -2) return http_error(c, r, 400, "password must be a string of 256 bytes at most");
+  if (plen == -2) {
+    http_error(c, r, 400, "password must be a string of 256 bytes at most");
+    return;
+  }
   if (plen < 0) plen = 0;
   if (form) {
     /* An unchecked box is simply absent from a form. */
@@ -3529,25 +3598,35 @@ static void api_create_room(struct conn *c, const struct http_req *r) {
       char *end;
       errno = 0;
       limit = strtoll(tmp, &end, 10);
-      if (*end || errno || limit < 1 || limit > CAMUS_GUEST_LIMIT_MAX)
-        return http_error(c, r, 400, "guest limit must be between 1 and 1000");
+      if (*end || errno || limit < 1 || limit > CAMUS_GUEST_LIMIT_MAX) {
+        http_error(c, r, 400, "guest limit must be between 1 and 1000");
+        return;
+      }
     } else if (n == -2) {
-      return http_error(c, r, 400, "guest limit must be between 1 and 1000");
+      http_error(c, r, 400, "guest limit must be between 1 and 1000");
+      return;
     }
   } else {
     int i = json_find(r->body.p, jb.t, 0, "public");
-    if (i >= 0 && jb.t[i].type != JSON_TRUE && jb.t[i].type != JSON_FALSE)
-      return http_error(c, r, 400, "public must be true or false");
+    if (i >= 0 && jb.t[i].type != JSON_TRUE && jb.t[i].type != JSON_FALSE) {
+      http_error(c, r, 400, "public must be true or false");
+      return;
+    }
     if (i >= 0) public = jb.t[i].type == JSON_TRUE;
     i = json_find(r->body.p, jb.t, 0, "guest_limit");
     if (i >= 0 && jb.t[i].type != JSON_NULL &&
-        (!json_int(r->body.p, jb.t, i, &limit) || limit < 1 || limit > CAMUS_GUEST_LIMIT_MAX))
-      return http_error(c, r, 400, "guest limit must be between 1 and 1000");
+        (!json_int(r->body.p, jb.t, i, &limit) || limit < 1 || limit > CAMUS_GUEST_LIMIT_MAX)) {
+      http_error(c, r, 400, "guest limit must be between 1 and 1000");
+      return;
+    }
   }
   int status;
   const char *err;
   struct room *rm = room_create(s, name, (size_t)nlen, pw, (size_t)plen, public, (unsigned)limit, &status, &err);
-  if (!rm) return http_error(c, r, status, err);
+  if (!rm) {
+    http_error(c, r, status, err);
+    return;
+  }
   struct buf b = {0};
   buf_adds(&b, "{\"id\":");
   json_write_str(&b, rm->id, strlen(rm->id));
@@ -3584,13 +3663,20 @@ static void rtc_join(struct conn *c, const struct http_req *r, struct room *rm) 
   bool form = body_is_form(r);
   if (!form && r->body.n && !body_json(c, r, &jb)) return;
   struct rate_slot *rs = rate_slot(s, &c->addr);
-  if (rs->fails >= CAMUS_JOIN_FAILS) return http_error(c, r, 429, "too many attempts");
+  if (rs->fails >= CAMUS_JOIN_FAILS) {
+    http_error(c, r, 429, "too many attempts");
+    return;
+  }
   int n = r->body.n ? body_field(r, &jb, "password", pw, sizeof pw) : -1;
-  if (n == -2) return http_error(c, r, 400, "password must be a string");
+  if (n == -2) {
+    http_error(c, r, 400, "password must be a string");
+    return;
+  }
   if (!room_password_ok(rm, pw, n < 0 ? 0 : (size_t)n)) {
     rs->fails++;
     LOG_I("room %s: wrong password from %s", rm->id, c->ip);
-    return http_error(c, r, 403, "wrong password");
+    http_error(c, r, 403, "wrong password");
+    return;
   }
   char tok[96], cookie[512];
   token_make(s, rm, tok);
@@ -3628,14 +3714,25 @@ static void rtc_offer(struct conn *c, const struct http_req *r, struct room *rm)
   struct camus *s = c->srv;
   struct json_body jb;
   if (!body_json(c, r, &jb)) return;
-  if (!request_admitted(s, r, &jb, rm)) return http_error(c, r, 403, "password required");
-  if (rm->guest_limit && rm->n_clients >= rm->guest_limit) return http_error(c, r, 403, "room is full");
+  if (!request_admitted(s, r, &jb, rm)) {
+    http_error(c, r, 403, "password required");
+    return;
+  }
+  if (rm->guest_limit && rm->n_clients >= rm->guest_limit) {
+    http_error(c, r, 403, "room is full");
+    return;
+  }
   int it = json_find(r->body.p, jb.t, 0, "type"), is = json_find(r->body.p, jb.t, 0, "sdp");
   if (it < 0 || is < 0 || jb.t[is].type != JSON_STRING || jb.t[it].type != JSON_STRING ||
-      !str_eq((struct str){r->body.p + jb.t[it].start, jb.t[it].len}, "offer"))
-    return http_error(c, r, 400, "expected {\"sdp\": ..., \"type\": \"offer\"}");
+      !str_eq((struct str){r->body.p + jb.t[it].start, jb.t[it].len}, "offer")) {
+    http_error(c, r, 400, "expected {\"sdp\": ..., \"type\": \"offer\"}");
+    return;
+  }
   char *sdp = malloc(CAMUS_SDP_MAX + 1);
-  if (!sdp) return http_error(c, r, 500, "out of memory");
+  if (!sdp) {
+    http_error(c, r, 500, "out of memory");
+    return;
+  }
   int n = json_str(r->body.p, jb.t, is, sdp, CAMUS_SDP_MAX + 1);
   struct buf answer = {0};
   const char *err = "SDP offer too large";
@@ -3643,7 +3740,8 @@ static void rtc_offer(struct conn *c, const struct http_req *r, struct room *rm)
   if (status) {
     free(sdp);
     buf_free(&answer);
-    return http_error(c, r, status, err);
+    http_error(c, r, status, err);
+    return;
   }
   free(sdp);
   struct buf b = {0};
@@ -3678,40 +3776,67 @@ static void http_request(struct conn *c, struct http_req *r) {
   struct camus *s = c->srv;
   struct str id, rest;
   LOG_D("http#%u: %.*s %.*s", c->id, (int)r->method.n, r->method.p, (int)r->target.n, r->target.p);
-  if (!method_known(r->method)) return http_error(c, r, 501, "method not implemented");
+  if (!method_known(r->method)) {
+    http_error(c, r, 501, "method not implemented");
+    return;
+  }
   if (str_eq(r->path, "/api/rooms")) {
     if (refuse_method(c, r, "GET, HEAD, POST")) return;
-    return str_eq(r->method, "POST") ? api_create_room(c, r) : api_list_rooms(c, r);
+    if (str_eq(r->method, "POST"))
+      api_create_room(c, r);
+    else
+      api_list_rooms(c, r);
+    return;
   }
   if (str_eq(r->path, "/api/config")) {
     if (refuse_method(c, r, "GET, HEAD")) return;
-    return api_config(c, r);
+    api_config(c, r);
+    return;
   }
   if (path_split(r->path, "/api/rooms/", &id, &rest) && rest.n == 0) {
     if (refuse_method(c, r, "GET, HEAD")) return;
     struct room *rm = room_find(s, id);
-    return rm ? api_get_room(c, r, rm) : http_error(c, r, 404, "no such room");
+    if (rm)
+      api_get_room(c, r, rm);
+    else
+      http_error(c, r, 404, "no such room");
+    return;
   }
   if (path_split(r->path, "/rtc/", &id, &rest)) {
     struct room *rm = room_find(s, id);
     if (rest.n == 0 || str_eq(rest, "/")) {
       if (refuse_method(c, r, "GET, HEAD")) return;
-      return web_serve(c, r, rm ? "room.html" : "404.html", rm ? 200 : 404);
+      web_serve(c, r, rm ? "room.html" : "404.html", rm ? 200 : 404);
+      return;
     }
     if (str_eq(rest, "/join") || str_eq(rest, "/offer")) {
       if (refuse_method(c, r, "POST")) return;
-      if (!rm) return http_error(c, r, 404, "no such room");
-      return str_eq(rest, "/join") ? rtc_join(c, r, rm) : rtc_offer(c, r, rm);
+      if (!rm) {
+        http_error(c, r, 404, "no such room");
+        return;
+      }
+      if (str_eq(rest, "/join"))
+        rtc_join(c, r, rm);
+      else
+        rtc_offer(c, r, rm);
+      return;
     }
   }
-  if (str_starts(r->path, "/api/")) return http_error(c, r, 404, "no such endpoint");
+  if (str_starts(r->path, "/api/")) {
+    http_error(c, r, 404, "no such endpoint");
+    return;
+  }
   if (refuse_method(c, r, "GET, HEAD")) return;
-  if (str_eq(r->path, "/")) return web_serve(c, r, "index.html", 200);
+  if (str_eq(r->path, "/")) {
+    web_serve(c, r, "index.html", 200);
+    return;
+  }
   char name[64];
   if (r->path.n - 1 < sizeof name) {
     memcpy(name, r->path.p + 1, r->path.n - 1);
     name[r->path.n - 1] = 0;
-    return web_serve(c, r, name, 200);
+    web_serve(c, r, name, 200);
+    return;
   }
   web_serve(c, r, "404.html", 404);
 }
@@ -3761,10 +3886,16 @@ static void web_serve(struct conn *c, const struct http_req *r, const char *name
   if (!web_name_ok(name)) name = "404.html", status = 404;
   if (!dir) {
     for (size_t i = 0; i < COUNT(web_files); i++)
-      if (strcmp(web_files[i].name, name) == 0)
-        return web_reply(c, r, name, status, web_files[i].data, web_files[i].len, web_files[i].etag);
-    if (strcmp(name, "404.html") != 0) return web_serve(c, r, "404.html", 404);
-    return http_send(c, r, 404, "text/plain; charset=utf-8", "not found\n", 10, NULL);
+      if (strcmp(web_files[i].name, name) == 0) {
+        web_reply(c, r, name, status, web_files[i].data, web_files[i].len, web_files[i].etag);
+        return;
+      }
+    if (strcmp(name, "404.html") != 0) {
+      web_serve(c, r, "404.html", 404);
+      return;
+    }
+    http_send(c, r, 404, "text/plain; charset=utf-8", "not found\n", 10, NULL);
+    return;
   }
   char path[PATH_MAX], etag[64];
   snprintf(path, sizeof path, "%s/%s", dir, name);
@@ -3772,15 +3903,20 @@ static void web_serve(struct conn *c, const struct http_req *r, const char *name
   struct stat st;
   if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size > CAMUS_WEB_FILE_MAX) {
     if (fd >= 0) close(fd);
-    if (strcmp(name, "404.html") != 0) return web_serve(c, r, "404.html", 404);
-    return http_send(c, r, 404, "text/plain; charset=utf-8", "not found\n", 10, NULL);
+    if (strcmp(name, "404.html") != 0) {
+      web_serve(c, r, "404.html", 404);
+      return;
+    }
+    http_send(c, r, 404, "text/plain; charset=utf-8", "not found\n", 10, NULL);
+    return;
   }
   char *data = malloc((size_t)st.st_size + 1);
   ssize_t got = data ? read(fd, data, (size_t)st.st_size) : -1;
   close(fd);
   if (got != st.st_size) {
     free(data);
-    return http_error(c, r, 500, "cannot read file");
+    http_error(c, r, 500, "cannot read file");
+    return;
   }
   snprintf(etag, sizeof etag, "\"%llx-%llx\"", (unsigned long long)st.st_size, (unsigned long long)st.st_mtime);
   web_reply(c, r, name, status, data, (size_t)got, etag);

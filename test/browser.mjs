@@ -11,6 +11,8 @@ async function newPage(browser, viewport = { width: 1280, height: 800 }) {
   const context = await browser.newContext({ viewport });
   const page = await context.newPage();
   page.on('dialog', (d) => { page.alerted = true; d.dismiss().catch(() => {}); });
+  page.warnings = [];
+  page.on('console', (m) => { if (m.type() === 'warning' || m.type() === 'error') page.warnings.push(m.text()); });
   return page;
 }
 
@@ -118,8 +120,8 @@ test('three people in a room: names, chat, video, screen sharing, leaving and va
         const s = Object.values(await videoStats(p));
         return s.length === 2 && s.every((x) => x.frames > 0);
       }, 20000, async () => 'video from both others: ' + JSON.stringify(await videoStats(p)) + ' ' +
-        await p.evaluate(() => [...window.camus.peers.values()].map((x) => `${x.polite} ${x.pc.connectionState}/${x.pc.signalingState} ` +
-          x.pc.getTransceivers().map((t) => `${t.mid}:${t.direction}/${t.currentDirection}:${t.receiver.track.kind}`).join(' ')).join(' | ')));
+        [a, b, c].map((q) => q.warnings.filter((w) => !/restarting/.test(w)).join(';')).join(' / ') + '\n' + (await Promise.all([a, b, c].map((q) => q.evaluate(() => window.camus.me.id.slice(0, 4) + ' -> ' + [...window.camus.peers.values()].map((x) =>
+          `${x.id.slice(0, 4)} ${x.polite} ${x.pc.connectionState}/${x.pc.iceConnectionState}/${x.pc.signalingState} ${x.pc.getTransceivers().length} sent=${x.sent} got=${x.got} ${x.pc.iceGatheringState}`).join(' | '))))).join('\n'));
       firstFrameMs = Math.max(firstFrameMs, Date.now() - t0);
     }
     await a.screenshot({ path: new URL('room.png', OUT).pathname });

@@ -3,7 +3,7 @@
 import net from 'node:net';
 import tls from 'node:tls';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startServer, test, assert, run, sleep, BIN } from './lib.mjs';
@@ -258,6 +258,7 @@ test('HTTPS: self-signed certificate made once, kept, and printed', async () => 
   const b = await startServer(['--tls', '--state-dir', dir]);
   assert.equal(await fingerprintOf(b.port), printed, 'the same certificate on the next start');
   await b.stop();
+  rmSync(dir, { recursive: true, force: true });
 });
 
 test('HTTPS with a given certificate and key', async () => {
@@ -271,6 +272,7 @@ test('HTTPS with a given certificate and key', async () => {
   const s = await startServer(['--cert', cert, '--key', key]);
   assert.equal(await fingerprintOf(s.port), want);
   await s.stop();
+  rmSync(dir, { recursive: true, force: true });
 });
 
 test('command line: --help, --version, bad options, SIGTERM', async () => {

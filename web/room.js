@@ -171,18 +171,21 @@ const nameOf = (id) => (members.find((c) => c.id === id) || { username: 'Major T
 
 function createPeer(id) {
   const pc = new RTCPeerConnection({ iceServers });
-  const peer = { id, pc, polite: me.id < id, makingOffer: false, ignoreOffer: false, queue: Promise.resolve(), stream: new MediaStream() };
+  const peer = { id, pc, polite: me.id < id, makingOffer: false, ignoreOffer: false, queue: Promise.resolve(),
+    stream: new MediaStream(), pending: [], watchdog: 0 };
   peers.set(id, peer);
-  const video = currentVideo();
-  if (me.mic) pc.addTrack(me.mic, me.stream);
-  if (video) pc.addTrack(video, me.stream);
+  // Offers that cross are resolved by perfect negotiation, but a Chromium peer that rolls back its
+  // offer while still gathering may never gather again; so the polite side lets the other offer
+  // first: it attaches its media when that offer arrives, or after a moment if none does.
+  if (peer.polite) peer.attachTimer = setTimeout(() => attachMedia(peer), 1500);
+  else attachMedia(peer);
   pc.ontrack = ({ track }) => {
     peer.stream.addTrack(track);
     track.onended = () => peer.stream.removeTrack(track);
     peer.video.srcObject = peer.stream;
     peer.tile.querySelector('.avatar').hidden = peer.stream.getVideoTracks().length > 0;
   };
-  pc.onicecandidate = ({ candidate }) => { if (candidate) send(id, 'icecandidate', candidate.toJSON()); };
+  pc.onicecandidate = ({ candidate }) => { if (candidate) { peer.sent = (peer.sent || 0) + 1; send(id, 'icecandidate', candidate.toJSON()); } };
   pc.onnegotiationneeded = async () => {
     try {
       peer.makingOffer = true;
@@ -197,8 +200,29 @@ function createPeer(id) {
   };
   pc.oniceconnectionstatechange = () => { if (pc.iceConnectionState === 'failed') pc.restartIce(); renderConns(); };
   pc.onconnectionstatechange = renderConns;
+  // A pair whose ICE has not connected a while after negotiating (candidates lost in an offer
+  // collision, a network change) starts again with fresh credentials; one side does it.
+  pc.onsignalingstatechange = () => {
+    clearTimeout(peer.watchdog);
+    if (pc.signalingState !== 'stable' || peer.polite) return;
+    peer.watchdog = setTimeout(() => {
+      if (peers.get(id) === peer && ['new', 'checking', 'disconnected'].includes(pc.iceConnectionState)) {
+        console.warn(`restarting ICE with ${id}`);
+        pc.restartIce();
+      }
+    }, 5000);
+  };
   addTile(peer);
   return peer;
+}
+
+function attachMedia(peer) {
+  if (peer.attached) return;
+  peer.attached = true;
+  clearTimeout(peer.attachTimer);
+  const video = currentVideo();
+  if (me.mic) peer.pc.addTrack(me.mic, me.stream);
+  if (video) peer.videoSender = peer.pc.addTrack(video, me.stream);
 }
 
 // Perfect negotiation: the impolite side ignores a colliding offer, the polite side rolls back.
@@ -209,15 +233,19 @@ function signal(from, type, data) {
   peer.queue = peer.queue.then(async () => {
     const pc = peer.pc;
     try {
+      peer.got = (peer.got || '') + type[0];
       if (type === 'icecandidate') {
-        try { await pc.addIceCandidate(data); } catch (err) { if (!peer.ignoreOffer) throw err; }
+        if (!pc.remoteDescription) peer.pending.push(data); // its offer or answer is still on the way
+        else try { await pc.addIceCandidate(data); } catch (err) { if (!peer.ignoreOffer) throw err; }
         return;
       }
       if (type === 'answer' && pc.signalingState !== 'have-local-offer') return; // an answer to an offer we rolled back
       const collision = type === 'offer' && (peer.makingOffer || pc.signalingState !== 'stable');
       peer.ignoreOffer = !peer.polite && collision;
       if (peer.ignoreOffer) return;
+      if (type === 'offer') attachMedia(peer); // before the offer, so that its sections carry our media too
       await pc.setRemoteDescription({ type, sdp: data.sdp });
+      for (const c of peer.pending.splice(0)) await pc.addIceCandidate(c).catch(() => {});
       if (type === 'offer') {
         await pc.setLocalDescription();
         send(from, 'answer', { type: pc.localDescription.type, sdp: pc.localDescription.sdp });
@@ -232,6 +260,8 @@ function removePeer(id) {
   const peer = peers.get(id);
   if (!peer) return;
   peers.delete(id);
+  clearTimeout(peer.watchdog);
+  clearTimeout(peer.attachTimer);
   peer.pc.close();
   peer.tile.remove();
   renderConns();
@@ -312,6 +342,7 @@ $('toggle-mic').addEventListener('click', () => {
 // Sends `track` as our video to every peer: replaces the video being sent, or adds it.
 function sendVideo(track) {
   for (const p of peers.values()) {
+    if (!p.attached) continue; // it will take the current video when it attaches
     const sender = p.pc.getSenders().find((s) => s.track ? s.track.kind === 'video' : s === p.videoSender);
     if (sender) sender.replaceTrack(track);
     else if (track) p.videoSender = p.pc.addTrack(track, me.stream);
