@@ -185,7 +185,7 @@ function createPeer(id) {
     peer.video.srcObject = peer.stream;
     peer.tile.querySelector('.avatar').hidden = peer.stream.getVideoTracks().length > 0;
   };
-  pc.onicecandidate = ({ candidate }) => { if (candidate) { peer.sent = (peer.sent || 0) + 1; send(id, 'icecandidate', candidate.toJSON()); } };
+  pc.onicecandidate = ({ candidate }) => { if (candidate) send(id, 'icecandidate', candidate.toJSON()); };
   pc.onnegotiationneeded = async () => {
     try {
       peer.makingOffer = true;
@@ -233,7 +233,6 @@ function signal(from, type, data) {
   peer.queue = peer.queue.then(async () => {
     const pc = peer.pc;
     try {
-      peer.got = (peer.got || '') + type[0];
       if (type === 'icecandidate') {
         if (!pc.remoteDescription) peer.pending.push(data); // its offer or answer is still on the way
         else try { await pc.addIceCandidate(data); } catch (err) { if (!peer.ignoreOffer) throw err; }
