@@ -124,11 +124,8 @@
 #ifndef CAMUS_USERNAME_MAX
 #define CAMUS_USERNAME_MAX 64 /* bytes in a display name */
 #endif
-#ifndef CAMUS_MSG_RATE
-#define CAMUS_MSG_RATE 50 /* messages a second one client may send, on average */
-#endif
 #ifndef CAMUS_MSG_BURST
-#define CAMUS_MSG_BURST 200 /* messages one client may send in a burst */
+#define CAMUS_MSG_BURST 4 /* a client may send this many seconds' worth of messages at once */
 #endif
 #ifndef CAMUS_MSG_TOKENS
 #define CAMUS_MSG_TOKENS 512 /* JSON tokens in one message */
@@ -3133,11 +3130,12 @@ static bool username_ok(const char *u, int n) {
   return true;
 }
 
-/* Token bucket: CAMUS_MSG_RATE messages a second, bursts of CAMUS_MSG_BURST. */
+/* Token bucket: cfg.msg_rate messages a second, bursts of CAMUS_MSG_BURST seconds' worth. */
 static bool msg_rate_ok(struct peer *p, uint64_t now) {
-  double add = (double)(now - p->bucket_at) * CAMUS_MSG_RATE / 1000.0;
+  double rate = p->srv->cfg.msg_rate, burst = rate * CAMUS_MSG_BURST;
+  double add = (double)(now - p->bucket_at) * rate / 1000.0;
   p->bucket_at = now;
-  p->bucket = p->bucket + add > CAMUS_MSG_BURST ? CAMUS_MSG_BURST : p->bucket + add;
+  p->bucket = p->bucket + add > burst ? burst : p->bucket + add;
   if (p->bucket < 1) return false;
   p->bucket -= 1;
   return true;
@@ -3935,6 +3933,7 @@ void camus_config_init(struct camus_config *cfg) {
   cfg->max_connections = 1000;
   cfg->request_timeout_sec = 10;
   cfg->idle_timeout_sec = 60;
+  cfg->msg_rate = 50;
 }
 
 static void wake_drain(struct camus *s) {
@@ -3949,6 +3948,7 @@ struct camus *camus_new(const struct camus_config *cfg, char *err, unsigned errl
   struct camus *s = calloc(1, sizeof *s);
   if (!s) return snprintf(err, errlen, "out of memory"), NULL;
   s->cfg = *cfg;
+  if (!s->cfg.msg_rate) s->cfg.msg_rate = 50;
   s->http_fd = s->udp_fd = s->wake_fd[0] = s->wake_fd[1] = -1;
   log_level = cfg->log_level;
   s->loop.now = mono_ms();
@@ -4130,6 +4130,7 @@ static void usage(FILE *f) {
           "  --max-connections N    concurrent HTTP connections (default 1000)\n"
           "  --request-timeout SEC  time allowed to send a request (default 10)\n"
           "  --idle-timeout SEC     close idle keep-alive connections after SEC (default 60)\n"
+          "  --msg-rate N           messages a second one client may send, in bursts of 4 s worth (default 50)\n"
           "  --log-level LEVEL      error, warn, info (default) or debug\n"
           "  --help, --version\n",
           CAMUS_VERSION);
@@ -4201,6 +4202,8 @@ int main(int argc, char **argv) {
       cfg.request_timeout_sec = (unsigned)opt_num(a, v, 1, 3600);
     } else if (!strcmp(a, "--idle-timeout")) {
       cfg.idle_timeout_sec = (unsigned)opt_num(a, v, 1, 86400);
+    } else if (!strcmp(a, "--msg-rate")) {
+      cfg.msg_rate = (unsigned)opt_num(a, v, 1, 10000000);
     } else if (!strcmp(a, "--log-level")) {
       static const char *const levels[] = {"error", "warn", "info", "debug"};
       int l = -1;

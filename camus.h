@@ -42,6 +42,7 @@ struct camus_config {
   unsigned max_connections;     /* concurrent HTTP connections; 1000 */
   unsigned request_timeout_sec; /* time allowed to send one whole request; 10 */
   unsigned idle_timeout_sec;    /* idle keep-alive connections are closed after this; 60 */
+  unsigned msg_rate;            /* messages a second one client may send (bursts of 4 s worth); 50 */
 };
 
 struct camus;
