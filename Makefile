@@ -8,7 +8,7 @@ SAN      = -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sani
 WEB      = $(sort $(wildcard web/*))
 RUNARGS ?= --host 127.0.0.1 --port 5000
 
-.PHONY: all static run test asan check-symbols clean
+.PHONY: all static run test asan bench check-symbols clean
 
 all: camus check-symbols
 
@@ -53,6 +53,14 @@ test/unit: test/unit.c camus.c camus.h camus_web.h
 test: camus test/unit check-symbols
 	sh test/run.sh ./test/unit
 
+# The benchmark: the C load generator drives the server and reads its figures from /proc.
+test/loadgen: test/loadgen.c camus.c camus.h camus_web.h
+	$(CC) $(CFLAGS) -o $@ test/loadgen.c $(LDLIBS)
+
+bench: camus camus-static test/loadgen
+	@mkdir -p test/out
+	./test/loadgen --server ./camus --static ./camus-static --json test/out/bench.json
+
 camus-asan: camus.c camus.h camus_web.h
 	$(CC) -std=c11 $(WARN) $(SAN) -o $@ camus.c $(LDLIBS)
 
@@ -64,4 +72,4 @@ asan: camus-asan test/unit-asan
 	  CAMUS_BIN=./camus-asan sh test/run.sh ./test/unit-asan
 
 clean:
-	rm -f camus camus-static camus-asan camus.o test/unit test/unit-asan
+	rm -f camus camus-static camus-asan camus.o test/unit test/unit-asan test/loadgen
