@@ -91,7 +91,16 @@
 #define CAMUS_JOIN_FAILS 10 /* failed password attempts per address per minute */
 #endif
 #ifndef CAMUS_RATE_SLOTS
-#define CAMUS_RATE_SLOTS 256 /* addresses remembered by the password rate limiter */
+#define CAMUS_RATE_SLOTS 256 /* addresses remembered by the per-address rate limits */
+#endif
+#ifndef CAMUS_ROOMS_PER_HOST
+#define CAMUS_ROOMS_PER_HOST 10 /* rooms one address may create per minute */
+#endif
+#ifndef CAMUS_CONNS_PER_HOST
+#define CAMUS_CONNS_PER_HOST 32 /* HTTP connections open at once from one address */
+#endif
+#ifndef CAMUS_HANDSHAKES_PER_HOST
+#define CAMUS_HANDSHAKES_PER_HOST 16 /* sessions connecting at once from one address */
 #endif
 #ifndef CAMUS_MAX_PEERS
 #define CAMUS_MAX_PEERS 8192 /* WebRTC sessions on one server */
@@ -124,6 +133,9 @@
 #ifndef CAMUS_USERNAME_MAX
 #define CAMUS_USERNAME_MAX 64 /* bytes in a display name */
 #endif
+#ifndef CAMUS_CHAT_MAX
+#define CAMUS_CHAT_MAX 2000 /* characters in one chat message (the web client's maxlength) */
+#endif
 #ifndef CAMUS_MSG_BURST
 #define CAMUS_MSG_BURST 4 /* a client may send this many seconds' worth of messages at once */
 #endif
@@ -139,6 +151,8 @@
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))
 #define CONTAINER(ptr, type, member) ((type *)(void *)((char *)(ptr) - offsetof(type, member)))
 #define MIN(a, b) ((a) < (b) ? (a) : (b))
+#define STRINGIFY_(x) #x
+#define STRINGIFY(x) STRINGIFY_(x)
 
 /* --- logging: one line per event on stderr, "HH:MM:SS.mmm LEVEL who: text" --- */
 
@@ -359,6 +373,22 @@ static int addr_port(const struct sockaddr_storage *sa) {
 
 static socklen_t addr_len(const struct sockaddr_storage *sa) {
   return sa->ss_family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6);
+}
+
+/* Who an address belongs to, for per-address limits: the IPv4 address, or
+ * the /64 prefix of an IPv6 one (a host gets a whole /64).  IPv4-mapped
+ * IPv6 addresses count as IPv4. */
+static void host_key(const struct sockaddr_storage *sa, uint8_t key[16]) {
+  memset(key, 0, 16);
+  if (sa->ss_family == AF_INET) {
+    memcpy(key, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, 4);
+    return;
+  }
+  const struct in6_addr *a = &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr;
+  if (IN6_IS_ADDR_V4MAPPED(a))
+    memcpy(key, &a->s6_addr[12], 4);
+  else
+    memcpy(key + 4, a->s6_addr, 8);
 }
 
 /* Parses a numeric IPv4 or IPv6 address with a port.  Returns 0 or -1. */
@@ -1780,9 +1810,10 @@ struct udp_out {
 
 /* Failed password attempts of one address within the current minute. */
 struct rate_slot {
-  uint8_t addr[16];
+  uint8_t host[16];
   uint64_t window; /* start of the minute, ms */
-  unsigned fails;
+  unsigned fails;  /* wrong room passwords */
+  unsigned rooms;  /* rooms created */
 };
 
 struct camus {
@@ -1831,6 +1862,7 @@ struct conn {
   int fd;
   unsigned id;
   struct sockaddr_storage addr;
+  uint8_t host[16];          /* host_key(addr) */
   char ip[INET6_ADDRSTRLEN + 2];
   mbedtls_ssl_context *tls;
   bool tls_want_write;       /* the TLS layer waits for the socket to drain */
@@ -1924,12 +1956,22 @@ static void conn_accept(struct camus *s) {
         LOG_W("accept: %s", strerror(errno));
       return;
     }
-    if (s->n_conns >= s->cfg.max_connections) {
+    uint8_t host[16];
+    host_key(&addr, host);
+    unsigned mine = 0;
+    for (unsigned k = 0; k < s->n_conns; k++) mine += memcmp(s->conns[k]->host, host, 16) == 0;
+    if (s->n_conns >= s->cfg.max_connections || mine >= CAMUS_CONNS_PER_HOST) {
       static const char busy[] = "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n"
                                  "Retry-After: 5\r\nConnection: close\r\n\r\n";
-      if (!s->https) (void)!send(fd, busy, sizeof busy - 1, MSG_NOSIGNAL);
+      static const char many[] = "HTTP/1.1 429 Too Many Requests\r\nContent-Length: 0\r\n"
+                                 "Retry-After: 5\r\nConnection: close\r\n\r\n";
+      bool full = s->n_conns >= s->cfg.max_connections;
+      if (!s->https) (void)!send(fd, full ? busy : many, full ? sizeof busy - 1 : sizeof many - 1, MSG_NOSIGNAL);
       close(fd);
-      LOG_W("http: connection limit (%u) reached, refusing a client", s->cfg.max_connections);
+      if (full)
+        LOG_W("http: connection limit (%u) reached, refusing a client", s->cfg.max_connections);
+      else
+        LOG_I("http: %d connections from one address, refusing another", CAMUS_CONNS_PER_HOST);
       continue;
     }
     if (s->n_conns == s->cap_conns) {
@@ -1953,6 +1995,7 @@ static void conn_accept(struct camus *s) {
     c->fd = fd;
     c->id = ++s->next_conn_id;
     c->addr = addr;
+    memcpy(c->host, host, 16);
     addr_ip(&addr, c->ip, sizeof c->ip, false);
     c->in.max = CAMUS_HTTP_MAX_HEAD + CAMUS_HTTP_MAX_BODY;
     c->out.max = CAMUS_HTTP_MAX_OUT;
@@ -2124,6 +2167,7 @@ struct peer {
   char ufrag[17], pwd[33];  /* ours */
   char remote_ufrag[CAMUS_SDP_UFRAG_MAX + 1];
   uint8_t remote_fp[32];
+  uint8_t host[16];         /* host_key() of the address that POSTed the offer */
   uint64_t tiebreaker;
   struct sockaddr_storage addrs[PEER_ADDRS]; /* validated by a STUN check */
   int n_addrs, sel;         /* sel: the address DTLS is sent to (the nominated one) */
@@ -3095,10 +3139,23 @@ static int webrtc_ready(struct camus *s, const char **err) {
   return 0;
 }
 
-/* POST /rtc/<id>/offer, once admitted: a peer, and the SDP answer for it.
- * Returns 0, or the HTTP status to refuse with (400, 503) and *err. */
-static int peer_answer(struct camus *s, struct room *rm, const char *sdp, size_t n, struct buf *answer,
-                       const char **err) {
+/* Sessions still connecting that were offered from host. */
+static unsigned host_handshakes(const struct camus *s, const uint8_t host[16]) {
+  unsigned n = 0;
+  if (s->n_handshakes < CAMUS_HANDSHAKES_PER_HOST) return s->n_handshakes; /* no need to look */
+  for (uint32_t i = 0; i < peer_table_cap; i++) {
+    const struct peer *p = peer_table[i];
+    n += p && p->srv == s && !p->dead && p->state < PEER_OPEN && memcmp(p->host, host, 16) == 0;
+  }
+  return n;
+}
+
+/* POST /rtc/<id>/offer from host, once admitted: a peer, and the SDP answer
+ * for it.  Returns 0, or the HTTP status to refuse with (400, 429, 503) and *err. */
+static int peer_answer(struct camus *s, struct room *rm, const uint8_t host[16], const char *sdp, size_t n,
+                       struct buf *answer, const char **err) {
+  if (host_handshakes(s, host) >= CAMUS_HANDSHAKES_PER_HOST)
+    return *err = "too many sessions connecting from your address: try again in a moment", 429;
   struct sdp_offer *o = malloc(sizeof *o);
   if (!o) return *err = "out of memory", 503;
   if (sdp_parse_offer(sdp, n, o, err) != 0) {
@@ -3110,6 +3167,7 @@ static int peer_answer(struct camus *s, struct room *rm, const char *sdp, size_t
     free(o);
     return 503;
   }
+  memcpy(p->host, host, 16);
   struct sdp_candidate cands[COUNT(s->cands)];
   for (unsigned i = 0; i < s->n_cands; i++)
     cands[i] = (struct sdp_candidate){s->cands[i], s->udp_port, (uint32_t)(126u << 24 | (65535u - i) << 8 | 255u)};
@@ -3216,6 +3274,18 @@ static bool msg_rate_ok(struct peer *p, uint64_t now) {
 
 static void room_leave_notify(struct peer *p, bool said_bye);
 
+/* What is wrong with a chat message's data ({"text": ...}), or NULL. */
+static const char *chat_error(const char *s, const struct json_tok *t, int data) {
+  static char text[4 * CAMUS_CHAT_MAX + 1];
+  int it = data >= 0 && t[data].type == JSON_OBJECT ? json_find(s, t, data, "text") : -1;
+  if (it < 0 || t[it].type != JSON_STRING) return "Invalid chat message: data.text must be a string";
+  int n = json_str(s, t, it, text, sizeof text);
+  size_t chars = 0;
+  for (int i = 0; i < n; i++) chars += ((unsigned char)text[i] & 0xc0) != 0x80;
+  if (n < 0 || chars > CAMUS_CHAT_MAX) return "Chat text too long: at most " STRINGIFY(CAMUS_CHAT_MAX) " characters";
+  return NULL;
+}
+
 /* One text message from a client. */
 static void msg_input(struct peer *p, const char *text, size_t n) {
   struct json_tok t[CAMUS_MSG_TOKENS];
@@ -3276,6 +3346,11 @@ static void msg_input(struct peer *p, const char *text, size_t n) {
       return;
     }
     msg_error(p, "Unknown message type: %s", type);
+    return;
+  }
+  const char *why = !strcmp(type, "text") ? chat_error(text, t, id) : NULL;
+  if (why) {
+    msg_error(p, "%s", why);
     return;
   }
   /* Relayed messages carry the real sender, whatever the client wrote. */
@@ -3517,24 +3592,19 @@ static bool token_ok(const struct camus *s, const struct room *rm, struct str to
 }
 
 /* The per-address rate limit on failed passwords: true if the address may try. */
-static struct rate_slot *rate_slot(struct camus *s, const struct sockaddr_storage *sa) {
-  uint8_t key[16] = {0};
-  if (sa->ss_family == AF_INET)
-    memcpy(key, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, 4);
-  else
-    memcpy(key, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, 16);
+static struct rate_slot *rate_slot(struct camus *s, const uint8_t host[16]) {
   struct rate_slot *oldest = &s->rate[0];
   for (unsigned i = 0; i < CAMUS_RATE_SLOTS; i++) {
     struct rate_slot *r = &s->rate[i];
-    if (memcmp(r->addr, key, 16) == 0 && r->window) {
-      if (s->loop.now - r->window >= 60000) r->window = s->loop.now, r->fails = 0;
+    if (memcmp(r->host, host, 16) == 0 && r->window) {
+      if (s->loop.now - r->window >= 60000) r->window = s->loop.now, r->fails = r->rooms = 0;
       return r;
     }
     if (r->window < oldest->window) oldest = r;
   }
-  memcpy(oldest->addr, key, 16);
+  memcpy(oldest->host, host, 16);
   oldest->window = s->loop.now ? s->loop.now : 1;
-  oldest->fails = 0;
+  oldest->fails = oldest->rooms = 0;
   return oldest;
 }
 
@@ -3691,6 +3761,11 @@ static void api_create_room(struct conn *c, const struct http_req *r) {
       return;
     }
   }
+  struct rate_slot *rs = rate_slot(s, c->host);
+  if (rs->rooms >= CAMUS_ROOMS_PER_HOST) {
+    http_error(c, r, 429, "too many rooms created from your address: try again in a minute");
+    return;
+  }
   int status;
   const char *err;
   struct room *rm = room_create(s, name, (size_t)nlen, pw, (size_t)plen, public, (unsigned)limit, &status, &err);
@@ -3698,6 +3773,7 @@ static void api_create_room(struct conn *c, const struct http_req *r) {
     http_error(c, r, status, err);
     return;
   }
+  rs->rooms++;
   struct buf b = {0};
   buf_adds(&b, "{\"id\":");
   json_write_str(&b, rm->id, strlen(rm->id));
@@ -3733,7 +3809,7 @@ static void rtc_join(struct conn *c, const struct http_req *r, struct room *rm) 
   char pw[CAMUS_PASSWORD_MAX + 1] = "";
   bool form = body_is_form(r);
   if (!form && r->body.n && !body_json(c, r, &jb)) return;
-  struct rate_slot *rs = rate_slot(s, &c->addr);
+  struct rate_slot *rs = rate_slot(s, c->host);
   if (rs->fails >= CAMUS_JOIN_FAILS) {
     http_error(c, r, 429, "too many attempts");
     return;
@@ -3789,7 +3865,7 @@ static void rtc_offer(struct conn *c, const struct http_req *r, struct room *rm)
     http_error(c, r, 403, "password required");
     return;
   }
-  if (rm->guest_limit && rm->n_clients >= rm->guest_limit) {
+  if (rm->n_clients >= (rm->guest_limit ? rm->guest_limit : CAMUS_GUEST_LIMIT_MAX)) {
     http_error(c, r, 403, "room is full");
     return;
   }
@@ -3807,7 +3883,7 @@ static void rtc_offer(struct conn *c, const struct http_req *r, struct room *rm)
   int n = json_str(r->body.p, jb.t, is, sdp, CAMUS_SDP_MAX + 1);
   struct buf answer = {0};
   const char *err = "SDP offer too large";
-  int status = n < 0 ? 400 : peer_answer(s, rm, sdp, (size_t)n, &answer, &err);
+  int status = n < 0 ? 400 : peer_answer(s, rm, c->host, sdp, (size_t)n, &answer, &err);
   if (status) {
     free(sdp);
     buf_free(&answer);

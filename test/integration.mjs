@@ -1,5 +1,6 @@
 // The real binary over sockets: rooms API, passwords and tokens, static files, HTTP limits,
 // slow clients, connection caps, HTTPS, the command line and signals.
+import http from 'node:http';
 import net from 'node:net';
 import tls from 'node:tls';
 import { spawnSync } from 'node:child_process';
@@ -246,7 +247,9 @@ function fingerprintOf(port) {
 test('HTTPS: self-signed certificate made once, kept, and printed', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'camus-tls-'));
   const a = await startServer(['--tls', '--state-dir', dir]);
-  const printed = a.log.map((l) => l.match(/fingerprint SHA-256 ([0-9A-F:]{95})/)).find(Boolean)[1];
+  const fpLine = () => a.log.map((l) => l.match(/fingerprint SHA-256 ([0-9A-F:]{95})/)).find(Boolean);
+  await a.until(fpLine, 2000, 'the certificate fingerprint line');
+  const printed = fpLine()[1];
   assert.equal(a.scheme, 'https');
   assert.equal(await fingerprintOf(a.port), printed);
   const r = await raw(a.port, 'GET /api/rooms HTTP/1.1\r\nConnection: close\r\n\r\n', { secure: true });
@@ -290,6 +293,63 @@ test('command line: --help, --version, bad options, SIGTERM', async () => {
   const s = await startServer();
   await s.stop(); // asserts exit code 0 after SIGTERM
   assert.ok(s.log.some((l) => /INFO .*shutting down/.test(l)));
+});
+
+test('per-address limits: rooms created, connections open, sessions connecting', async () => {
+  const s = await startServer();
+  // One request from a given local address (127.0.0.0/8 is all loopback).
+  const from = (addr, method, path, body) => new Promise((resolve, reject) => {
+    const data = body === undefined ? undefined : JSON.stringify(body);
+    const req = http.request({ host: '127.0.0.1', port: s.port, path, method, localAddress: addr, agent: false,
+      headers: { Connection: 'close', ...(data ? { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(data) } : {}) } }, (res) => {
+      let text = '';
+      res.on('data', (d) => { text += d; });
+      res.on('end', () => resolve({ status: res.statusCode, json: text ? JSON.parse(text) : undefined }));
+    });
+    req.on('error', reject);
+    req.end(data);
+  });
+  try {
+    // Rooms: ten a minute from one address; others are not affected.
+    for (let i = 0; i < 10; i++) assert.equal((await from('127.0.0.1', 'POST', '/api/rooms', { name: `r${i}` })).status, 201);
+    let r = await from('127.0.0.1', 'POST', '/api/rooms', { name: 'r10' });
+    assert.equal(r.status, 429);
+    assert.match(r.json.error, /too many rooms created from your address/);
+    assert.equal((await from('127.0.0.2', 'POST', '/api/rooms', { name: 'r10' })).status, 201);
+    // Sessions connecting: sixteen at once from one address.
+    const offer = readFileSync(new URL('./fixtures/chromium-datachannel.sdp', import.meta.url), 'utf8');
+    for (let i = 0; i < 16; i++)
+      assert.equal((await from('127.0.0.3', 'POST', '/rtc/r0/offer', { sdp: offer, type: 'offer' })).status, 200);
+    r = await from('127.0.0.3', 'POST', '/rtc/r0/offer', { sdp: offer, type: 'offer' });
+    assert.equal(r.status, 429);
+    assert.match(r.json.error, /too many sessions connecting from your address/);
+    assert.equal((await from('127.0.0.4', 'POST', '/rtc/r0/offer', { sdp: offer, type: 'offer' })).status, 200);
+    // Connections: 32 open from one address; the 33rd is told 429 and closed; another address gets in.
+    await sleep(200);
+    const fds = s.fds();
+    const socks = [];
+    for (let i = 0; i < 32; i++) {
+      const c = net.connect({ port: s.port, host: '127.0.0.1', localAddress: '127.0.0.5' });
+      c.on('error', () => {});
+      socks.push(c);
+      await new Promise((ok) => c.on('connect', ok));
+    }
+    await s.until(() => s.fds() >= fds + 32, 2000, 'the server to accept 32 connections');
+    const extra = await new Promise((resolve) => {
+      const c = net.connect({ port: s.port, host: '127.0.0.1', localAddress: '127.0.0.5' });
+      let data = '';
+      c.on('data', (d) => { data += d; });
+      c.on('close', () => resolve(data));
+      c.on('error', () => {});
+    });
+    assert.match(extra, /^HTTP\/1\.1 429 Too Many Requests/);
+    assert.equal((await from('127.0.0.6', 'GET', '/api/rooms')).status, 200);
+    for (const c of socks) c.destroy();
+    await s.until(() => s.fds() <= fds, 2000, 'the connections to close');
+    assert.equal((await from('127.0.0.5', 'GET', '/api/rooms')).status, 200);
+  } finally {
+    await s.stop();
+  }
 });
 
 await run();

@@ -67,6 +67,13 @@ test('messaging protocol: replies, relays, and refusals', async () => {
       out.noType = await a.next('error');
       a.send({ sender: a.id, receiver: 'ground control', type: 'profile', data: { username: '' } });
       out.badName = await a.next('error');
+      // Chat: data.text, a string of 2000 characters at most (the web client's maxlength).
+      a.send({ sender: a.id, receiver: 'room', type: 'text', data: { text: '\u00e9'.repeat(2001) } });
+      out.chatLong = await a.next('error');
+      a.send({ sender: a.id, receiver: 'room', type: 'text', data: 'plain' });
+      out.chatShape = await a.next('error');
+      a.send({ sender: a.id, receiver: b.id, type: 'text', data: { text: '\u20ac'.repeat(2000) } });
+      out.chatMax = await b.next('text');
       a.send({ sender: a.id, receiver: 'ground control', type: 'greeting', data: null });
       a.send({ sender: a.id, receiver: 'ground control', type: 'pong', data: null });
       await new Promise((r) => setTimeout(r, 200));
@@ -106,6 +113,9 @@ test('messaging protocol: replies, relays, and refusals', async () => {
     assert.match(r.notJson.data, /Invalid message/);
     assert.match(r.noType.data, /no type/);
     assert.match(r.badName.data, /Invalid username/);
+    assert.equal(r.chatLong.data, 'Chat text too long: at most 2000 characters');
+    assert.equal(r.chatShape.data, 'Invalid chat message: data.text must be a string');
+    assert.equal(r.chatMax.data.text, '\u20ac'.repeat(2000));
     assert.equal(r.silent, 0, 'greeting and pong get no reply');
     assert.match(r.floodError.data, /Too many messages/);
     assert.ok(r.floodDelivered >= 100 && r.floodDelivered < 400, `delivered ${r.floodDelivered} of 400`);

@@ -446,7 +446,7 @@ static void test_demux(void) {
   size_t len;
   char *offer = read_fixture("chromium-datachannel.sdp", &len);
   struct buf answer = {0};
-  CHECK(rm && offer && peer_answer(s, rm, offer, len, &answer, &err) == 0);
+  CHECK(rm && offer && peer_answer(s, rm, (const uint8_t[16]){0}, offer, len, &answer, &err) == 0);
   free(offer);
   buf_free(&answer);
   struct peer *p = NULL;
