@@ -8,7 +8,7 @@ SAN      = -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sani
 WEB      = $(sort $(wildcard web/*))
 RUNARGS ?= --host 127.0.0.1 --port 5000
 
-.PHONY: all static run test asan bench check-symbols clean
+.PHONY: all static run test asan bench fuzz check-symbols clean
 
 all: camus check-symbols
 
@@ -60,6 +60,11 @@ test/loadgen: test/loadgen.c camus.c camus.h camus_web.h
 bench: camus camus-static test/loadgen
 	@mkdir -p test/out
 	./test/loadgen --server ./camus --static ./camus-static --json test/out/bench.json
+
+# libFuzzer targets (clang) over every parser and state machine; FUZZ_SECONDS each.
+FUZZ_SECONDS ?= 10
+fuzz:
+	sh test/fuzz.sh $(FUZZ_SECONDS)
 
 camus-asan: camus.c camus.h camus_web.h
 	$(CC) -std=c11 $(WARN) $(SAN) -o $@ camus.c $(LDLIBS)

@@ -39,6 +39,9 @@
 #include <sys/types.h>
 #include <time.h>
 #include <unistd.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 #include <mbedtls/ctr_drbg.h>
 #include <mbedtls/entropy.h>
@@ -1084,7 +1087,8 @@ static int sdp_media_line(struct sdp_media *m, struct str v, const char **err) {
     if (str_eq(proto, "UDP/DTLS/SCTP") && str_eq(fmt, "webrtc-datachannel")) m->data = SDP_DATA_NEW;
     if (str_eq(proto, "DTLS/SCTP")) {
       m->data = SDP_DATA_OLD;
-      m->sctp_port = (int)sdp_num(fmt, 65535);
+      m->sctp_port = (int)sdp_num(fmt, 65535); /* the old form names the SCTP port as its format */
+      if (m->sctp_port <= 0) return *err = "bad m= line: DTLS/SCTP needs an SCTP port", -1;
     }
   }
   return 0;
@@ -1841,6 +1845,7 @@ struct camus {
   mbedtls_ssl_config dtls_client_conf, dtls_server_conf;
   struct addr_map amap;          /* remote address -> peer */
   unsigned n_peers, n_handshakes;
+  unsigned peak_peers;           /* most peers since memory was last handed back */
   bool reap_peers;               /* some peer is dead */
   bool sctp_ready;               /* counted among usrsctp's users */
   char cands[8][INET6_ADDRSTRLEN];
@@ -3040,6 +3045,13 @@ static void peers_reap(struct camus *s) {
   s->reap_peers = false;
   for (uint32_t i = 0; i < peer_table_cap; i++)
     if (peer_table[i] && peer_table[i]->srv == s && peer_table[i]->dead) peer_free(peer_table[i]);
+#ifdef __GLIBC__
+  /* Once half the peers of the last peak have gone, give their memory back to the system. */
+  if (s->n_peers <= s->peak_peers / 2) {
+    malloc_trim(0);
+    s->peak_peers = s->n_peers;
+  }
+#endif
 }
 
 /* A new peer for an offer, in a free slot.  NULL with an error when full. */
@@ -3088,6 +3100,7 @@ static struct peer *peer_new(struct camus *s, const struct sdp_offer *o, const c
   timer_in(&s->loop, &p->life, CAMUS_HANDSHAKE_MS);
   peer_table[slot] = p;
   s->n_peers++;
+  if (s->n_peers > s->peak_peers) s->peak_peers = s->n_peers;
   s->n_handshakes++;
   return p;
 }

@@ -739,7 +739,7 @@ static long file_size(const char *path) {
  * for each one's first pong.  Returns how many joined. */
 static int join_range(int from, int to, int parallel, int per_room) {
   int next = from, done = 0, failed = 0, busy = 0;
-  uint64_t deadline = mono_ms() + 120000;
+  uint64_t deadline = mono_ms() + 60000 + 100 * (uint64_t)(to - from);
   while ((done + failed) < to - from && mono_ms() < deadline) {
     while (busy < parallel && next < to) {
       struct client *c = &lg.c[next];
@@ -768,14 +768,42 @@ static int join_range(int from, int to, int parallel, int per_room) {
         busy++;
     }
   }
-  if (failed) fprintf(stderr, "loadgen: %d of %d joins failed\n", failed, to - from);
+  if (failed || done + failed < to - from)
+    fprintf(stderr, "loadgen: %d of %d joins failed, %d unfinished\n", failed, to - from, to - from - done - failed);
   return done;
 }
 
+/* Clients the server counts in its rooms (GET /api/rooms), or -1. */
+static long server_clients(void) {
+  struct sockaddr_in none = {0};
+  struct buf body = {0};
+  struct json_tok t[4096];
+  long sum = -1;
+  int n;
+  if (http_call(&none, "GET", "/api/rooms", NULL, &body) == 200 &&
+      (n = json_parse(body.p, body.len, t, (int)COUNT(t))) > 0 && t[0].type == JSON_ARRAY) {
+    sum = 0;
+    for (int i = 1; i < n; i = (int)t[i].end) {
+      long long v;
+      int k = json_find(body.p, t, i, "clients");
+      if (k >= 0 && json_int(body.p, t, k, &v)) sum += (long)v;
+    }
+  }
+  buf_free(&body);
+  return sum;
+}
+
+/* Clients say bye and go; the server must count none of them a moment later. */
 static void leave_range(int from, int to) {
-  for (int i = from; i < to; i++)
+  for (int i = from; i < to; i++) {
     if (lg.c[i].fd >= 0 || lg.c[i].ssl) client_leave(&lg.c[i], true);
-  lg_wait_ms(300);
+    if ((i - from) % 50 == 49) lg_wait_ms(10); /* 5,000 goodbyes at once would overflow a UDP buffer */
+  }
+  for (int i = 0; i < 50; i++) {
+    lg_wait_ms(100);
+    if (server_clients() == 0) return;
+  }
+  fprintf(stderr, "loadgen: the server still counts %ld clients 5 s after they left\n", server_clients());
 }
 
 struct relay_result {
