@@ -411,6 +411,7 @@ static void test_sdp(void) {
       {"v=0\r\nm=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\na=fingerprint:sha-256 ZZ:00\r\n", "fingerprint"},
       {"v=0\r\nm=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\na=setup:sideways\r\n", "setup"},
       {"v=0\r\nm=application 99999 UDP/DTLS/SCTP webrtc-datachannel\r\n", "m= line"},
+      {"v=0\r\nm=application 9 DTLS/SCTP x\r\n", "needs an SCTP port"}, /* found by fuzzing */
       {"v=0\r\nnot a line\r\n", "malformed"},
       {"v=0\r\na=x\0y\r\n", "malformed"},
   };
