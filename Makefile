@@ -8,7 +8,7 @@ SAN      = -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sani
 WEB      = $(sort $(wildcard web/*))
 RUNARGS ?= --host 127.0.0.1 --port 5000
 
-.PHONY: all static run test asan bench fuzz check-symbols clean
+.PHONY: all static run test asan valgrind bench fuzz check-symbols clean
 
 all: camus check-symbols
 
@@ -75,6 +75,12 @@ test/unit-asan: test/unit.c camus.c camus.h camus_web.h
 asan: camus-asan test/unit-asan
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
 	  CAMUS_BIN=./camus-asan sh test/run.sh ./test/unit-asan
+
+# The unit tests, and the server under the integration, protocol and data channel tests, in memcheck.
+valgrind: camus test/unit
+	valgrind -q --leak-check=full --show-leak-kinds=definite,indirect --errors-for-leak-kinds=definite,indirect \
+	  --error-exitcode=99 ./test/unit
+	for t in integration protocol datachannel; do CAMUS_BIN=$$PWD/test/valgrind.sh node test/$$t.mjs || exit 1; done
 
 clean:
 	rm -f camus camus-static camus-asan camus.o test/unit test/unit-asan test/loadgen
