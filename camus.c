@@ -109,10 +109,13 @@
 #define CAMUS_MAX_PEERS 8192 /* WebRTC sessions on one server */
 #endif
 #ifndef CAMUS_MAX_HANDSHAKES
-#define CAMUS_MAX_HANDSHAKES 256 /* sessions connecting at once */
+#define CAMUS_MAX_HANDSHAKES 256 /* sessions past their ICE check and still in DTLS or SCTP setup */
 #endif
 #ifndef CAMUS_HANDSHAKE_MS
 #define CAMUS_HANDSHAKE_MS 20000 /* ms from the offer to an open association */
+#endif
+#ifndef CAMUS_CHECK_MS
+#define CAMUS_CHECK_MS 10000 /* ms from the offer to its first valid ICE check */
 #endif
 #ifndef CAMUS_CONSENT_MS
 #define CAMUS_CONSENT_MS 30000 /* ms without a valid packet before a peer is dropped (RFC 7675) */
@@ -1844,7 +1847,9 @@ struct camus {
   struct identity dtls_id;       /* our DTLS certificate, new each run */
   mbedtls_ssl_config dtls_client_conf, dtls_server_conf;
   struct addr_map amap;          /* remote address -> peer */
-  unsigned n_peers, n_handshakes;
+  unsigned n_peers;
+  unsigned n_unchecked;          /* peers waiting for their first ICE check */
+  unsigned n_handshakes;         /* peers checked and in DTLS or SCTP setup: the costly part */
   unsigned peak_peers;           /* most peers since memory was last handed back */
   bool reap_peers;               /* some peer is dead */
   bool sctp_ready;               /* counted among usrsctp's users */
@@ -1893,13 +1898,14 @@ static const char security_headers[] =
 static void http_send(struct conn *c, const struct http_req *r, int status, const char *ctype, const void *body,
                       size_t n, const char *extra) {
   bool head = r && str_eq(r->method, "HEAD");
-  bool keep = r && r->keep_alive && !c->closing && status < 500 && status != 408 && status != 413 &&
-              status != 414 && status != 431;
+  /* A request refused before its body was read leaves the stream unusable: close after it. */
+  bool keep = r && r->keep_alive && !c->closing && status < 500 && status != 408 && status != 411 &&
+              status != 413 && status != 414 && status != 431;
   buf_addf(&c->out, "HTTP/1.1 %d %s\r\n%sContent-Length: %zu\r\n", status, http_reason(status), security_headers,
            status == 304 ? 0 : n);
   if (ctype) buf_addf(&c->out, "Content-Type: %s\r\n", ctype);
   if (extra) buf_adds(&c->out, extra);
-  buf_adds(&c->out, keep ? "\r\n" : "Connection: close\r\n\r\n");
+  buf_adds(&c->out, !keep ? "Connection: close\r\n\r\n" : r->minor == 0 ? "Connection: keep-alive\r\n\r\n" : "\r\n");
   if (!head && status != 304) buf_add(&c->out, body, n);
   if (!keep) c->closing = true;
   if (c->out.err) c->dead = true; /* a reader too slow to keep up */
@@ -2426,6 +2432,10 @@ static void stun_input(struct camus *s, const uint8_t *data, size_t n, const str
       stun_error(&w, 401, "Unauthorized");
     }
     stun_fingerprint(&w);
+  } else if (p->state == PEER_ICE && s->n_handshakes >= CAMUS_MAX_HANDSHAKES) {
+    /* As many DTLS handshakes as we take at once: no answer yet; a later retransmission may find room. */
+    LOG_D("peer %s: check deferred, %u handshakes in progress", p->client_id, s->n_handshakes);
+    return;
   } else if (m.controlled && p->tiebreaker >= m.tiebreaker) {
     /* Both sides think they are controlled; a lite agent stays controlled (RFC 8445 7.3.1.1). */
     stun_begin(&w, STUN_BINDING_ERROR, m.txid);
@@ -2856,6 +2866,12 @@ static int sctp_receive_cb(struct socket *sock, union sctp_sockstore addr, void 
   }
   const uint8_t *msg = data;
   size_t n = len;
+  if (len > CAMUS_MAX_MESSAGE) { /* whole, or a piece of one, beyond what we advertised */
+    free(data);
+    buf_free(&p->partial);
+    peer_close(p, "message larger than max-message-size");
+    return 1;
+  }
   if (!(flags & MSG_EOR) || p->partial.len) {
     /* A message in pieces: gather it, within the size we advertised. */
     buf_add(&p->partial, data, len);
@@ -2960,7 +2976,7 @@ static void peer_life(struct timer *t) {
   struct camus *s = p->srv;
   if (p->dead) return;
   if (p->state != PEER_OPEN) {
-    peer_close(p, "handshake timed out");
+    peer_close(p, p->state == PEER_ICE ? "handshake timed out: no ICE check" : "handshake timed out");
     return;
   }
   uint64_t now = s->loop.now, due = p->last_seen + CAMUS_CONSENT_MS;
@@ -2994,7 +3010,12 @@ static void peer_set_state(struct peer *p, enum peer_state st) {
   p->state = st;
   switch (st) {
   case PEER_ICE: break;
-  case PEER_DTLS: dtls_start(p); break;
+  case PEER_DTLS:
+    s->n_unchecked--;
+    s->n_handshakes++;
+    timer_at(&s->loop, &p->life, p->created + CAMUS_HANDSHAKE_MS);
+    dtls_start(p);
+    break;
   case PEER_SCTP: sctp_start(p); break;
   case PEER_OPEN:
     s->n_handshakes--;
@@ -3003,7 +3024,8 @@ static void peer_set_state(struct peer *p, enum peer_state st) {
     LOG_I("peer %s: connected in %llu ms", p->client_id, (unsigned long long)(s->loop.now - p->created));
     break;
   case PEER_CLOSED:
-    if (old != PEER_OPEN) s->n_handshakes--;
+    if (old == PEER_ICE) s->n_unchecked--;
+    if (old == PEER_DTLS || old == PEER_SCTP) s->n_handshakes--;
     break;
   }
 }
@@ -3057,7 +3079,6 @@ static void peers_reap(struct camus *s) {
 /* A new peer for an offer, in a free slot.  NULL with an error when full. */
 static struct peer *peer_new(struct camus *s, const struct sdp_offer *o, const char **err) {
   if (s->n_peers >= CAMUS_MAX_PEERS) return *err = "server is full", NULL;
-  if (s->n_handshakes >= CAMUS_MAX_HANDSHAKES) return *err = "too many connections in progress, try again", NULL;
   uint32_t slot = 0;
   while (slot < peer_table_cap && peer_table[slot]) slot++;
   if (slot == peer_table_cap) {
@@ -3097,11 +3118,11 @@ static struct peer *peer_new(struct camus *s, const struct sdp_offer *o, const c
   p->created = p->last_seen = s->loop.now;
   p->life.fn = peer_life;
   p->dtls_timer.fn = dtls_timeout;
-  timer_in(&s->loop, &p->life, CAMUS_HANDSHAKE_MS);
+  timer_in(&s->loop, &p->life, CAMUS_CHECK_MS);
   peer_table[slot] = p;
   s->n_peers++;
   if (s->n_peers > s->peak_peers) s->peak_peers = s->n_peers;
-  s->n_handshakes++;
+  s->n_unchecked++;
   return p;
 }
 
@@ -3155,7 +3176,7 @@ static int webrtc_ready(struct camus *s, const char **err) {
 /* Sessions still connecting that were offered from host. */
 static unsigned host_handshakes(const struct camus *s, const uint8_t host[16]) {
   unsigned n = 0;
-  if (s->n_handshakes < CAMUS_HANDSHAKES_PER_HOST) return s->n_handshakes; /* no need to look */
+  if (s->n_unchecked + s->n_handshakes < CAMUS_HANDSHAKES_PER_HOST) return 0; /* no need to look */
   for (uint32_t i = 0; i < peer_table_cap; i++) {
     const struct peer *p = peer_table[i];
     n += p && p->srv == s && !p->dead && p->state < PEER_OPEN && memcmp(p->host, host, 16) == 0;
@@ -3305,14 +3326,6 @@ static void msg_input(struct peer *p, const char *text, size_t n) {
   struct room *rm = p->room;
   char type[64], receiver[40];
   if (!rm) return;
-  p->last_msg = p->srv->loop.now;
-  p->pinged = false;
-  if (!msg_rate_ok(p, p->srv->loop.now)) {
-    if (!p->rate_warned) msg_error(p, "Too many messages: slow down");
-    p->rate_warned = true;
-    return;
-  }
-  p->rate_warned = false;
   int nt = json_parse(text, n, t, (int)COUNT(t));
   if (nt < 0 || t[0].type != JSON_OBJECT) {
     msg_error(p, "Invalid message: expected a JSON object");
@@ -3403,12 +3416,22 @@ static void peer_channel_open(struct peer *p, struct channel *ch) {
   room_member_add(p);
 }
 
+/* A message on any channel of p: the rate limit first, then echo or the protocol. */
 static void peer_message(struct peer *p, struct channel *ch, const uint8_t *data, size_t n, bool binary) {
+  uint64_t now = p->srv->loop.now;
+  if (!msg_rate_ok(p, now)) {
+    if (!p->rate_warned && !ch->echo) msg_error(p, "Too many messages: slow down");
+    p->rate_warned = true;
+    return;
+  }
+  p->rate_warned = false;
   if (ch->echo) {
     channel_send(p, ch, binary ? PPID_BINARY : PPID_STRING, data, n);
     return;
   }
   if (ch != p->msg_channel) return;
+  p->last_msg = now;
+  p->pinged = false;
   if (binary) {
     msg_error(p, "Binary messages are not part of the protocol");
     return;

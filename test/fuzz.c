@@ -475,7 +475,7 @@ static void fuzz(const uint8_t *data, size_t size) {
   for (uint32_t i = 0; i < peer_table_cap; i++)
     if (peer_table[i] && peer_table[i]->srv == srv) peer_close(peer_table[i], "fuzz: next input");
   peers_reap(srv);
-  FUZZ_CHECK(srv->n_peers == 0 && srv->n_handshakes == 0 && srv->amap.n == 0 && room->n_clients == 0);
+  FUZZ_CHECK(srv->n_peers == 0 && srv->n_handshakes == 0 && srv->n_unchecked == 0 && srv->amap.n == 0 && room->n_clients == 0);
 }
 
 #endif
