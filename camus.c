@@ -849,7 +849,7 @@ static int http_parse(const char *buf, size_t n, struct http_req *r) {
     const char *ve = le;
     while (ve > q && (ve[-1] == ' ' || ve[-1] == '\t')) ve--;
     for (const char *c = q; c < ve; c++)
-      if ((unsigned char)*c < 0x20 && *c != '\t') return -400;
+      if (((unsigned char)*c < 0x20 && *c != '\t') || *c == 0x7f) return -400;
     struct str value = {q, (size_t)(ve - q)};
     r->h[r->nh++] = (struct http_header){name, value};
     if (str_ieq(name, "content-length")) {

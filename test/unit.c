@@ -143,6 +143,7 @@ static void test_http(void) {
   CHECK(parse("GET x HTTP/1.1\r\n\r\n", &r) == -400);
   CHECK(parse("G(T / HTTP/1.1\r\n\r\n", &r) == -400);
   CHECK(parse("GET / HTTP/1.1\r\nBad Header: x\r\n\r\n", &r) == -400);
+  CHECK(parse("GET / HTTP/1.1\r\nX: a\x7f b\r\n\r\n", &r) == -400); /* DEL is no field character */
   CHECK(parse("GET / HTTP/1.1\r\n folded\r\n\r\n", &r) == -400);
   CHECK(parse("GET / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n", &r) == -400);
   CHECK(parse("GET / HTTP/1.1\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\n", &r) > 0);
