@@ -2411,26 +2411,24 @@ static void stun_input(struct camus *s, const uint8_t *data, size_t n, const str
   }
   const uint8_t *colon = memchr(m.username, ':', m.username_len);
   struct peer *p = colon ? peer_by_ufrag(s, (const char *)m.username, (size_t)(colon - m.username)) : NULL;
-  if (p && m.n_unknown) {
+  if (!p || !m.integrity_at || !stun_integrity_ok(data, n, &m, p->pwd, strlen(p->pwd)) ||
+      strlen(p->remote_ufrag) != (size_t)(m.username + m.username_len - colon - 1) ||
+      memcmp(colon + 1, p->remote_ufrag, strlen(p->remote_ufrag)) != 0) {
+    LOG_D("stun: refused a check from port %d (%s)", addr_port(from),
+          !p ? "unknown ufrag" : !m.integrity_at ? "no integrity" : "bad credentials");
+    stun_begin(&w, STUN_BINDING_ERROR, m.txid);
+    if (!m.integrity_at)
+      stun_error(&w, 400, "Bad Request");
+    else
+      stun_error(&w, 401, "Unauthorized");
+    stun_fingerprint(&w);
+  } else if (m.n_unknown) { /* only once authenticated, so that no stranger gets a signed reply */
     stun_begin(&w, STUN_BINDING_ERROR, m.txid);
     stun_error(&w, 420, "Unknown Attribute");
     uint8_t list[8];
     for (int i = 0; i < m.n_unknown && i < 4; i++) put_u16(list + 2 * i, m.unknown[i]);
     stun_attr(&w, STUN_A_UNKNOWN_ATTRIBUTES, list, (uint16_t)(2 * MIN(m.n_unknown, 4)));
     stun_integrity(&w, p->pwd, strlen(p->pwd));
-    stun_fingerprint(&w);
-  } else if (!p || !m.integrity_at || !stun_integrity_ok(data, n, &m, p->pwd, strlen(p->pwd)) ||
-             strlen(p->remote_ufrag) != (size_t)(m.username + m.username_len - colon - 1) ||
-             memcmp(colon + 1, p->remote_ufrag, strlen(p->remote_ufrag)) != 0) {
-    LOG_D("stun: refused a check from port %d (%s)", addr_port(from),
-          !p ? "unknown ufrag" : !m.integrity_at ? "no integrity" : "bad credentials");
-    if (!m.integrity_at) {
-      stun_begin(&w, STUN_BINDING_ERROR, m.txid);
-      stun_error(&w, 400, "Bad Request");
-    } else {
-      stun_begin(&w, STUN_BINDING_ERROR, m.txid);
-      stun_error(&w, 401, "Unauthorized");
-    }
     stun_fingerprint(&w);
   } else if (p->state == PEER_ICE && s->n_handshakes >= CAMUS_MAX_HANDSHAKES) {
     /* As many DTLS handshakes as we take at once: no answer yet; a later retransmission may find room. */

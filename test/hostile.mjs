@@ -1021,7 +1021,7 @@ test('UDP: garbage, broken STUN, bad credentials, DTLS-looking garbage, a flood'
   add('known ufrag, ERROR-CODE of 2 bytes', stun({ attrs: [user(p1), [0x0009, randBytes(2)]], key: p1.pwd }).msg, 'silence');
   add('unknown comprehension-required attribute', stun({ attrs: [user(p1), [0x0003, u32(6)]], key: p1.pwd }).msg, 420, p1.pwd);
   add('five unknown comprehension-required attributes', stun({ attrs: [user(p1), ...[0x0003, 0x0013, 0x0022, 0x7fff, 0x0031].map((t) => [t, randBytes(4)])], key: p1.pwd }).msg, 420, p1.pwd);
-  add('unknown required attribute with a bad MESSAGE-INTEGRITY', stun({ attrs: [user(p1), [0x7ffe, u32(1)]], key: p1.pwd, corruptMac: true }).msg, [401, 420], p1.pwd);
+  add('unknown required attribute with a bad MESSAGE-INTEGRITY', stun({ attrs: [user(p1), [0x7ffe, u32(1)]], key: p1.pwd, corruptMac: true }).msg, 401, p1.pwd);
   add('role conflict: ICE-CONTROLLED, tie-breaker 0', stun({ attrs: [user(pS), [ICE_CONTROLLED, u64(0, 0)]], key: pS.pwd }).msg, 487, pS.pwd);
   add('valid check with unknown optional attribute', good(pS, { attrs: [[0xc001, randBytes(5)]] }).msg, 'success', pS.pwd);
   add('valid check, garbage after MESSAGE-INTEGRITY', good(pS, { after: [[0x0003, randBytes(4)], [USERNAME, Buffer.from('evil:x')]] }).msg, 'success', pS.pwd);
