@@ -134,7 +134,10 @@
 #define CAMUS_SCTP_STREAMS 32 /* SCTP streams each way: data channel ids 0..31, 16 for either DTLS role */
 #endif
 #ifndef CAMUS_SCTP_TICK_MS
-#define CAMUS_SCTP_TICK_MS 10 /* ms between usrsctp timer ticks while associations exist */
+#define CAMUS_SCTP_TICK_MS 10 /* ms between usrsctp timer ticks while SCTP packets flow */
+#endif
+#ifndef CAMUS_SCTP_IDLE_TICK_MS
+#define CAMUS_SCTP_IDLE_TICK_MS 250 /* ms between ticks once no packet flowed for a second */
 #endif
 #ifndef CAMUS_USERNAME_MAX
 #define CAMUS_USERNAME_MAX 64 /* bytes in a display name */
@@ -2711,13 +2714,24 @@ static struct {
   struct timer tick;         /* drives usrsctp's timers while associations exist */
   struct loop *loop;
   uint64_t last;             /* when usrsctp was last told the time */
+  uint64_t busy_at;          /* when an SCTP packet last went in or out */
   unsigned assocs;           /* sockets open */
 } sctp;
+
+/* usrsctp tells us no deadlines, so it is ticked: often while packets flow
+ * (delayed acks, retransmissions), rarely once associations are idle, when
+ * only heartbeats are due. */
+static void sctp_busy(void) {
+  uint64_t now = sctp.loop->now;
+  sctp.busy_at = now;
+  if (sctp.tick.slot && sctp.tick.at > now + CAMUS_SCTP_TICK_MS) timer_in(sctp.loop, &sctp.tick, CAMUS_SCTP_TICK_MS);
+}
 
 static int sctp_output_cb(void *handle, void *data, size_t len, uint8_t tos, uint8_t set_df) {
   (void)tos, (void)set_df;
   struct peer *p = peer_from_handle(handle);
   if (!p || !p->ssl || p->state < PEER_SCTP) return 0;
+  sctp_busy();
   int rc = mbedtls_ssl_write(p->ssl, data, len);
   if (rc < 0) LOG_D("peer %s: DTLS write failed (%d)", p->client_id, rc);
   return 0;
@@ -2728,7 +2742,8 @@ static void sctp_tick(struct timer *t) {
   uint64_t now = sctp.loop->now;
   usrsctp_handle_timers((uint32_t)(now - sctp.last));
   sctp.last = now;
-  if (sctp.assocs) timer_in(sctp.loop, &sctp.tick, CAMUS_SCTP_TICK_MS);
+  if (sctp.assocs)
+    timer_in(sctp.loop, &sctp.tick, now - sctp.busy_at < 1000 ? CAMUS_SCTP_TICK_MS : CAMUS_SCTP_IDLE_TICK_MS);
 }
 
 static int sctp_global_init(struct loop *l) {
@@ -2922,6 +2937,7 @@ static void sctp_start(struct peer *p) {
     sctp.last = sctp.loop->now;
     timer_in(sctp.loop, &sctp.tick, CAMUS_SCTP_TICK_MS);
   }
+  sctp.busy_at = sctp.loop->now;
   usrsctp_set_non_blocking(p->sock, 1);
   usrsctp_setsockopt(p->sock, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
   usrsctp_setsockopt(p->sock, IPPROTO_SCTP, SCTP_NODELAY, &one, sizeof one);
@@ -2934,10 +2950,11 @@ static void sctp_start(struct peer *p) {
     ev.se_type = events[i];
     usrsctp_setsockopt(p->sock, IPPROTO_SCTP, SCTP_EVENT, &ev, sizeof ev);
   }
-  /* SCTP packets must fit one DTLS record inside one datagram of CAMUS_MTU bytes. */
+  /* SCTP packets must fit one DTLS record inside one datagram of CAMUS_MTU bytes.  No heartbeats:
+   * ICE consent checks (RFC 7675) already tell whether the peer is there. */
   struct sctp_paddrparams pp = {0};
   pp.spp_assoc_id = SCTP_FUTURE_ASSOC;
-  pp.spp_flags = SPP_PMTUD_DISABLE;
+  pp.spp_flags = SPP_PMTUD_DISABLE | SPP_HB_DISABLE;
   pp.spp_pathmtu = CAMUS_MTU - CAMUS_DTLS_OVERHEAD;
   usrsctp_setsockopt(p->sock, IPPROTO_SCTP, SCTP_PEER_ADDR_PARAMS, &pp, sizeof pp);
   struct sockaddr_conn sc = {0};
@@ -2956,7 +2973,9 @@ static void sctp_start(struct peer *p) {
 }
 
 static void sctp_input(struct peer *p, const uint8_t *data, size_t n) {
-  if (p->sock) usrsctp_conninput(peer_handle(p), data, n, 0);
+  if (!p->sock) return;
+  sctp_busy();
+  usrsctp_conninput(peer_handle(p), data, n, 0);
 }
 
 /* ================================================================= PEERS ==================================================================== */
