@@ -2661,8 +2661,11 @@ static void dtls_start(struct peer *p) {
 }
 
 /* The DTLS settings shared by every peer: ECDSA P-256 self-signed, peer
- * certificate required, AES-GCM first (AES-NI makes it the cheapest per record). */
+ * certificate required, X25519 first for the key exchange (half the cost of
+ * P-256 in mbedTLS), AES-GCM first (AES-NI makes it the cheapest per record). */
 static int dtls_conf_init(struct camus *s, mbedtls_ssl_config *conf, int endpoint) {
+  static const mbedtls_ecp_group_id curves[] = {MBEDTLS_ECP_DP_CURVE25519, MBEDTLS_ECP_DP_SECP256R1,
+                                                MBEDTLS_ECP_DP_NONE};
   static const int suites[] = {MBEDTLS_TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
                                MBEDTLS_TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
                                MBEDTLS_TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256, 0};
@@ -2675,6 +2678,7 @@ static int dtls_conf_init(struct camus *s, mbedtls_ssl_config *conf, int endpoin
   mbedtls_ssl_conf_min_version(conf, MBEDTLS_SSL_MAJOR_VERSION_3, MBEDTLS_SSL_MINOR_VERSION_3);
   mbedtls_ssl_conf_handshake_timeout(conf, 400, 8000);
   mbedtls_ssl_conf_ciphersuites(conf, suites);
+  mbedtls_ssl_conf_curves(conf, curves);
   if (endpoint == MBEDTLS_SSL_IS_SERVER) mbedtls_ssl_conf_dtls_cookies(conf, NULL, NULL, NULL);
   return mbedtls_ssl_conf_own_cert(conf, &s->dtls_id.crt, &s->dtls_id.key);
 }
