@@ -2360,9 +2360,14 @@ static void udp_send(struct camus *s, const void *data, size_t n, const struct s
     memcpy(&v6->sin6_addr.s6_addr[12], &v4->sin_addr, 4);
     to = &mapped;
   }
-  if (!s->out && !(s->out = calloc(1, sizeof *s->out))) return;
+  if (!s->out) s->out = calloc(1, sizeof *s->out);
   struct udp_out *o = s->out;
-  if (n > sizeof o->data[0]) return; /* we make none: mbedTLS and usrsctp both keep to CAMUS_MTU */
+  if (!o || n > sizeof o->data[0]) { /* no queue, or larger than we make: send it now, in order */
+    udp_flush(s);
+    if (sendto(s->udp_fd, data, n, 0, (const struct sockaddr *)to, addr_len(to)) < 0 && errno != EAGAIN)
+      LOG_D("udp: sendto: %s", strerror(errno));
+    return;
+  }
   if (o->n == UDP_BATCH) udp_flush(s);
   unsigned i = o->n++;
   memcpy(o->data[i], data, n);
@@ -2501,9 +2506,9 @@ static void udp_input(struct camus *s, const uint8_t *data, size_t n, const stru
 /* One datagram, its sender's address made canonical first. */
 static void udp_datagram(struct camus *s, const uint8_t *data, size_t n, const struct sockaddr_storage *from) {
   struct sockaddr_storage v4addr;
-  if (from->ss_family == AF_INET6 && IN6_IS_ADDR_V4MAPPED(&((const struct sockaddr_in6 *)(const void *)from)->sin6_addr)) {
+  const struct sockaddr_in6 *v6 = (const struct sockaddr_in6 *)(const void *)from;
+  if (from->ss_family == AF_INET6 && IN6_IS_ADDR_V4MAPPED(&v6->sin6_addr)) {
     /* A dual-stack socket: see IPv4 peers as IPv4. */
-    const struct sockaddr_in6 *v6 = (const struct sockaddr_in6 *)(const void *)from;
     struct sockaddr_in *v4 = (struct sockaddr_in *)(void *)&v4addr;
     memset(&v4addr, 0, sizeof v4addr);
     v4->sin_family = AF_INET;
@@ -2722,9 +2727,9 @@ static struct {
   unsigned assocs;           /* sockets open */
 } sctp;
 
-/* usrsctp tells us no deadlines, so it is ticked: often while packets flow
- * (delayed acks, retransmissions), rarely once associations are idle, when
- * only heartbeats are due. */
+/* usrsctp tells us none of its deadlines, so it is ticked: often while
+ * packets flow (delayed acks, retransmissions), rarely once nothing has
+ * flowed for a second (we send no heartbeats; see sctp_start). */
 static void sctp_busy(void) {
   uint64_t now = sctp.loop->now;
   sctp.busy_at = now;
@@ -3177,7 +3182,8 @@ static void local_candidates(struct camus *s) {
 }
 
 /* The DTLS certificate and settings, and usrsctp, made when the first offer
- * comes: a server nobody joins never pays for them (2 ms and 200 KiB). */
+ * comes: a server nobody joins never pays for them (a millisecond or two of
+ * start-up, and about 0.5 MB of resident memory). */
 static int webrtc_ready(struct camus *s, const char **err) {
   if (s->sctp_ready) return 0;
   int rc = identity_generate(&s->dtls_id, &s->crypto, "camus", NULL, NULL);
