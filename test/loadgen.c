@@ -961,7 +961,12 @@ int main(int argc, char **argv) {
 
   /* Sizes and start-up. */
   if (strstr(phases, "startup")) {
-    fig("binary_bytes", "binary size, make (not stripped)", (double)file_size(bin), "bytes", NULL, -1);
+    fig("binary_bytes", "binary size, make (with debug information)", (double)file_size(bin), "bytes", NULL, -1);
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "strip -o test/out/camus-stripped '%s' 2>/dev/null", bin);
+    if (system(cmd) == 0)
+      fig("binary_stripped_bytes", "binary size, make, stripped", (double)file_size("test/out/camus-stripped"), "bytes",
+          NULL, -1);
     if (static_bin) {
       long sz = file_size(static_bin);
       fig("static_bytes", "binary size, make static (stripped)", (double)sz, "bytes", "<= 2621440", sz <= 2621440);
