@@ -100,7 +100,7 @@
 #define CAMUS_ROOMS_PER_HOST 10 /* rooms one address may create per minute */
 #endif
 #ifndef CAMUS_CONNS_PER_HOST
-#define CAMUS_CONNS_PER_HOST 32 /* HTTP connections open at once from one address */
+#define CAMUS_CONNS_PER_HOST 64 /* HTTP connections open at once from one address (an office behind one NAT) */
 #endif
 #ifndef CAMUS_HANDSHAKES_PER_HOST
 #define CAMUS_HANDSHAKES_PER_HOST 16 /* sessions connecting at once from one address */

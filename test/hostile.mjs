@@ -855,14 +855,14 @@ test('HTTP: slowloris, slow readers and idle connections are cut off by the dead
   for (const x of socks) x.s.destroy();
   console.log(`  ${socks.length} idle connections: ${quiet.length} held then dropped, ${refused.length} refused with 503`);
 
-  // 60 idle connections from one address: 32 are held until the deadline, the rest refused with 429
+  // 90 idle connections from one address: 64 are held until the deadline, the rest refused with 429
   // (README, Limits).  Then 14 rooms created from one address: 10 a minute.
-  input('slow', '60 idle connections from one address');
-  const mine = await Promise.all(Array.from({ length: 60 }, () => idleConn('127.0.3.1')));
+  input('slow', '90 idle connections from one address');
+  const mine = await Promise.all(Array.from({ length: 90 }, () => idleConn('127.0.3.1')));
   await until(() => mine.every((x) => x.st.closed), (REQUEST_TIMEOUT * 1000 + 4000) * SLACK, 'every connection from one address closed');
   const held = mine.filter((x) => x.st.data === '').length, limited = mine.filter((x) => /^HTTP\/1\.1 429 /.test(x.st.data)).length;
-  assert.equal(held, 32, 'connections held from one address');
-  assert.equal(limited, 28, 'the others refused with 429');
+  assert.equal(held, 64, 'connections held from one address');
+  assert.equal(limited, 26, 'the others refused with 429');
   for (const x of mine) x.s.destroy();
   input('slow', '14 rooms created from one address');
   const made = [];
@@ -1421,7 +1421,12 @@ test('data channel: hostile messages to Ground Control', async () => {
   input('datachannel', 'messages after bye');
   await P(({ a, b }) => { window.H.take(a); window.H.take(b); }, { a: h1.i, b: h2.i });
   await P(({ b }) => { const c = window.H; c.probe(b, ['{"receiver":"ground control","type":"bye"}'], 10); }, { b: h2.i });
-  const info = await nextOf(h1, 'room-info', 5000);
+  // (A room-info about the dropped h6 may still be on its way: look at the next few.)
+  let info = null;
+  for (let k = 0; k < 3; k++) {
+    info = await nextOf(h1, 'room-info', 5000);
+    if (!info || !info.data.clients.some((c) => c.id === h2.id)) break;
+  }
   assert.ok(info && !info.data.clients.some((c) => c.id === h2.id), 'h1 hears that h2 left: ' + J(info));
   const gone = await probe([gc({ type: 'ping' })], h2, 1500);
   assert.ok(gone.closed || gone.timeout, 'no answer after bye');

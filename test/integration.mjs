@@ -324,17 +324,17 @@ test('per-address limits: rooms created, connections open, sessions connecting',
     assert.equal(r.status, 429);
     assert.match(r.json.error, /too many sessions connecting from your address/);
     assert.equal((await from('127.0.0.4', 'POST', '/rtc/r0/offer', { sdp: offer, type: 'offer' })).status, 200);
-    // Connections: 32 open from one address; the 33rd is told 429 and closed; another address gets in.
+    // Connections: 64 open from one address; the 65th is told 429 and closed; another address gets in.
     await sleep(200);
     const fds = s.fds();
     const socks = [];
-    for (let i = 0; i < 32; i++) {
+    for (let i = 0; i < 64; i++) {
       const c = net.connect({ port: s.port, host: '127.0.0.1', localAddress: '127.0.0.5' });
       c.on('error', () => {});
       socks.push(c);
       await new Promise((ok) => c.on('connect', ok));
     }
-    await s.until(() => s.fds() >= fds + 32, 2000, 'the server to accept 32 connections');
+    await s.until(() => s.fds() >= fds + 64, 2000, 'the server to accept 64 connections');
     const extra = await new Promise((resolve) => {
       const c = net.connect({ port: s.port, host: '127.0.0.1', localAddress: '127.0.0.5' });
       let data = '';
