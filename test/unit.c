@@ -516,6 +516,56 @@ static void test_demux(void) {
   camus_free(s);
 }
 
+/* Datagrams leave in the order they were sent, batched or not (one larger than a queue slot goes at once). */
+static void test_udp_batch(void) {
+  struct camus *s = test_server();
+  if (!s) return;
+  int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  struct sockaddr_storage me;
+  addr_parse("127.0.0.1", 0, &me);
+  bind(fd, (struct sockaddr *)&me, addr_len(&me));
+  socklen_t ml = sizeof me;
+  getsockname(fd, (struct sockaddr *)&me, &ml);
+  struct timeval tv = {1, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  static uint8_t out[1500], in[2048];
+  static const size_t sizes[] = {10, 20, 1500, 30, 40};
+  for (size_t i = 0; i < COUNT(sizes); i++) {
+    memset(out, (int)i + 1, sizes[i]);
+    udp_send(s, out, sizes[i], &me);
+  }
+  for (int i = 0; i < 3 * UDP_BATCH; i++) udp_send(s, out, 5, &me); /* fills the queue, which empties itself */
+  udp_flush(s);
+  bool order = true;
+  for (size_t i = 0; i < COUNT(sizes); i++) {
+    ssize_t n = recv(fd, in, sizeof in, 0);
+    if (n != (ssize_t)sizes[i] || in[0] != i + 1) order = false;
+  }
+  int rest = 0;
+  while (recv(fd, in, sizeof in, MSG_DONTWAIT) == 5) rest++;
+  CHECK(order && rest == 3 * UDP_BATCH);
+  close(fd);
+  camus_free(s);
+}
+
+/* Per-address limits count an IPv4 address, or an IPv6 /64; IPv4-mapped IPv6 is IPv4. */
+static void test_host_key(void) {
+  static const struct {
+    const char *a, *b;
+    bool same;
+  } cases[] = {{"192.0.2.7", "::ffff:192.0.2.7", true},         {"192.0.2.7", "192.0.2.8", false},
+               {"2001:db8:1:2::1", "2001:db8:1:2:ffff::9", true}, {"2001:db8:1:2::1", "2001:db8:1:3::1", false},
+               {"10.0.0.1", "::a00:1", false}};
+  for (size_t i = 0; i < COUNT(cases); i++) {
+    struct sockaddr_storage a, b;
+    uint8_t ka[16], kb[16];
+    CHECK(addr_parse(cases[i].a, 1, &a) == 0 && addr_parse(cases[i].b, 2, &b) == 0);
+    host_key(&a, ka);
+    host_key(&b, kb);
+    CHECK((memcmp(ka, kb, 16) == 0) == cases[i].same);
+  }
+}
+
 /* ------------------------------------------------------------- LOOP AND MAPS -------------------------------------------------------------- */
 
 static int fired[64], n_fired;
@@ -606,6 +656,8 @@ int main(int argc, char **argv) {
   test_stun();
   test_sdp();
   test_demux();
+  test_udp_batch();
+  test_host_key();
   printf("unit: %d passed, %d failed\n", passed, failed);
   return failed ? 1 : 0;
 }
