@@ -470,8 +470,15 @@ test('start: server, rooms, a calm client in room "calm"', async () => {
     await p.evaluate(pageLib);
   }
   calmId = (await calmPage.evaluate(() => window.H.connect('calm'))).id;
-  // Warm up (first joins, first HTTP buffers), then take the memory baseline.
-  for (let i = 0; i < 3; i++) assert.equal((await pageJoin(calmPage, 'calm2', { echo: false })).status, 200);
+  // Warm up (first joins, first HTTP buffers), then take the memory baseline.  A join here may be
+  // tried twice: now and then (a few in a hundred) Chromium never opens a channel that the server
+  // opened, when joins follow each other within milliseconds from one page with two local
+  // addresses; test/datachannel.mjs is where joins must all succeed.
+  for (let i = 0; i < 3; i++) {
+    const r = await pageJoin(calmPage, 'calm2', { echo: false }).catch((e) => ({ status: String(e) }));
+    if (r.status !== 200) console.log(`  warm-up join ${i} failed (${r.status}); once more`);
+    assert.equal(r.status === 200 ? 200 : (await pageJoin(calmPage, 'calm2', { echo: false })).status, 200);
+  }
   await calmCheck('warm-up');
   await stunPlain();
   await until(() => srv.fds() <= base.fds, 12000 * SLACK, 'descriptors settle');
@@ -868,7 +875,7 @@ test('HTTP: slowloris, slow readers and idle connections are cut off by the dead
   const made = [];
   for (let k = 0; k < 14; k++) made.push((await http(jsonPost('/api/rooms', J({ name: `many rooms ${k}` })), { from: '127.0.3.2' })).status);
   assert.deepEqual(made, [...Array(10).fill(201), ...Array(4).fill(429)], 'rooms from one address');
-  console.log(`  one address: ${held} of 60 connections held, ${limited} refused; rooms: ${made.filter((x) => x === 201).length} made, ${made.filter((x) => x === 429).length} refused`);
+  console.log(`  one address: ${held} of 90 connections held, ${limited} refused; rooms: ${made.filter((x) => x === 201).length} made, ${made.filter((x) => x === 429).length} refused`);
   await health('slow and idle clients');
 }, { timeout: 90000 });
 

@@ -28,6 +28,7 @@ export async function run() {
     } catch (e) {
       failed++;
       console.log(`FAIL ${t.name}: ${e && e.stack || e}`);
+      for (const s of servers) console.log(s.log.slice(-40).map((l) => '  | ' + l).join('\n')); // what the server saw last
     } finally {
       clearTimeout(timer);
     }
