@@ -439,6 +439,18 @@ static void test_sdp(void) {
 
 /* Drives a real server over UDP: connectivity checks with right and wrong
  * credentials, plain STUN, and datagrams that belong to nobody. */
+/* A UDP socket on 127.0.0.1 (its address in *me) whose reads give up after a second. */
+static int loopback_udp(struct sockaddr_storage *me) {
+  int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  addr_parse("127.0.0.1", 0, me);
+  bind(fd, (struct sockaddr *)me, addr_len(me));
+  socklen_t ml = sizeof *me;
+  getsockname(fd, (struct sockaddr *)me, &ml);
+  struct timeval tv = {1, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  return fd;
+}
+
 static void test_demux(void) {
   struct camus *s = test_server();
   if (!s) return;
@@ -459,15 +471,9 @@ static void test_demux(void) {
     camus_free(s);
     return;
   }
-  int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
   struct sockaddr_storage to, me;
+  int fd = loopback_udp(&me);
   addr_parse("127.0.0.1", camus_udp_port(s), &to);
-  addr_parse("127.0.0.1", 0, &me);
-  bind(fd, (struct sockaddr *)&me, addr_len(&me));
-  socklen_t ml = sizeof me;
-  getsockname(fd, (struct sockaddr *)&me, &ml);
-  struct timeval tv = {1, 0};
-  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
   uint8_t req[256], resp[2048];
   uint8_t txid[12] = "camus-test-1";
   char user[300];
@@ -520,14 +526,8 @@ static void test_demux(void) {
 static void test_udp_batch(void) {
   struct camus *s = test_server();
   if (!s) return;
-  int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
   struct sockaddr_storage me;
-  addr_parse("127.0.0.1", 0, &me);
-  bind(fd, (struct sockaddr *)&me, addr_len(&me));
-  socklen_t ml = sizeof me;
-  getsockname(fd, (struct sockaddr *)&me, &ml);
-  struct timeval tv = {1, 0};
-  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  int fd = loopback_udp(&me);
   static uint8_t out[1500], in[2048];
   static const size_t sizes[] = {10, 20, 1500, 30, 40};
   for (size_t i = 0; i < COUNT(sizes); i++) {
