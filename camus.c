@@ -427,14 +427,14 @@ static int addr_parse(const char *host, int port, struct sockaddr_storage *out) 
 #endif
 
 enum json_type { JSON_NULL = 1, JSON_FALSE, JSON_TRUE, JSON_NUMBER, JSON_STRING, JSON_ARRAY, JSON_OBJECT };
-enum { JSON_ERR_SYNTAX = -1, JSON_ERR_NOMEM = -2, JSON_ERR_DEPTH = -3 };
+enum { JSON_ERR_SYNTAX = -1, JSON_ERR_NOMEM = -2, JSON_ERR_DEPTH = -3, JSON_ERR_DUPLICATE = -4 };
 
 /* One value.  Objects are followed by their members' key and value tokens;
  * `end` is the index just past the value's last descendant. */
 struct json_tok {
   uint8_t type;
   uint32_t start, len; /* bytes of the input; strings: between the quotes, still escaped */
-  uint32_t n;          /* arrays: elements; objects: members */
+  uint32_t n;          /* arrays: elements; objects: members; keys: a hash of their unescaped text */
   uint32_t end;
 };
 
@@ -599,6 +599,48 @@ static int json_number(struct json_parser *j) {
   return i;
 }
 
+/* The next code point of a string token's text at *p (escapes already
+ * validated by the parser), advancing *p. */
+static uint32_t json_next_cp(const char **p, const char *end) {
+  uint32_t cp = 0;
+  if (**p == '\\') {
+    *p += 1 + json_escape(*p + 1, end, &cp);
+  } else {
+    int n = utf8_decode((const uint8_t *)*p, (const uint8_t *)end, &cp);
+    *p += n ? n : 1;
+  }
+  return cp;
+}
+
+/* FNV-1a over the code points of string token k: keys that are equal once
+ * unescaped ("a" and "\u0061") hash alike. */
+static uint32_t json_key_hash(const char *s, const struct json_tok *k) {
+  const char *p = s + k->start, *end = p + k->len;
+  uint32_t h = 2166136261u;
+  while (p < end) h = (h ^ json_next_cp(&p, end)) * 16777619u;
+  return h;
+}
+
+static bool json_key_eq(const char *s, const struct json_tok *a, const struct json_tok *b) {
+  const char *p = s + a->start, *pe = p + a->len, *q = s + b->start, *qe = q + b->len;
+  if (a->len == b->len && memcmp(p, q, a->len) == 0) return true;
+  while (p < pe && q < qe)
+    if (json_next_cp(&p, pe) != json_next_cp(&q, qe)) return false;
+  return p == pe && q == qe;
+}
+
+/* I-JSON (RFC 7493): an object may not name a member twice, since readers
+ * disagree on which one counts.  Key k of object obj against its earlier keys. */
+static bool json_key_unique(const struct json_parser *j, int obj, int k) {
+  const struct json_tok *t = j->t;
+  int i = obj + 1;
+  for (uint32_t m = 0; m < t[obj].n; m++) {
+    if (t[i].n == t[k].n && json_key_eq(j->s, &t[i], &t[k])) return false;
+    i = (int)t[i + 1].end;
+  }
+  return true;
+}
+
 static int json_value(struct json_parser *j, int depth) {
   static const struct {
     const char *word;
@@ -638,6 +680,8 @@ static int json_value(struct json_parser *j, int depth) {
         if (j->p >= j->end || *j->p != '"') return JSON_ERR_SYNTAX;
         int k = json_string(j);
         if (k < 0) return k;
+        j->t[k].n = json_key_hash(j->s, &j->t[k]);
+        if (!json_key_unique(j, i, k)) return JSON_ERR_DUPLICATE;
         json_ws(j);
         if (j->p >= j->end || *j->p != ':') return JSON_ERR_SYNTAX;
         j->p++;
@@ -662,7 +706,8 @@ static int json_value(struct json_parser *j, int depth) {
 }
 
 /* Parses the whole input as one JSON value.  Returns the number of tokens,
- * or JSON_ERR_SYNTAX, JSON_ERR_NOMEM (more than max) or JSON_ERR_DEPTH. */
+ * or JSON_ERR_SYNTAX, JSON_ERR_NOMEM (more than max), JSON_ERR_DEPTH or
+ * JSON_ERR_DUPLICATE (an object names a member twice). */
 static int json_parse(const char *s, size_t len, struct json_tok *t, int max) {
   struct json_parser j = {s, s, s + len, t, 0, max};
   if (len > UINT32_MAX / 2) return JSON_ERR_NOMEM;
@@ -697,7 +742,7 @@ static int json_str(const char *s, const struct json_tok *t, int i, char *out, s
   return (int)o;
 }
 
-/* Index of the value of member key in object obj, or -1.  The first of duplicate keys wins. */
+/* Index of the value of member key in object obj, or -1 (the parser let no key appear twice). */
 static int json_find(const char *s, const struct json_tok *t, int obj, const char *key) {
   if (t[obj].type != JSON_OBJECT) return -1;
   size_t klen = strlen(key);

@@ -107,7 +107,7 @@ static void fuzz(const uint8_t *data, size_t size) {
   const char *s = (const char *)data;
   char *tmp = malloc(size + 128); /* any string unescaped, or two keys of 64 bytes */
   int nt = json_parse(s, size, toks, (int)COUNT(toks));
-  FUZZ_CHECK(nt > 0 || nt == JSON_ERR_SYNTAX || nt == JSON_ERR_NOMEM || nt == JSON_ERR_DEPTH);
+  FUZZ_CHECK(nt > 0 || nt == JSON_ERR_SYNTAX || nt == JSON_ERR_NOMEM || nt == JSON_ERR_DEPTH || nt == JSON_ERR_DUPLICATE);
   if (nt > 0) FUZZ_CHECK(toks[0].end == (uint32_t)nt);
   for (int i = 0; i < nt; i++) {
     const struct json_tok *t = &toks[i];

@@ -133,25 +133,43 @@ function lost() {
   gc = null;
 }
 
+// Ground Control writes `sender` itself: "ground control" for its own messages, the member's id for
+// what it relays.  So its own messages are believed only with that sender, and everything else is
+// named after the sender's id as the member list says, never after a name carried in the data.
 function onMessage(m) {
+  if (!m || typeof m !== 'object' || typeof m.type !== 'string' || typeof m.sender !== 'string') return;
+  if (m.sender === GC) onServerMessage(m);
+  else if (/^[0-9a-f]{32}$/.test(m.sender)) onMemberMessage(m); // may come before the room-info that lists it
+}
+
+function onServerMessage(m) {
   switch (m.type) {
     case 'greeting':
+      if (me.id || typeof m.receiver !== 'string') return; // one greeting a session
       me.id = m.receiver;
       send(GC, 'profile', { username: me.name });
       send(GC, 'get-room-info', null);
       break;
     case 'ping': send(GC, 'pong', m.data); break;
-    case 'room-info': onRoomInfo(m.data.clients); break;
-    case 'text': showText(m.sender, m.data); break;
-    case 'offer': case 'answer': case 'icecandidate': signal(m.sender, m.type, m.data); break;
-    case 'bye': removePeer(m.sender); break;
+    case 'room-info': if (m.data && Array.isArray(m.data.clients)) onRoomInfo(m.data.clients); break;
     case 'error': console.warn('ground control:', m.data); break;
     default: break;
   }
 }
 
+function onMemberMessage(m) {
+  if (m.sender === me.id && m.type !== 'text') return;
+  switch (m.type) {
+    case 'text': showText(m.sender, m.data); break;
+    case 'offer': case 'answer': case 'icecandidate': signal(m.sender, m.type, m.data); break;
+    case 'bye': removePeer(m.sender); break;
+    default: break;
+  }
+}
+
 function onRoomInfo(clients) {
-  members = clients;
+  members = clients.filter((c) => c && typeof c.id === 'string' && typeof c.username === 'string');
+  clients = members;
   const ids = new Set(clients.map((c) => c.id));
   for (const c of clients) if (c.id !== me.id && !peers.has(c.id)) createPeer(c.id);
   for (const id of [...peers.keys()]) if (!ids.has(id)) removePeer(id);
@@ -422,7 +440,7 @@ $('chat-form').addEventListener('submit', (e) => {
   const input = $('chat-input');
   const text = input.value.trim();
   if (!text || !gc) return;
-  send('room', 'text', { from: me.name, time: new Date().toISOString(), text });
+  send('room', 'text', { time: new Date().toISOString(), text });
   input.value = '';
 });
 
@@ -430,7 +448,7 @@ function showText(sender, data) {
   if (!data || typeof data.text !== 'string') return;
   const when = new Date(data.time);
   const time = isNaN(when) ? '' : when.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
-  const who = sender === me.id ? 'You' : (typeof data.from === 'string' && data.from) || nameOf(sender);
+  const who = sender === me.id ? 'You' : nameOf(sender);
   const item = el('li', { class: sender === me.id ? 'mine' : '' },
     el('div', {}, el('span', { class: 'who' }, who), el('time', { datetime: isNaN(when) ? '' : when.toISOString() }, time)),
     el('div', { class: 'text' }, data.text));
