@@ -52,6 +52,7 @@
 #include <mbedtls/pk.h>
 #include <mbedtls/pkcs5.h>
 #include <mbedtls/ssl.h>
+#include <mbedtls/ssl_cookie.h>
 #include <mbedtls/x509_crt.h>
 #include <usrsctp.h>
 
@@ -93,6 +94,15 @@
 #ifndef CAMUS_JOIN_FAILS
 #define CAMUS_JOIN_FAILS 10 /* failed password attempts per address per minute */
 #endif
+#ifndef CAMUS_ROOM_JOIN_FAILS
+#define CAMUS_ROOM_JOIN_FAILS 30 /* failed password attempts on one room per minute, from every address */
+#endif
+#ifndef CAMUS_HASHES_PER_SEC
+#define CAMUS_HASHES_PER_SEC 25 /* password hashes (PBKDF2, ~12 ms each) a second: bounds the loop's stall */
+#endif
+#ifndef CAMUS_ROOM_MISSES
+#define CAMUS_ROOM_MISSES 30 /* lookups of rooms that do not exist, per address per minute */
+#endif
 #ifndef CAMUS_RATE_SLOTS
 #define CAMUS_RATE_SLOTS 256 /* addresses remembered by the per-address rate limits */
 #endif
@@ -113,6 +123,9 @@
 #endif
 #ifndef CAMUS_HANDSHAKE_MS
 #define CAMUS_HANDSHAKE_MS 20000 /* ms from the offer to an open association */
+#endif
+#ifndef CAMUS_AMPLIFICATION
+#define CAMUS_AMPLIFICATION 3 /* bytes sent per byte received, to an address not yet shown to receive */
 #endif
 #ifndef CAMUS_CHECK_MS
 #define CAMUS_CHECK_MS 10000 /* ms from the offer to its first valid ICE check */
@@ -227,6 +240,11 @@ static bool str_ieq(struct str s, const char *lit) {
 static bool str_starts(struct str s, const char *lit) {
   size_t n = strlen(lit);
   return s.n >= n && memcmp(s.p, lit, n) == 0;
+}
+
+static bool str_istarts(struct str s, const char *lit) {
+  size_t n = strlen(lit);
+  return s.n >= n && str_ieq((struct str){s.p, n}, lit);
 }
 
 /* Whether the comma-separated header value contains token (case-insensitive). */
@@ -398,6 +416,25 @@ static void host_key(const struct sockaddr_storage *sa, uint8_t key[16]) {
     memcpy(key, &a->s6_addr[12], 4);
   else
     memcpy(key + 4, a->s6_addr, 8);
+}
+
+static int host_cmp(const void *a, const void *b) { return memcmp(*(const uint8_t *const *)a, *(const uint8_t *const *)b, 16); }
+
+/* Fair shares of a server-wide table whose n entries belong to the host keys
+ * keys[0..n-1] (sorted in place): returns the host key that holds the most
+ * entries (NULL if n is 0) with its count in *most, and host's count in *mine.
+ * The tables shed the heaviest holder's entries first. */
+static const uint8_t *host_heaviest(const uint8_t **keys, unsigned n, const uint8_t host[16], unsigned *most,
+                                    unsigned *mine) {
+  const uint8_t *heavy = NULL;
+  *most = *mine = 0;
+  qsort(keys, n, sizeof *keys, host_cmp);
+  for (unsigned i = 0, j; i < n; i = j) {
+    for (j = i + 1; j < n && !memcmp(keys[j], keys[i], 16);) j++;
+    if (j - i > *most) *most = j - i, heavy = keys[i];
+    if (!memcmp(keys[i], host, 16)) *mine = j - i;
+  }
+  return heavy;
 }
 
 /* Parses a numeric IPv4 or IPv6 address with a port.  Returns 0 or -1. */
@@ -843,6 +880,13 @@ static long http_line(const char *p, const char *end, int *eol_len) {
   return (long)(nl - p) - (*eol_len - 1);
 }
 
+/* The value of a request header, or an empty view whose p is NULL. */
+static struct str http_header(const struct http_req *r, const char *name) {
+  for (int i = 0; i < r->nh; i++)
+    if (str_ieq(r->h[i].name, name)) return r->h[i].value;
+  return (struct str){NULL, 0};
+}
+
 /* Parses a request head.  Returns its length in bytes (body not included),
  * 0 if more bytes are needed, or minus an HTTP status for a request that must
  * be refused (-400 malformed, -414 line too long, -431 headers too large,
@@ -899,6 +943,10 @@ static int http_parse(const char *buf, size_t n, struct http_req *r) {
     for (const char *c = q; c < ve; c++)
       if (((unsigned char)*c < 0x20 && *c != '\t') || *c == 0x7f) return -400;
     struct str value = {q, (size_t)(ve - q)};
+    /* Headers whose meaning a second copy would make ambiguous are refused twice. */
+    static const char *const once[] = {"host", "origin", "content-type"};
+    for (size_t k = 0; k < COUNT(once); k++)
+      if (str_ieq(name, once[k]) && http_header(r, once[k]).p != NULL) return -400;
     r->h[r->nh++] = (struct http_header){name, value};
     if (str_ieq(name, "content-length")) {
       if (value.n == 0 || value.n > 18) return -400;
@@ -921,13 +969,6 @@ static int http_parse(const char *buf, size_t n, struct http_req *r) {
   return (int)(p - buf);
 }
 
-/* The value of a request header, or an empty view. */
-static struct str http_header(const struct http_req *r, const char *name) {
-  for (int i = 0; i < r->nh; i++)
-    if (str_ieq(r->h[i].name, name)) return r->h[i].value;
-  return (struct str){"", 0};
-}
-
 static const char *http_reason(int status) {
   switch (status) {
   case 200: return "OK";
@@ -944,6 +985,7 @@ static const char *http_reason(int status) {
   case 413: return "Content Too Large";
   case 414: return "URI Too Long";
   case 415: return "Unsupported Media Type";
+  case 421: return "Misdirected Request";
   case 429: return "Too Many Requests";
   case 431: return "Request Header Fields Too Large";
   case 500: return "Internal Server Error";
@@ -1827,7 +1869,13 @@ struct room {
   uint8_t salt[16], hash[32];         /* PBKDF2-HMAC-SHA256 of the password */
   uint8_t nonce[16];                  /* binds password proofs to this room, not a later one of the same id */
   unsigned guest_limit;               /* 0: none */
-  unsigned n_clients;                 /* admitted: offered, connecting or connected */
+  unsigned n_clients;                 /* seated: sessions past their first ICE check (the guest limit counts these) */
+  unsigned n_sessions;                /* every session offered into the room, seated or not: it lives while any does */
+  uint8_t creator[16];                /* host_key() of the address that made it */
+  bool joined;                        /* someone took a seat once */
+  uint64_t created;                   /* ms, monotonic */
+  uint64_t fail_window;               /* start of the minute of fails, ms */
+  unsigned fails;                     /* wrong passwords for this room in that minute */
   struct peer *members, *last_member; /* connected clients, in join order */
   uint64_t last_active;               /* ms, monotonic */
   struct timer expiry;                /* armed while the room is empty */
@@ -1866,9 +1914,18 @@ struct udp_out {
 /* Failed password attempts of one address within the current minute. */
 struct rate_slot {
   uint8_t host[16];
-  uint64_t window; /* start of the minute, ms */
+  uint64_t window; /* start of the minute, ms; 0: free */
   unsigned fails;  /* wrong room passwords */
   unsigned rooms;  /* rooms created */
+  unsigned misses; /* lookups of rooms that do not exist */
+};
+
+/* The id of a room that ended: for a day only its creator may make it again,
+ * so that a link shared for the old room does not lead into a stranger's. */
+struct tombstone {
+  char id[CAMUS_ROOM_NAME_MAX + 1];
+  uint8_t creator[16];
+  uint64_t until; /* ms, monotonic; 0: free */
 };
 
 struct camus {
@@ -1894,6 +1951,8 @@ struct camus {
   int udp_family;                /* of udp_fd */
   struct identity dtls_id;       /* our DTLS certificate, new each run */
   mbedtls_ssl_config dtls_client_conf, dtls_server_conf;
+  mbedtls_ssl_cookie_ctx dtls_cookies;
+  bool (*on_checked)(struct peer *p); /* a session's first valid check: may it start DTLS? (the rooms decide) */
   struct addr_map amap;          /* remote address -> peer */
   unsigned n_peers;
   unsigned n_unchecked;          /* peers waiting for their first ICE check */
@@ -1908,6 +1967,11 @@ struct camus {
   struct udp_out *out;           /* allocated on first use */
 
   struct rate_slot rate[CAMUS_RATE_SLOTS];
+  struct rate_slot rate_overflow;  /* shared by every address the full table has no slot for */
+  uint64_t hash_window;          /* start of the second of password hashes, ms */
+  unsigned hashes;               /* password hashes in that second */
+  struct tombstone *tombs;       /* CAMUS_MAX_ROOMS of them, allocated when a room first ends */
+  unsigned next_tomb;
 };
 
 /* ============================================================ HTTP CONNECTIONS ============================================================== */
@@ -1952,6 +2016,7 @@ static void http_send(struct conn *c, const struct http_req *r, int status, cons
   buf_addf(&c->out, "HTTP/1.1 %d %s\r\n%sContent-Length: %zu\r\n", status, http_reason(status), security_headers,
            status == 304 ? 0 : n);
   if (ctype) buf_addf(&c->out, "Content-Type: %s\r\n", ctype);
+  if (c->srv->https) buf_adds(&c->out, "Strict-Transport-Security: max-age=31536000\r\n");
   if (extra) buf_adds(&c->out, extra);
   buf_adds(&c->out, !keep ? "Connection: close\r\n\r\n" : r->minor == 0 ? "Connection: keep-alive\r\n\r\n" : "\r\n");
   if (!head && status != 304) buf_add(&c->out, body, n);
@@ -2210,6 +2275,21 @@ static const char *const peer_state_name[] = {"ice", "dtls", "sctp", "open", "cl
 #define PEER_ADDRS 4       /* remote addresses a peer may use at once (IPv4, IPv6, ...) */
 #define PEER_CHANNELS (CAMUS_SCTP_STREAMS / 2) /* data channels of one peer */
 
+/* A remote address of a peer, vouched for by an ICE check.  A check proves
+ * the sender knows the session's password, not that it receives at the
+ * address it claims: a forged source could aim our answers at someone
+ * else.  So until the address shows it receives what we send (a DTLS
+ * handshake finished or a DTLS cookie returned through it, or an answer to
+ * our own check), we send it at most CAMUS_AMPLIFICATION times the bytes
+ * it sent us. */
+struct peer_addr {
+  struct sockaddr_storage sa;
+  uint32_t rx, tx;          /* bytes from it and to it while unproven */
+  bool proven;
+  uint8_t probe[12];        /* transaction id of our check to it; all zero when none is out */
+  uint64_t probe_at;
+};
+
 struct channel {
   uint16_t sid;
   uint8_t type;            /* DCEP channel type: bit 0x80 unordered, low bits reliability policy */
@@ -2224,12 +2304,13 @@ struct peer {
   enum peer_state state;
   bool dead;
   char ufrag[17], pwd[33];  /* ours */
-  char remote_ufrag[CAMUS_SDP_UFRAG_MAX + 1];
+  char remote_ufrag[CAMUS_SDP_UFRAG_MAX + 1], remote_pwd[CAMUS_SDP_UFRAG_MAX + 1];
   uint8_t remote_fp[32];
   uint8_t host[16];         /* host_key() of the address that POSTed the offer */
   uint64_t tiebreaker;
-  struct sockaddr_storage addrs[PEER_ADDRS]; /* validated by a STUN check */
+  struct peer_addr addrs[PEER_ADDRS]; /* validated by a STUN check */
   int n_addrs, sel;         /* sel: the address DTLS is sent to (the nominated one) */
+  int rx_addr;              /* the address the datagram being handled came from */
   uint64_t created, last_seen;
   struct timer life;        /* handshake deadline, then consent freshness */
 
@@ -2252,6 +2333,7 @@ struct peer {
   struct channel *msg_channel;  /* where Ground Control talks; NULL until one opens */
   struct peer *next_member; /* in room->members once msg_channel is open */
   bool member;
+  bool seated;              /* counted in room->n_clients: past its first ICE check */
   uint64_t last_msg, pinged_at;
   bool pinged, rate_warned;
   double bucket;            /* message rate limit tokens */
@@ -2375,7 +2457,7 @@ static void amap_del(struct addr_map *m, const struct sockaddr_storage *sa) {
 static void peer_set_state(struct peer *p, enum peer_state st);
 static void peer_close(struct peer *p, const char *why);
 static void dtls_start(struct peer *p);
-static void dtls_input(struct peer *p, const uint8_t *data, size_t n);
+static void dtls_input(struct peer *p, const uint8_t *data, size_t n, const struct sockaddr_storage *from);
 
 /* Hands the queued datagrams to the kernel: one system call for many. */
 static void udp_flush(struct camus *s) {
@@ -2442,19 +2524,131 @@ static void early_replay(struct camus *s, struct peer *p, const struct sockaddr_
     if (memcmp(&ek, &k, sizeof k) != 0) continue;
     size_t len = e->len;
     e->len = 0;
-    dtls_input(p, e->data, len);
+    dtls_input(p, e->data, len, from);
   }
+}
+
+/* --- sending to a peer's addresses, within what each has shown it receives --- */
+
+static struct peer_addr *peer_addr_find(struct peer *p, const struct sockaddr_storage *sa) {
+  struct addr_key k = addr_key(sa);
+  for (int i = 0; i < p->n_addrs; i++) {
+    struct addr_key pk = addr_key(&p->addrs[i].sa);
+    if (memcmp(&pk, &k, sizeof k) == 0) return &p->addrs[i];
+  }
+  return NULL;
+}
+
+static void peer_addr_heard(struct peer_addr *a, size_t n) {
+  if (!a->proven) a->rx = n > UINT32_MAX - a->rx ? UINT32_MAX : a->rx + (uint32_t)n;
+}
+
+/* Queues a datagram to a; false if a has not shown it receives, and this
+ * would take more than CAMUS_AMPLIFICATION times what it sent (the datagram
+ * is dropped, as if lost on the way). */
+static bool peer_addr_send(struct peer *p, struct peer_addr *a, const void *data, size_t n) {
+  if (!a->proven) {
+    if ((uint64_t)a->tx + n > (uint64_t)CAMUS_AMPLIFICATION * a->rx) {
+      LOG_D("peer %s: %zu bytes held back from an unproven address (%u sent, %u heard)", p->client_id, n,
+            (unsigned)a->tx, (unsigned)a->rx);
+      return false;
+    }
+    a->tx += (uint32_t)n;
+  }
+  udp_send(p->srv, data, n, &a->sa);
+  return true;
+}
+
+/* Our own check to an unproven address of a peer whose DTLS is up: its
+ * authenticated answer (keyed with the browser's password, carrying our
+ * random transaction id) proves the address receives.  One a second at most. */
+static void peer_addr_probe(struct peer *p, struct peer_addr *a) {
+  struct camus *s = p->srv;
+  if (a->proven || !p->dtls_up || (a->probe_at && s->loop.now - a->probe_at < 1000)) return;
+  uint8_t out[CAMUS_SDP_UFRAG_MAX + 120];
+  char user[CAMUS_SDP_UFRAG_MAX + 18];
+  int ul = snprintf(user, sizeof user, "%s:%s", p->remote_ufrag, p->ufrag);
+  uint8_t tb[8];
+  struct stun_writer w = {out, sizeof out, 0, false};
+  random_bytes(&s->crypto, a->probe, sizeof a->probe);
+  a->probe[0] |= 1; /* never all zero */
+  a->probe_at = s->loop.now;
+  for (int i = 0; i < 8; i++) tb[i] = (uint8_t)(p->tiebreaker >> (56 - 8 * i));
+  stun_begin(&w, STUN_BINDING_REQUEST, a->probe);
+  stun_attr(&w, STUN_A_USERNAME, user, (uint16_t)ul);
+  stun_attr_u32(&w, STUN_A_PRIORITY, 126u << 24 | 65535u << 8 | 255u);
+  stun_attr(&w, STUN_A_ICE_CONTROLLED, tb, 8);
+  stun_integrity(&w, p->remote_pwd, strlen(p->remote_pwd));
+  stun_fingerprint(&w);
+  if (!w.err) peer_addr_send(p, a, out, w.len);
+}
+
+/* --- STUN: answering checks, learning addresses --- */
+
+/* The session a check is for, if its USERNAME ("our ufrag:theirs") and
+ * MESSAGE-INTEGRITY (keyed with our password) say so; NULL otherwise. */
+static struct peer *stun_check_peer(struct camus *s, const uint8_t *data, size_t n, const struct stun_msg *m) {
+  const uint8_t *colon = memchr(m->username, ':', m->username_len);
+  struct peer *p = colon ? peer_by_ufrag(s, (const char *)m->username, (size_t)(colon - m->username)) : NULL;
+  if (!p || !m->integrity_at || !stun_integrity_ok(data, n, m, p->pwd, strlen(p->pwd))) return NULL;
+  size_t rl = strlen(p->remote_ufrag);
+  if ((size_t)(m->username + m->username_len - colon - 1) != rl || memcmp(colon + 1, p->remote_ufrag, rl) != 0)
+    return NULL;
+  return p;
+}
+
+/* Makes a checked address one of p's.  An address another live session
+ * owns stays with it: a check is easily sent with a forged source, and an
+ * address is never handed over or its session closed because of one (the
+ * owner's own checks from a new address, after a NAT rebinding, are what
+ * move it).  Returns the address, or NULL to leave the check unanswered. */
+static struct peer_addr *stun_learn(struct camus *s, struct peer *p, const struct sockaddr_storage *from,
+                                    const struct stun_msg *m) {
+  struct peer_addr *a = peer_addr_find(p, from);
+  if (!a) {
+    struct peer *other = amap_get(&s->amap, from);
+    if (other && other != p && !other->dead) {
+      LOG_D("peer %s: refused a check from an address of peer %s", p->client_id, other->client_id);
+      return NULL;
+    }
+    if (p->n_addrs == PEER_ADDRS || amap_put(&s->amap, from, p) != 0) return NULL;
+    a = &p->addrs[p->n_addrs++];
+    *a = (struct peer_addr){.sa = *from};
+    char ip[INET6_ADDRSTRLEN + 2];
+    addr_ip(from, ip, sizeof ip, true);
+    LOG_D("peer %s: checked %s:%d%s", p->client_id, ip, addr_port(from), m->use_candidate ? " (nominated)" : "");
+  }
+  if (m->use_candidate || p->n_addrs == 1) p->sel = (int)(a - p->addrs);
+  return a;
+}
+
+/* An answer to one of our own checks (peer_addr_probe). */
+static void stun_answer_input(struct camus *s, const uint8_t *data, size_t n, const struct stun_msg *m,
+                              const struct sockaddr_storage *from) {
+  struct peer *p = amap_get(&s->amap, from);
+  struct peer_addr *a = p && !p->dead ? peer_addr_find(p, from) : NULL;
+  if (!a || a->proven || memcmp(a->probe, m->txid, 12) != 0 ||
+      !stun_integrity_ok(data, n, m, p->remote_pwd, strlen(p->remote_pwd)))
+    return;
+  a->proven = true;
+  memset(a->probe, 0, sizeof a->probe);
+  LOG_D("peer %s: port %d answered our check: it receives", p->client_id, addr_port(from));
 }
 
 /* Answers a STUN Binding request: ICE connectivity checks for our peers, and
  * plain requests (no USERNAME) from anyone, so that browsers can use this
- * server as their STUN server. */
+ * server as their STUN server.  Every answer is smaller than the request
+ * that asked for it, but for plain requests (at most twice as large). */
 static void stun_input(struct camus *s, const uint8_t *data, size_t n, const struct sockaddr_storage *from) {
   struct stun_msg m;
   uint8_t out[256];
   struct stun_writer w = {out, sizeof out, 0, false};
-  if (stun_parse(data, n, &m) != 0 || m.type != STUN_BINDING_REQUEST) return; /* lite: we send no requests */
-  if (m.fingerprint && !m.fingerprint_ok) return;
+  if (stun_parse(data, n, &m) != 0 || (m.fingerprint && !m.fingerprint_ok)) return;
+  if (m.type == STUN_BINDING_SUCCESS) {
+    stun_answer_input(s, data, n, &m, from);
+    return;
+  }
+  if (m.type != STUN_BINDING_REQUEST) return;
   if (!m.username) {
     stun_begin(&w, STUN_BINDING_SUCCESS, m.txid);
     stun_xor_address(&w, (const struct sockaddr *)from);
@@ -2462,73 +2656,47 @@ static void stun_input(struct camus *s, const uint8_t *data, size_t n, const str
     if (!w.err) udp_send(s, out, w.len, from);
     return;
   }
-  const uint8_t *colon = memchr(m.username, ':', m.username_len);
-  struct peer *p = colon ? peer_by_ufrag(s, (const char *)m.username, (size_t)(colon - m.username)) : NULL;
-  if (!p || !m.integrity_at || !stun_integrity_ok(data, n, &m, p->pwd, strlen(p->pwd)) ||
-      strlen(p->remote_ufrag) != (size_t)(m.username + m.username_len - colon - 1) ||
-      memcmp(colon + 1, p->remote_ufrag, strlen(p->remote_ufrag)) != 0) {
-    LOG_D("stun: refused a check from port %d (%s)", addr_port(from),
-          !p ? "unknown ufrag" : !m.integrity_at ? "no integrity" : "bad credentials");
+  struct peer *p = stun_check_peer(s, data, n, &m);
+  if (!p) {
+    LOG_D("stun: refused a check from port %d (%s)", addr_port(from), !m.integrity_at ? "no integrity" : "bad credentials");
     stun_begin(&w, STUN_BINDING_ERROR, m.txid);
-    if (!m.integrity_at)
-      stun_error(&w, 400, "Bad Request");
-    else
-      stun_error(&w, 401, "Unauthorized");
+    stun_error(&w, m.integrity_at ? 401 : 400, m.integrity_at ? "Unauthorized" : "Bad Request");
     stun_fingerprint(&w);
-  } else if (m.n_unknown) { /* only once authenticated, so that no stranger gets a signed reply */
+    if (!w.err) udp_send(s, out, w.len, from);
+    return;
+  }
+  if (m.n_unknown) { /* only once authenticated, so that no stranger gets a signed reply */
     stun_begin(&w, STUN_BINDING_ERROR, m.txid);
     stun_error(&w, 420, "Unknown Attribute");
     uint8_t list[8];
     for (int i = 0; i < m.n_unknown && i < 4; i++) put_u16(list + 2 * i, m.unknown[i]);
     stun_attr(&w, STUN_A_UNKNOWN_ATTRIBUTES, list, (uint16_t)(2 * MIN(m.n_unknown, 4)));
-    stun_integrity(&w, p->pwd, strlen(p->pwd));
-    stun_fingerprint(&w);
-  } else if (p->state == PEER_ICE && s->n_handshakes >= CAMUS_MAX_HANDSHAKES) {
-    /* As many DTLS handshakes as we take at once: no answer yet; a later retransmission may find room. */
-    LOG_D("peer %s: check deferred, %u handshakes in progress", p->client_id, s->n_handshakes);
-    return;
   } else if (m.controlled && p->tiebreaker >= m.tiebreaker) {
     /* Both sides think they are controlled; a lite agent stays controlled (RFC 8445 7.3.1.1). */
     stun_begin(&w, STUN_BINDING_ERROR, m.txid);
     stun_error(&w, 487, "Role Conflict");
-    stun_integrity(&w, p->pwd, strlen(p->pwd));
-    stun_fingerprint(&w);
   } else {
+    struct peer_addr *a = stun_learn(s, p, from, &m);
+    if (!a) return;
+    peer_addr_heard(a, n);
+    /* The first check asks the rooms above for a seat and a handshake slot: without them it waits
+     * unanswered (a retransmission may find room), or the session ends. */
+    if (p->state == PEER_ICE && !s->on_checked(p)) return;
+    p->last_seen = s->loop.now;
     stun_begin(&w, STUN_BINDING_SUCCESS, m.txid);
     stun_xor_address(&w, (const struct sockaddr *)from);
     stun_integrity(&w, p->pwd, strlen(p->pwd));
     stun_fingerprint(&w);
-    if (w.err) return;
-    udp_send(s, out, w.len, from);
-    p->last_seen = s->loop.now;
-    int i = 0;
-    struct addr_key k = addr_key(from);
-    while (i < p->n_addrs) {
-      struct addr_key pk = addr_key(&p->addrs[i]);
-      if (memcmp(&pk, &k, sizeof k) == 0) break;
-      i++;
-    }
-    if (i == p->n_addrs) {
-      struct peer *other = amap_get(&s->amap, from);
-      if (other && other != p) {
-        /* The address moved to a new session (a reused port): the old one is gone. */
-        amap_del(&s->amap, from);
-        other->dtls_up = false; /* no close_notify: it would reach the new session */
-        peer_close(other, "its address was taken over by a new session");
-      }
-      if (p->n_addrs == PEER_ADDRS || amap_put(&s->amap, from, p) != 0) return;
-      p->addrs[p->n_addrs++] = *from;
-      if (m.use_candidate || p->n_addrs == 1) p->sel = i;
-      char ip[INET6_ADDRSTRLEN + 2];
-      addr_ip(from, ip, sizeof ip, true);
-      LOG_D("peer %s: checked %s:%d%s", p->client_id, ip, addr_port(from), m.use_candidate ? " (nominated)" : "");
-      if (p->state == PEER_ICE) peer_set_state(p, PEER_DTLS);
+    if (!w.err) peer_addr_send(p, a, out, w.len);
+    if (p->state == PEER_ICE) {
+      peer_set_state(p, PEER_DTLS);
       early_replay(s, p, from);
-    } else if (m.use_candidate && p->sel != i) {
-      p->sel = i;
     }
+    peer_addr_probe(p, a);
     return;
   }
+  stun_integrity(&w, p->pwd, strlen(p->pwd));
+  stun_fingerprint(&w);
   if (!w.err) udp_send(s, out, w.len, from);
 }
 
@@ -2541,7 +2709,7 @@ static void udp_input(struct camus *s, const uint8_t *data, size_t n, const stru
   } else if (b >= 20 && b <= 63) {
     struct peer *p = amap_get(&s->amap, from);
     if (p && !p->dead)
-      dtls_input(p, data, n);
+      dtls_input(p, data, n, from);
     else if (!p && n >= 13)
       early_keep(s, from, data, n);
   }
@@ -2590,9 +2758,12 @@ static void udp_readable(struct camus *s) {
 static int dtls_send_cb(void *ctx, const unsigned char *buf, size_t len) {
   struct peer *p = ctx;
   if (p->n_addrs == 0) return MBEDTLS_ERR_SSL_WANT_WRITE;
-  struct sockaddr_storage to = p->addrs[p->sel];
-  udp_send(p->srv, buf, len, &to);
-  return (int)len; /* a datagram lost here is like one lost on the way */
+  /* As DTLS server we send a ServerHello only to a ClientHello that returned
+   * our cookie (RFC 6347 4.2.1): the address it came from receives. */
+  if (p->dtls_server && !p->dtls_up && len > 13 && buf[0] == 22 && buf[13] == 2)
+    p->addrs[p->rx_addr].proven = true;
+  peer_addr_send(p, &p->addrs[p->sel], buf, len);
+  return (int)len; /* a datagram dropped here is like one lost on the way */
 }
 
 static int dtls_recv_cb(void *ctx, unsigned char *buf, size_t len) {
@@ -2652,6 +2823,11 @@ static void dtls_step(struct peer *p) {
   if (p->state == PEER_DTLS) {
     int rc = mbedtls_ssl_handshake(p->ssl);
     if (rc == MBEDTLS_ERR_SSL_WANT_READ || rc == MBEDTLS_ERR_SSL_WANT_WRITE) return;
+    if (rc == MBEDTLS_ERR_SSL_HELLO_VERIFY_REQUIRED) {
+      /* A cookie went back in a HelloVerifyRequest; the ClientHello that returns it starts afresh. */
+      if (mbedtls_ssl_session_reset(p->ssl) != 0) peer_close(p, "out of memory");
+      return;
+    }
     if (rc) {
       mbedtls_strerror(rc, msg, sizeof msg);
       peer_close(p, msg);
@@ -2659,6 +2835,8 @@ static void dtls_step(struct peer *p) {
     }
     LOG_D("peer %s: DTLS up (%s)", p->client_id, mbedtls_ssl_get_ciphersuite(p->ssl));
     p->dtls_up = true;
+    p->addrs[p->sel].proven = true; /* our flights went there, and the peer's Finished covers them */
+    p->last_seen = p->srv->loop.now;
     peer_set_state(p, PEER_SCTP);
   }
   for (int i = 0; i < 64 && !p->dead; i++) {
@@ -2673,17 +2851,25 @@ static void dtls_step(struct peer *p) {
       peer_close(p, msg);
       return;
     }
+    p->last_seen = p->srv->loop.now; /* consent (RFC 7675): only an authenticated record renews it */
     sctp_input(p, rec, (size_t)rc);
   }
 }
 
-static void dtls_input(struct peer *p, const uint8_t *data, size_t n) {
-  if (p->state < PEER_DTLS || !p->ssl) return;
+static void dtls_input(struct peer *p, const uint8_t *data, size_t n, const struct sockaddr_storage *from) {
+  struct peer_addr *a = peer_addr_find(p, from);
+  if (p->state < PEER_DTLS || !p->ssl || !a) return;
+  peer_addr_heard(a, n);
+  p->rx_addr = (int)(a - p->addrs);
+  if (p->dtls_server && !p->dtls_up) {
+    /* The cookie is bound to the address the ClientHello comes from. */
+    struct addr_key k = addr_key(from);
+    if (mbedtls_ssl_set_client_transport_id(p->ssl, k.b, sizeof k.b) != 0) return;
+  }
   p->rx = data;
   p->rx_len = n;
   dtls_step(p);
   p->rx = NULL;
-  if (!p->dead && p->state >= PEER_SCTP) p->last_seen = p->srv->loop.now;
 }
 
 static void dtls_timeout(struct timer *t) {
@@ -2729,7 +2915,8 @@ static int dtls_conf_init(struct camus *s, mbedtls_ssl_config *conf, int endpoin
   mbedtls_ssl_conf_handshake_timeout(conf, 400, 8000);
   mbedtls_ssl_conf_ciphersuites(conf, suites);
   mbedtls_ssl_conf_curves(conf, curves);
-  if (endpoint == MBEDTLS_SSL_IS_SERVER) mbedtls_ssl_conf_dtls_cookies(conf, NULL, NULL, NULL);
+  if (endpoint == MBEDTLS_SSL_IS_SERVER) /* HelloVerifyRequest first: no flight to an unproven address */
+    mbedtls_ssl_conf_dtls_cookies(conf, mbedtls_ssl_cookie_write, mbedtls_ssl_cookie_check, &s->dtls_cookies);
   return mbedtls_ssl_conf_own_cert(conf, &s->dtls_id.crt, &s->dtls_id.key);
 }
 
@@ -3126,7 +3313,7 @@ static void peer_free(struct peer *p) {
   timer_stop(&s->loop, &p->life);
   timer_stop(&s->loop, &p->dtls_timer);
   for (int i = 0; i < p->n_addrs; i++)
-    if (amap_get(&s->amap, &p->addrs[i]) == p) amap_del(&s->amap, &p->addrs[i]);
+    if (amap_get(&s->amap, &p->addrs[i].sa) == p) amap_del(&s->amap, &p->addrs[i].sa);
   buf_free(&p->partial);
   peer_table[p->slot] = NULL;
   s->n_peers--;
@@ -3180,6 +3367,7 @@ static struct peer *peer_new(struct camus *s, const struct sdp_offer *o, const c
   hex_encode(p->client_id, rnd + 43, 16);
   memcpy(&p->tiebreaker, rnd + 59, 8);
   snprintf(p->remote_ufrag, sizeof p->remote_ufrag, "%s", o->ufrag);
+  snprintf(p->remote_pwd, sizeof p->remote_pwd, "%s", o->pwd);
   memcpy(p->remote_fp, o->fingerprint, 32);
   p->dtls_server = o->setup == SDP_SETUP_ACTIVE;
   const struct sdp_media *m = &o->m[o->data_index];
@@ -3232,6 +3420,7 @@ static void local_candidates(struct camus *s) {
 static int webrtc_ready(struct camus *s, const char **err) {
   if (s->sctp_ready) return 0;
   int rc = identity_generate(&s->dtls_id, &s->crypto, "camus", NULL, NULL);
+  if (!rc) rc = mbedtls_ssl_cookie_setup(&s->dtls_cookies, mbedtls_ctr_drbg_random, &s->crypto.drbg);
   if (!rc) rc = dtls_conf_init(s, &s->dtls_client_conf, MBEDTLS_SSL_IS_CLIENT);
   if (!rc) rc = dtls_conf_init(s, &s->dtls_server_conf, MBEDTLS_SSL_IS_SERVER);
   if (rc) {
@@ -3446,6 +3635,14 @@ static void msg_input(struct peer *p, const char *text, size_t n) {
     msg_error(p, "Unknown message type: %s", type);
     return;
   }
+  /* What only Ground Control says is never relayed in a member's name, lest a
+   * client that checks no sender (the original Camus client) believe it. */
+  static const char *const server_only[] = {"greeting", "room-info", "ping", "pong", "error"};
+  for (size_t k = 0; k < COUNT(server_only); k++)
+    if (!strcmp(type, server_only[k])) {
+      msg_error(p, "Only Ground Control sends %s messages", type);
+      return;
+    }
   const char *why = !strcmp(type, "text") ? chat_error(text, t, id) : NULL;
   if (why) {
     msg_error(p, "%s", why);
@@ -3539,37 +3736,115 @@ static struct room *room_find(struct camus *s, struct str id) {
   return NULL;
 }
 
-static void room_delete(struct camus *s, struct room *rm) {
+/* Deletes a room that no session refers to; why goes to the log.  Its id is
+ * kept for a day, for its creator only (why NULL: the server is stopping). */
+static void room_delete(struct camus *s, struct room *rm, const char *why) {
   for (unsigned i = 0; i < s->n_rooms; i++) {
     if (s->rooms[i] != rm) continue;
     s->rooms[i] = s->rooms[--s->n_rooms];
     break;
   }
   timer_stop(&s->loop, &rm->expiry);
-  LOG_I("room %s: expired", rm->id);
+  if (why) {
+    LOG_I("room %s: %s", rm->id, why);
+    if (!s->tombs) s->tombs = calloc(CAMUS_MAX_ROOMS, sizeof *s->tombs);
+    if (s->tombs) {
+      struct tombstone *t = &s->tombs[s->next_tomb++ % CAMUS_MAX_ROOMS];
+      memcpy(t->id, rm->id, sizeof t->id);
+      memcpy(t->creator, rm->creator, 16);
+      t->until = s->loop.now + (uint64_t)CAMUS_TOKEN_TTL * 1000;
+    }
+  }
   free(rm);
+}
+
+/* Whether id belongs to a room that ended lately and was made by another address than host. */
+static bool room_id_reserved(const struct camus *s, const char *id, const uint8_t host[16]) {
+  for (unsigned i = 0; s->tombs && i < CAMUS_MAX_ROOMS; i++) {
+    const struct tombstone *t = &s->tombs[i];
+    if (t->until > s->loop.now && !strcmp(t->id, id)) return memcmp(t->creator, host, 16) != 0;
+  }
+  return false;
 }
 
 static void room_expired(struct timer *t) {
   struct room *rm = CONTAINER(t, struct room, expiry);
-  if (rm->n_clients == 0) room_delete(rm->srv, rm);
+  if (rm->n_sessions == 0) room_delete(rm->srv, rm, "expired");
 }
 
-/* Called whenever the number of clients in rm changes. */
+/* Called whenever the sessions of rm come or go. */
 static void room_touch(struct room *rm) {
   struct camus *s = rm->srv;
   rm->last_active = s->loop.now;
-  if (rm->n_clients == 0)
+  if (rm->n_sessions == 0)
     timer_in(&s->loop, &rm->expiry, (uint64_t)s->cfg.room_expiry_sec * 1000);
   else
     timer_stop(&s->loop, &rm->expiry);
 }
 
-/* A peer was admitted by an offer: it counts against the guest limit from now on. */
+static unsigned room_capacity(const struct room *rm) {
+  return rm->guest_limit ? rm->guest_limit : CAMUS_GUEST_LIMIT_MAX;
+}
+
+/* A peer was offered into the room: it belongs to it, but takes no seat
+ * until its first valid ICE check (peer_checked). */
 static void room_join(struct room *rm, struct peer *p) {
   p->room = rm;
-  rm->n_clients++;
+  rm->n_sessions++;
   room_touch(rm);
+}
+
+/* Handshake slots are few (the costly part of a join): when all are taken,
+ * the address that holds the most gives up its oldest, if it holds more
+ * than host would.  Returns whether one is free now. */
+static bool handshake_shed(struct camus *s, const uint8_t host[16]) {
+  if (s->n_handshakes < CAMUS_MAX_HANDSHAKES) return true;
+  const uint8_t **keys = malloc(s->n_handshakes * sizeof *keys);
+  if (!keys) return false;
+  unsigned n = 0, most, mine;
+  for (uint32_t i = 0; i < peer_table_cap && n < s->n_handshakes; i++) {
+    const struct peer *q = peer_table[i];
+    if (q && q->srv == s && !q->dead && (q->state == PEER_DTLS || q->state == PEER_SCTP)) keys[n++] = q->host;
+  }
+  const uint8_t *heavy = host_heaviest(keys, n, host, &most, &mine);
+  uint8_t victim_host[16];
+  bool shed = heavy && most > mine + 1;
+  if (shed) memcpy(victim_host, heavy, 16);
+  free(keys);
+  if (!shed) return false;
+  struct peer *oldest = NULL;
+  for (uint32_t i = 0; i < peer_table_cap; i++) {
+    struct peer *q = peer_table[i];
+    if (q && q->srv == s && !q->dead && (q->state == PEER_DTLS || q->state == PEER_SCTP) &&
+        !memcmp(q->host, victim_host, 16) && (!oldest || q->created < oldest->created))
+      oldest = q;
+  }
+  if (oldest) peer_close(oldest, "handshake shed: its address holds the most handshakes");
+  return s->n_handshakes < CAMUS_MAX_HANDSHAKES;
+}
+
+/* A session's first valid ICE check (the session layer asks through
+ * s->on_checked): it takes a seat in its room, if one is free, and a
+ * handshake slot.  A session that did not prove it can reach us holds no
+ * seat, so bare offers cannot fill a room. */
+static bool peer_checked(struct peer *p) {
+  struct camus *s = p->srv;
+  struct room *rm = p->room;
+  if (rm && !p->seated && rm->n_clients >= room_capacity(rm)) {
+    peer_close(p, "room is full");
+    return false;
+  }
+  if (!handshake_shed(s, p->host)) {
+    LOG_D("peer %s: check deferred, %u handshakes in progress", p->client_id, s->n_handshakes);
+    return false;
+  }
+  if (rm && !p->seated) {
+    p->seated = true;
+    rm->n_clients++;
+    rm->joined = true;
+    rm->last_active = s->loop.now;
+  }
+  return true;
 }
 
 /* Its data channel opened: the others hear of it (the newcomer asks itself,
@@ -3608,13 +3883,45 @@ static void room_leave(struct peer *p) {
   if (!rm) return;
   room_leave_notify(p, false);
   p->room = NULL;
-  rm->n_clients--;
+  if (p->seated) rm->n_clients--;
+  p->seated = false;
+  rm->n_sessions--;
   room_touch(rm);
 }
 
-/* Checks and creates a room.  Returns it, or NULL with an HTTP status and message. */
-static struct room *room_create(struct camus *s, const char *name, size_t name_len, const char *password,
-                                size_t pw_len, bool public, unsigned guest_limit, int *status, const char **err) {
+/* Password hashes cost the only thread ~12 ms each: at most CAMUS_HASHES_PER_SEC a second. */
+static bool hash_allowed(struct camus *s) {
+  if (s->loop.now - s->hash_window >= 1000) s->hash_window = s->loop.now, s->hashes = 0;
+  if (s->hashes >= CAMUS_HASHES_PER_SEC) return false;
+  s->hashes++;
+  return true;
+}
+
+/* The table of rooms is full: the address holding the most rooms that were
+ * never joined loses its oldest such room, if it holds more than host would. */
+static bool room_shed(struct camus *s, const uint8_t host[16]) {
+  const uint8_t **keys = malloc((s->n_rooms + 1) * sizeof *keys);
+  if (!keys) return false;
+  unsigned n = 0, most, mine;
+  for (unsigned i = 0; i < s->n_rooms; i++)
+    if (!s->rooms[i]->joined && !s->rooms[i]->n_sessions) keys[n++] = s->rooms[i]->creator;
+  const uint8_t *heavy = host_heaviest(keys, n, host, &most, &mine);
+  struct room *oldest = NULL;
+  for (unsigned i = 0; heavy && most > mine + 1 && i < s->n_rooms; i++) {
+    struct room *rm = s->rooms[i];
+    if (!rm->joined && !rm->n_sessions && !memcmp(rm->creator, heavy, 16) && (!oldest || rm->created < oldest->created))
+      oldest = rm;
+  }
+  free(keys);
+  if (oldest) room_delete(s, oldest, "shed: never joined, and its creator's address holds the most rooms");
+  return oldest != NULL;
+}
+
+/* Checks and creates a room for the address creator.  Returns it, or NULL
+ * with an HTTP status and message. */
+static struct room *room_create(struct camus *s, const uint8_t creator[16], const char *name, size_t name_len,
+                                const char *password, size_t pw_len, bool public, unsigned guest_limit, int *status,
+                                const char **err) {
   char slug[CAMUS_ROOM_NAME_MAX + 1];
   *status = 400;
   while (name_len && isspace((unsigned char)*name)) name++, name_len--;
@@ -3628,7 +3935,11 @@ static struct room *room_create(struct camus *s, const char *name, size_t name_l
   if (pw_len > CAMUS_PASSWORD_MAX) return *err = "password too long (256 bytes at most)", NULL;
   if (guest_limit > CAMUS_GUEST_LIMIT_MAX) return *err = "guest limit must be between 1 and 1000", NULL;
   if (room_find(s, (struct str){slug, strlen(slug)})) return *status = 409, *err = "a room with this id exists", NULL;
-  if (s->n_rooms >= CAMUS_MAX_ROOMS) return *status = 503, *err = "too many rooms on this server", NULL;
+  if (room_id_reserved(s, slug, creator))
+    return *status = 409, *err = "a room with this id ended lately: for a day, only its creator may make it again", NULL;
+  if (s->n_rooms >= CAMUS_MAX_ROOMS && !room_shed(s, creator))
+    return *status = 503, *err = "too many rooms on this server", NULL;
+  if (pw_len && !hash_allowed(s)) return *status = 429, *err = "the server is busy: try again in a second", NULL;
   if (s->n_rooms % 16 == 0) {
     struct room **a = realloc(s->rooms, (s->n_rooms + 16) * sizeof *a);
     if (!a) return *status = 500, *err = "out of memory", NULL;
@@ -3637,6 +3948,8 @@ static struct room *room_create(struct camus *s, const char *name, size_t name_l
   struct room *rm = calloc(1, sizeof *rm);
   if (!rm) return *status = 500, *err = "out of memory", NULL;
   rm->srv = s;
+  memcpy(rm->creator, creator, 16);
+  rm->created = s->loop.now;
   memcpy(rm->id, slug, sizeof slug);
   memcpy(rm->name, name, name_len);
   rm->public = public;
@@ -3699,21 +4012,27 @@ static bool token_ok(const struct camus *s, const struct room *rm, struct str to
   return secret_eq(mac, got, sizeof mac);
 }
 
-/* The per-address rate limit on failed passwords: true if the address may try. */
+/* The counters of an address for the current minute.  A slot is reused only
+ * once its minute is over, so that no stream of new addresses can push an
+ * address's counts out; while every slot is busy, new addresses share one. */
 static struct rate_slot *rate_slot(struct camus *s, const uint8_t host[16]) {
-  struct rate_slot *oldest = &s->rate[0];
-  for (unsigned i = 0; i < CAMUS_RATE_SLOTS; i++) {
-    struct rate_slot *r = &s->rate[i];
-    if (memcmp(r->host, host, 16) == 0 && r->window) {
-      if (s->loop.now - r->window >= 60000) r->window = s->loop.now, r->fails = r->rooms = 0;
+  struct rate_slot *free_slot = NULL;
+  uint64_t now = s->loop.now ? s->loop.now : 1;
+  for (unsigned i = 0; i < CAMUS_RATE_SLOTS + 1; i++) {
+    struct rate_slot *r = i < CAMUS_RATE_SLOTS ? &s->rate[i] : &s->rate_overflow;
+    bool over = !r->window || now - r->window >= 60000;
+    if (over) *r = (struct rate_slot){.window = 0};
+    if (i == CAMUS_RATE_SLOTS) {
+      if (free_slot) break;
+      if (!r->window) r->window = now;
       return r;
     }
-    if (r->window < oldest->window) oldest = r;
+    if (r->window && memcmp(r->host, host, 16) == 0) return r;
+    if (!r->window && !free_slot) free_slot = r;
   }
-  memcpy(oldest->host, host, 16);
-  oldest->window = s->loop.now ? s->loop.now : 1;
-  oldest->fails = oldest->rooms = 0;
-  return oldest;
+  memcpy(free_slot->host, host, 16);
+  free_slot->window = now;
+  return free_slot;
 }
 
 /* =============================================================== HTTP ROUTES ================================================================ */
@@ -3876,7 +4195,7 @@ static void api_create_room(struct conn *c, const struct http_req *r) {
   }
   int status;
   const char *err;
-  struct room *rm = room_create(s, name, (size_t)nlen, pw, (size_t)plen, public, (unsigned)limit, &status, &err);
+  struct room *rm = room_create(s, c->host, name, (size_t)nlen, pw, (size_t)plen, public, (unsigned)limit, &status, &err);
   if (!rm) {
     http_error(c, r, status, err);
     return;
@@ -3973,7 +4292,7 @@ static void rtc_offer(struct conn *c, const struct http_req *r, struct room *rm)
     http_error(c, r, 403, "password required");
     return;
   }
-  if (rm->n_clients >= (rm->guest_limit ? rm->guest_limit : CAMUS_GUEST_LIMIT_MAX)) {
+  if (rm->n_clients >= room_capacity(rm)) {
     http_error(c, r, 403, "room is full");
     return;
   }
@@ -4027,12 +4346,55 @@ static bool refuse_method(struct conn *c, const struct http_req *r, const char *
   return true;
 }
 
+/* --allowed-hosts: the Host a request names must be one of them (with any
+ * port, unless the entry gives one), so that a hostile site whose name
+ * points at this server (DNS rebinding) is not served. */
+static bool host_allowed(const struct camus *s, const struct http_req *r) {
+  if (!s->cfg.n_allowed_hosts) return true;
+  struct str host = http_header(r, "host");
+  if (!host.n) return false;
+  const char *colon = host.p[0] == '[' ? memchr(host.p, ']', host.n) : host.p;
+  colon = colon ? memchr(colon, ':', host.n - (size_t)(colon - host.p)) : NULL;
+  struct str name = {host.p, colon ? (size_t)(colon - host.p) : host.n};
+  for (int i = 0; i < s->cfg.n_allowed_hosts; i++) {
+    const char *a = s->cfg.allowed_hosts[i];
+    if (str_ieq(host, a) || str_ieq(name, a)) return true;
+  }
+  return false;
+}
+
+/* Whether a state-changing request comes from Camus's own pages.  Browsers
+ * name the page's origin in Origin: it must be this server's scheme, host
+ * and port.  Without Origin (not a browser), the body must be JSON, which
+ * no cross-site form or simple request can send. */
+static bool same_origin(const struct camus *s, const struct http_req *r) {
+  struct str origin = http_header(r, "origin"), host = http_header(r, "host");
+  if (!origin.p) return str_istarts(http_header(r, "content-type"), "application/json");
+  const char *scheme = s->https ? "https://" : "http://";
+  size_t sl = strlen(scheme);
+  if (!host.n || origin.n != sl + host.n || !str_istarts(origin, scheme)) return false;
+  for (size_t i = 0; i < host.n; i++)
+    if (tolower((unsigned char)origin.p[sl + i]) != tolower((unsigned char)host.p[i])) return false;
+  return true;
+}
+
 static void http_request(struct conn *c, struct http_req *r) {
   struct camus *s = c->srv;
   struct str id, rest;
   LOG_D("http#%u: %.*s %.*s", c->id, (int)r->method.n, r->method.p, (int)r->target.n, r->target.p);
   if (!method_known(r->method)) {
     http_error(c, r, 501, "method not implemented");
+    return;
+  }
+  if (!host_allowed(s, r)) {
+    LOG_I("http#%u: refused a request for host '%.*s' (--allowed-hosts)", c->id,
+          (int)MIN(http_header(r, "host").n, 100), http_header(r, "host").p ? http_header(r, "host").p : "");
+    http_error(c, r, 421, "this server does not answer for that host name");
+    return;
+  }
+  if (str_eq(r->method, "POST") && !same_origin(s, r)) {
+    LOG_I("http#%u: refused a cross-origin %.*s", c->id, (int)r->path.n, r->path.p);
+    http_error(c, r, 403, "cross-origin request refused: send JSON (Content-Type: application/json) from this server's pages");
     return;
   }
   if (str_eq(r->path, "/api/rooms")) {
@@ -4207,6 +4569,7 @@ struct camus *camus_new(const struct camus_config *cfg, char *err, unsigned errl
   s->cfg = *cfg;
   if (!s->cfg.msg_rate) s->cfg.msg_rate = 50;
   s->http_fd = s->udp_fd = s->wake_fd[0] = s->wake_fd[1] = -1;
+  s->on_checked = peer_checked;
   log_level = cfg->log_level;
   s->loop.now = mono_ms();
   identity_init(&s->https_id);
@@ -4214,6 +4577,7 @@ struct camus *camus_new(const struct camus_config *cfg, char *err, unsigned errl
   identity_init(&s->dtls_id);
   mbedtls_ssl_config_init(&s->dtls_client_conf);
   mbedtls_ssl_config_init(&s->dtls_server_conf);
+  mbedtls_ssl_cookie_init(&s->dtls_cookies);
   if (crypto_init(&s->crypto) != 0) {
     snprintf(err, errlen, "cannot seed the random generator");
     goto fail;
@@ -4254,6 +4618,12 @@ struct camus *camus_new(const struct camus_config *cfg, char *err, unsigned errl
       snprintf(err, errlen, "TLS setup: %s", msg);
       goto fail;
     }
+    /* TLS 1.2 with forward secrecy and AEAD only: no CBC, CAMELLIA or truncated-tag CCM suites. */
+    static const int https_suites[] = {
+        MBEDTLS_TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,       MBEDTLS_TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+        MBEDTLS_TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,       MBEDTLS_TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+        MBEDTLS_TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256, MBEDTLS_TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256, 0};
+    mbedtls_ssl_conf_ciphersuites(&s->tls_conf, https_suites);
     mbedtls_ssl_conf_rng(&s->tls_conf, mbedtls_ctr_drbg_random, &s->crypto.drbg);
     mbedtls_ssl_conf_min_version(&s->tls_conf, MBEDTLS_SSL_MAJOR_VERSION_3, MBEDTLS_SSL_MINOR_VERSION_3);
     s->https = true;
@@ -4336,7 +4706,8 @@ void camus_free(struct camus *s) {
     peer_table_cap = 0;
   }
   free(s->amap.e);
-  while (s->n_rooms) room_delete(s, s->rooms[0]);
+  while (s->n_rooms) room_delete(s, s->rooms[0], NULL);
+  free(s->tombs);
   free(s->rooms);
   if (s->http_fd >= 0) close(s->http_fd);
   if (s->udp_fd >= 0) close(s->udp_fd);
@@ -4345,6 +4716,7 @@ void camus_free(struct camus *s) {
   mbedtls_ssl_config_free(&s->tls_conf);
   mbedtls_ssl_config_free(&s->dtls_client_conf);
   mbedtls_ssl_config_free(&s->dtls_server_conf);
+  mbedtls_ssl_cookie_free(&s->dtls_cookies);
   identity_free(&s->dtls_id);
   identity_free(&s->https_id);
   crypto_free(&s->crypto);

@@ -19,6 +19,7 @@ extern "C" {
 #define CAMUS_VERSION "0.1.0"
 #define CAMUS_MAX_PUBLIC_IPS 8 /* --public-ip entries */
 #define CAMUS_MAX_ICE_URLS 8   /* --stun and --turn entries, together */
+#define CAMUS_MAX_ALLOWED_HOSTS 8 /* --allowed-hosts entries */
 
 enum camus_log_level { CAMUS_LOG_ERROR, CAMUS_LOG_WARN, CAMUS_LOG_INFO, CAMUS_LOG_DEBUG };
 
@@ -37,6 +38,8 @@ struct camus_config {
   int n_public_ips;
   const char *ice_urls[CAMUS_MAX_ICE_URLS];     /* stun:/turn: URLs handed to web clients */
   int n_ice_urls;
+  const char *allowed_hosts[CAMUS_MAX_ALLOWED_HOSTS]; /* Host names served ("name" or "name:port"); none = any */
+  int n_allowed_hosts;
   enum camus_log_level log_level; /* CAMUS_LOG_INFO by default */
   unsigned room_expiry_sec;     /* an empty room is deleted after this; 3600 */
   unsigned max_connections;     /* concurrent HTTP connections; 1000 */

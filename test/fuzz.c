@@ -323,7 +323,7 @@ static void fuzz_setup(void) {
   int status;
   const char *err = NULL;
   srv = fuzz_server();
-  room = room_create(srv, "Fuzz Room", 9, NULL, 0, true, 0, &status, &err);
+  room = room_create(srv, (const uint8_t[16]){0}, "Fuzz Room", 9, NULL, 0, true, 0, &status, &err);
   FUZZ_CHECK(room != NULL);
   offer = fuzz_fixture("chromium-datachannel.sdp", &offer_len);
   other = fuzz_member(other_id);
@@ -333,7 +333,7 @@ static void fuzz_setup(void) {
 static void fuzz(const uint8_t *data, size_t size) {
   if (!srv) fuzz_setup();
   struct peer *p = fuzz_live(member);
-  FUZZ_CHECK(p && fuzz_live(other) && room->n_clients == 2);
+  FUZZ_CHECK(p && fuzz_live(other) && room->n_sessions == 2);
   /* What one message may change is put back, so that every input starts alike. */
   p->bucket = CAMUS_MSG_BURST;
   p->bucket_at = srv->loop.now;
@@ -346,7 +346,7 @@ static void fuzz(const uint8_t *data, size_t size) {
   if (p->dead) {
     FUZZ_CHECK(!p->member && room->members == fuzz_live(other) && room->members->next_member == NULL);
     peers_reap(srv);
-    FUZZ_CHECK(!fuzz_live(member) && room->n_clients == 1);
+    FUZZ_CHECK(!fuzz_live(member) && room->n_sessions == 1);
     member = fuzz_member(member_id);
   }
   FUZZ_CHECK(room->members == fuzz_live(other) && room->members->next_member == fuzz_live(member) &&
@@ -411,7 +411,7 @@ static void fuzz_setup(void) {
   int status;
   const char *err = NULL;
   srv = fuzz_server();
-  room = room_create(srv, "Fuzz UDP", 8, NULL, 0, true, 0, &status, &err);
+  room = room_create(srv, (const uint8_t[16]){0}, "Fuzz UDP", 8, NULL, 0, true, 0, &status, &err);
   FUZZ_CHECK(room != NULL);
   offer = fuzz_fixture("chromium-datachannel.sdp", &offer_len);
   /* The same offer with a=setup:active: the browser is the DTLS client, we are the server. */
@@ -475,7 +475,7 @@ static void fuzz(const uint8_t *data, size_t size) {
   for (uint32_t i = 0; i < peer_table_cap; i++)
     if (peer_table[i] && peer_table[i]->srv == srv) peer_close(peer_table[i], "fuzz: next input");
   peers_reap(srv);
-  FUZZ_CHECK(srv->n_peers == 0 && srv->n_handshakes == 0 && srv->n_unchecked == 0 && srv->amap.n == 0 && room->n_clients == 0);
+  FUZZ_CHECK(srv->n_peers == 0 && srv->n_handshakes == 0 && srv->n_unchecked == 0 && srv->amap.n == 0 && room->n_sessions == 0);
 }
 
 #endif
