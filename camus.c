@@ -51,6 +51,7 @@
 #include <mbedtls/oid.h>
 #include <mbedtls/pk.h>
 #include <mbedtls/pkcs5.h>
+#include <mbedtls/platform_util.h>
 #include <mbedtls/ssl.h>
 #include <mbedtls/ssl_cookie.h>
 #include <mbedtls/x509_crt.h>
@@ -160,6 +161,9 @@
 #endif
 #ifndef CAMUS_MSG_BURST
 #define CAMUS_MSG_BURST 4 /* a client may send this many seconds' worth of messages at once */
+#endif
+#ifndef CAMUS_MSG_BYTES
+#define CAMUS_MSG_BYTES (1 << 21) /* bytes a second one client may make the server send (a room message counts once per receiver) */
 #endif
 #ifndef CAMUS_MSG_TOKENS
 #define CAMUS_MSG_TOKENS 512 /* JSON tokens in one message */
@@ -1093,8 +1097,10 @@ static struct str sdp_word(struct str *v) {
   return w;
 }
 
-static long sdp_num(struct str w, long max) {
-  long v = 0;
+/* A decimal number of at most 10 digits, no more than max; -1 otherwise.
+ * Counted in 64 bits: ten digits overflow a 32-bit long. */
+static int64_t sdp_num(struct str w, int64_t max) {
+  int64_t v = 0;
   if (w.n == 0 || w.n > 10) return -1;
   for (size_t i = 0; i < w.n; i++) {
     if (!isdigit((unsigned char)w.p[i])) return -1;
@@ -1151,13 +1157,13 @@ static int sdp_attribute(struct sdp_offer *o, struct sdp_src *src, struct sdp_me
     for (size_t i = 0; i < v.n; i++)
       if ((unsigned char)v.p[i] <= ' ' || v.p[i] == 0x7f) return *err = "bad a=mid", -1;
   } else if (str_eq(name, "sctp-port")) {
-    long port = sdp_num(v, 65535);
+    int64_t port = sdp_num(v, 65535);
     if (port <= 0) return *err = "bad a=sctp-port", -1;
     m->sctp_port = (int)port;
   } else if (str_eq(name, "max-message-size")) {
-    long size = sdp_num(v, LONG_MAX);
+    int64_t size = sdp_num(v, INT64_MAX);
     if (size < 0) return *err = "bad a=max-message-size", -1;
-    m->max_message_size = size > (long)UINT32_MAX ? UINT32_MAX : (uint32_t)size;
+    m->max_message_size = size > (int64_t)UINT32_MAX ? UINT32_MAX : (uint32_t)size;
   } else if (str_eq(name, "sctpmap")) {
     struct str port = sdp_word(&v), app = sdp_word(&v);
     if (sdp_num(port, 65535) <= 0 || !str_eq(app, "webrtc-datachannel")) return *err = "bad a=sctpmap", -1;
@@ -1171,7 +1177,7 @@ static int sdp_media_line(struct sdp_media *m, struct str v, const char **err) {
   struct str kind = sdp_word(&v), port = sdp_word(&v), proto = sdp_word(&v), fmt = sdp_word(&v);
   const char *slash = memchr(port.p, '/', port.n);
   if (slash) port.n = (size_t)(slash - port.p);
-  long p = sdp_num(port, 65535);
+  int64_t p = sdp_num(port, 65535);
   if (p < 0 || !sdp_copy(m->kind, sizeof m->kind, kind) || !sdp_copy(m->proto, sizeof m->proto, proto) ||
       !sdp_copy(m->fmt, sizeof m->fmt, fmt) || kind.n == 0 || proto.n == 0 || fmt.n == 0)
     return *err = "bad m= line", -1;
@@ -1675,16 +1681,51 @@ fail:
   return rc;
 }
 
-/* Loads a PEM certificate (chain) and key. */
-static int identity_load(struct identity *id, const char *cert_file, const char *key_file) {
-  int rc = mbedtls_x509_crt_parse_file(&id->crt, cert_file);
-  if (rc == 0) rc = mbedtls_pk_parse_keyfile(&id->key, key_file, NULL);
+/* A whole small file, NUL-terminated (what mbedTLS's PEM parsers want), read
+ * without following a symbolic link in its last component.  Caller frees. */
+static char *state_file_read(const char *path, size_t *len) {
+  int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  struct stat st;
+  char *data = NULL;
+  if (fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size < 65536 &&
+      (data = malloc((size_t)st.st_size + 1)) != NULL) {
+    ssize_t got = read(fd, data, (size_t)st.st_size);
+    if (got == st.st_size) {
+      data[got] = 0;
+      *len = (size_t)got + 1;
+    } else {
+      free(data);
+      data = NULL;
+    }
+  }
+  if (fd >= 0) close(fd);
+  return data;
+}
+
+/* Loads a PEM certificate (chain) and key: the operator's own files (which
+ * may well be symbolic links, as Let's Encrypt makes them), or ours in the
+ * state directory (which may not). */
+static int identity_load(struct identity *id, const char *cert_file, const char *key_file, bool ours) {
+  int rc;
+  if (!ours) {
+    rc = mbedtls_x509_crt_parse_file(&id->crt, cert_file);
+    if (rc == 0) rc = mbedtls_pk_parse_keyfile(&id->key, key_file, NULL);
+  } else {
+    size_t cl = 0, kl = 0;
+    char *cert = state_file_read(cert_file, &cl), *key = state_file_read(key_file, &kl);
+    rc = cert && key ? mbedtls_x509_crt_parse(&id->crt, (const uint8_t *)cert, cl) : MBEDTLS_ERR_X509_FILE_IO_ERROR;
+    if (rc == 0) rc = mbedtls_pk_parse_key(&id->key, (const uint8_t *)key, kl, NULL, 0);
+    if (key) mbedtls_platform_zeroize(key, kl);
+    free(cert);
+    free(key);
+  }
   if (rc == 0) identity_fingerprint(id);
   return rc;
 }
 
-static int write_file(const char *path, const char *data, mode_t mode) {
-  int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+/* Writes a new file of ours: never over an existing one, never through a symbolic link. */
+static int state_file_write(const char *path, const char *data, mode_t mode) {
+  int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
   if (fd < 0) return -1;
   size_t n = strlen(data), off = 0;
   while (off < n) {
@@ -1698,12 +1739,35 @@ static int write_file(const char *path, const char *data, mode_t mode) {
   return close(fd);
 }
 
+/* The state directory holds private keys: it is made if missing, and must
+ * be a directory of this user's in which nobody else may write. */
+static int state_dir_check(const char *dir, char *err, size_t errlen) {
+  struct stat st;
+  if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
+    snprintf(err, errlen, "cannot create state directory %s: %s", dir, strerror(errno));
+    return -1;
+  }
+  if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
+    snprintf(err, errlen, "state directory %s is not a directory", dir);
+    return -1;
+  }
+  if (st.st_uid != geteuid()) {
+    snprintf(err, errlen, "state directory %s belongs to another user (uid %u)", dir, (unsigned)st.st_uid);
+    return -1;
+  }
+  if (st.st_mode & 022) {
+    snprintf(err, errlen, "others may write in state directory %s: chmod go-w %s", dir, dir);
+    return -1;
+  }
+  return 0;
+}
+
 /* The HTTPS identity: the given files, or the self-signed pair in dir, made on first use. */
 static int identity_for_https(struct identity *id, struct crypto *c, const char *cert_file, const char *key_file,
                               const char *dir, char *err, size_t errlen) {
   char cpath[PATH_MAX], kpath[PATH_MAX], msg[128];
   if (cert_file) {
-    int rc = identity_load(id, cert_file, key_file);
+    int rc = identity_load(id, cert_file, key_file, false);
     if (rc) {
       mbedtls_strerror(rc, msg, sizeof msg);
       snprintf(err, errlen, "cannot load %s / %s: %s", cert_file, key_file, msg);
@@ -1711,22 +1775,20 @@ static int identity_for_https(struct identity *id, struct crypto *c, const char 
     }
     return 0;
   }
+  if (state_dir_check(dir, err, errlen) != 0) return -1;
   snprintf(cpath, sizeof cpath, "%s/cert.pem", dir);
   snprintf(kpath, sizeof kpath, "%s/key.pem", dir);
-  if (access(cpath, R_OK) == 0 && access(kpath, R_OK) == 0) {
-    int rc = identity_load(id, cpath, kpath);
+  struct stat st;
+  if (lstat(cpath, &st) == 0 || lstat(kpath, &st) == 0) {
+    int rc = identity_load(id, cpath, kpath, true);
     if (rc == 0) return 0;
     mbedtls_strerror(rc, msg, sizeof msg);
-    snprintf(err, errlen, "cannot load %s: %s (delete it to make a new one)", cpath, msg);
+    snprintf(err, errlen, "cannot load %s and %s: %s (delete both to make new ones)", cpath, kpath, msg);
     return -1;
   }
   char *pc = NULL, *pk = NULL;
-  if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
-    snprintf(err, errlen, "cannot create state directory %s: %s", dir, strerror(errno));
-    return -1;
-  }
   int rc = identity_generate(id, c, "localhost", &pc, &pk);
-  if (rc == 0 && (write_file(kpath, pk, 0600) != 0 || write_file(cpath, pc, 0644) != 0)) {
+  if (rc == 0 && (state_file_write(kpath, pk, 0600) != 0 || state_file_write(cpath, pc, 0644) != 0)) {
     snprintf(err, errlen, "cannot write %s: %s", cpath, strerror(errno));
     rc = -1;
   } else if (rc) {
@@ -1735,6 +1797,7 @@ static int identity_for_https(struct identity *id, struct crypto *c, const char 
   } else {
     LOG_I("made a self-signed certificate in %s", cpath);
   }
+  if (pk) mbedtls_platform_zeroize(pk, strlen(pk));
   free(pc);
   free(pk);
   return rc ? -1 : 0;
@@ -2070,6 +2133,33 @@ static int tls_recv_cb(void *ctx, unsigned char *p, size_t n) {
                                                                      : MBEDTLS_ERR_NET_RECV_FAILED;
 }
 
+/* Whether a connection is idle: between requests, nothing to send. */
+static bool conn_idle(const struct conn *c) {
+  return !c->dead && !c->busy && !c->closing && c->out.len == c->out_off && !c->tls_want_write;
+}
+
+/* The table of connections is full: the address holding the most idle
+ * connections loses its oldest idle one, if it holds more than host would.
+ * (It is reaped at the end of this turn.)  Returns whether one was shed. */
+static bool conn_shed(struct camus *s, const uint8_t host[16]) {
+  const uint8_t **keys = malloc((s->n_conns + 1) * sizeof *keys);
+  if (!keys) return false;
+  unsigned n = 0, most, mine;
+  for (unsigned i = 0; i < s->n_conns; i++)
+    if (conn_idle(s->conns[i])) keys[n++] = s->conns[i]->host;
+  const uint8_t *heavy = host_heaviest(keys, n, host, &most, &mine);
+  struct conn *oldest = NULL;
+  for (unsigned i = 0; heavy && most > mine + 1 && i < s->n_conns; i++) {
+    struct conn *c = s->conns[i];
+    if (conn_idle(c) && !memcmp(c->host, heavy, 16) && (!oldest || c->id < oldest->id)) oldest = c;
+  }
+  free(keys);
+  if (!oldest) return false;
+  LOG_D("http#%u: shed (idle, and %s holds the most connections)", oldest->id, oldest->ip);
+  oldest->dead = true;
+  return true;
+}
+
 static void conn_accept(struct camus *s) {
   for (int i = 0; i < 64; i++) {
     struct sockaddr_storage addr;
@@ -2082,14 +2172,17 @@ static void conn_accept(struct camus *s) {
     }
     uint8_t host[16];
     host_key(&addr, host);
-    unsigned mine = 0;
-    for (unsigned k = 0; k < s->n_conns; k++) mine += memcmp(s->conns[k]->host, host, 16) == 0;
-    if (s->n_conns >= s->cfg.max_connections || mine >= CAMUS_CONNS_PER_HOST) {
+    unsigned mine = 0, live = 0;
+    for (unsigned k = 0; k < s->n_conns; k++) {
+      live += !s->conns[k]->dead;
+      mine += !s->conns[k]->dead && memcmp(s->conns[k]->host, host, 16) == 0;
+    }
+    if ((live >= s->cfg.max_connections && !conn_shed(s, host)) || mine >= CAMUS_CONNS_PER_HOST) {
       static const char busy[] = "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n"
                                  "Retry-After: 5\r\nConnection: close\r\n\r\n";
       static const char many[] = "HTTP/1.1 429 Too Many Requests\r\nContent-Length: 0\r\n"
                                  "Retry-After: 5\r\nConnection: close\r\n\r\n";
-      bool full = s->n_conns >= s->cfg.max_connections;
+      bool full = mine < CAMUS_CONNS_PER_HOST;
       if (!s->https) (void)!send(fd, full ? busy : many, full ? sizeof busy - 1 : sizeof many - 1, MSG_NOSIGNAL);
       close(fd);
       if (full)
@@ -2338,6 +2431,8 @@ struct peer {
   bool pinged, rate_warned;
   double bucket;            /* message rate limit tokens */
   uint64_t bucket_at;
+  double bytes;             /* byte rate limit tokens */
+  uint64_t bytes_at;
 };
 
 /* The peers of the whole process, by slot.  usrsctp is process-wide and knows
@@ -3467,7 +3562,8 @@ static int peer_answer(struct camus *s, struct room *rm, const uint8_t host[16],
   for (unsigned i = 0; i < s->n_cands; i++)
     cands[i] = (struct sdp_candidate){s->cands[i], s->udp_port, (uint32_t)(126u << 24 | (65535u - i) << 8 | 255u)};
   struct sdp_local l = {p->ufrag, p->pwd, s->dtls_id.fingerprint, cands, (int)s->n_cands, CAMUS_MAX_MESSAGE,
-                        ((uint64_t)p->slot << 32) | p->gen};
+                        0};
+  random_bytes(&s->crypto, &l.session_id, sizeof l.session_id); /* tells nothing of how many came before */
   int rc = sdp_write_answer(answer, o, &l, err);
   free(o);
   if (rc != 0 || answer->err) {
@@ -3556,15 +3652,25 @@ static bool username_ok(const char *u, int n) {
   return true;
 }
 
-/* Token bucket: cfg.msg_rate messages a second, bursts of CAMUS_MSG_BURST seconds' worth. */
-static bool msg_rate_ok(struct peer *p, uint64_t now) {
-  double rate = p->srv->cfg.msg_rate, burst = rate * CAMUS_MSG_BURST;
-  double add = (double)(now - p->bucket_at) * rate / 1000.0;
-  p->bucket_at = now;
-  p->bucket = p->bucket + add > burst ? burst : p->bucket + add;
-  if (p->bucket < 1) return false;
-  p->bucket -= 1;
+/* A token bucket refilled at rate a second, holding CAMUS_MSG_BURST seconds' worth: takes cost if there. */
+static bool bucket_take(double *tokens, uint64_t *at, double rate, double cost, uint64_t now) {
+  double burst = rate * CAMUS_MSG_BURST, add = (double)(now - *at) * rate / 1000.0;
+  *at = now;
+  *tokens = *tokens + add > burst ? burst : *tokens + add;
+  if (*tokens < cost) return false;
+  *tokens -= cost;
   return true;
+}
+
+/* cfg.msg_rate messages a second. */
+static bool msg_rate_ok(struct peer *p, uint64_t now) {
+  return bucket_take(&p->bucket, &p->bucket_at, p->srv->cfg.msg_rate, 1, now);
+}
+
+/* CAMUS_MSG_BYTES a second of what p makes the server send: a message to a
+ * room of ten costs ten times its size. */
+static bool msg_bytes_ok(struct peer *p, size_t cost) {
+  return bucket_take(&p->bytes, &p->bytes_at, CAMUS_MSG_BYTES, (double)cost, p->srv->loop.now);
 }
 
 static void room_leave_notify(struct peer *p, bool said_bye);
@@ -3666,6 +3772,13 @@ static void msg_input(struct peer *p, const char *text, size_t n) {
     return;
   }
   bool all = !strcmp(receiver, "room"), found = false;
+  size_t receivers = 1;
+  for (struct peer *q = rm->members; all && q; q = q->next_member) receivers++;
+  if (!msg_bytes_ok(p, b.len * receivers)) {
+    buf_free(&b);
+    msg_error(p, "Too much data: slow down (%d bytes a second)", CAMUS_MSG_BYTES);
+    return;
+  }
   for (struct peer *q = rm->members; q; q = q->next_member) {
     if (all || (strlen(receiver) == 32 && !memcmp(q->client_id, receiver, 32))) {
       if (q->msg_channel) channel_send(q, q->msg_channel, PPID_STRING, b.p, b.len);
@@ -3695,7 +3808,7 @@ static void peer_message(struct peer *p, struct channel *ch, const uint8_t *data
   }
   p->rate_warned = false;
   if (ch->echo) {
-    channel_send(p, ch, binary ? PPID_BINARY : PPID_STRING, data, n);
+    if (msg_bytes_ok(p, n)) channel_send(p, ch, binary ? PPID_BINARY : PPID_STRING, data, n);
     return;
   }
   if (ch != p->msg_channel) return;
@@ -4241,13 +4354,24 @@ static void rtc_join(struct conn *c, const struct http_req *r, struct room *rm) 
     http_error(c, r, 429, "too many attempts");
     return;
   }
+  /* Guesses are limited per room too, so that many addresses together cannot try more. */
+  if (s->loop.now - rm->fail_window >= 60000) rm->fail_window = s->loop.now, rm->fails = 0;
+  if (rm->has_password && rm->fails >= CAMUS_ROOM_JOIN_FAILS) {
+    http_error(c, r, 429, "too many wrong passwords for this room: try again in a minute");
+    return;
+  }
   int n = r->body.n ? body_field(r, &jb, "password", pw, sizeof pw) : -1;
   if (n == -2) {
     http_error(c, r, 400, "password must be a string");
     return;
   }
+  if (rm->has_password && !hash_allowed(s)) {
+    http_error(c, r, 429, "the server is busy: try again in a second");
+    return;
+  }
   if (!room_password_ok(rm, pw, n < 0 ? 0 : (size_t)n)) {
     rs->fails++;
+    rm->fails++;
     LOG_I("room %s: wrong password from %s", rm->id, c->ip);
     http_error(c, r, 403, "wrong password");
     return;
@@ -4324,6 +4448,28 @@ static void rtc_offer(struct conn *c, const struct http_req *r, struct room *rm)
   buf_adds(&b, "}");
   buf_free(&answer);
   send_json(c, r, 200, &b, "Cache-Control: no-store\r\n");
+}
+
+/* The room a request names, or NULL once the request is answered: 404 (the
+ * room page, or a JSON error), or 429 for an address that asked for too
+ * many rooms that do not exist, so that nobody can list private rooms by
+ * guessing their names (every lookup of it is refused for that minute,
+ * lest the difference tell). */
+static struct room *route_room(struct conn *c, const struct http_req *r, struct str id, bool page) {
+  struct camus *s = c->srv;
+  struct rate_slot *rs = rate_slot(s, c->host);
+  if (rs->misses >= CAMUS_ROOM_MISSES) {
+    http_error(c, r, 429, "too many unknown rooms asked for: try again in a minute");
+    return NULL;
+  }
+  struct room *rm = room_find(s, id);
+  if (rm) return rm;
+  rs->misses++;
+  if (page)
+    web_serve(c, r, "404.html", 404);
+  else
+    http_error(c, r, 404, "no such room");
+  return NULL;
 }
 
 static bool method_known(struct str m) {
@@ -4412,26 +4558,20 @@ static void http_request(struct conn *c, struct http_req *r) {
   }
   if (path_split(r->path, "/api/rooms/", &id, &rest) && rest.n == 0) {
     if (refuse_method(c, r, "GET, HEAD")) return;
-    struct room *rm = room_find(s, id);
-    if (rm)
-      api_get_room(c, r, rm);
-    else
-      http_error(c, r, 404, "no such room");
+    struct room *rm = route_room(c, r, id, false);
+    if (rm) api_get_room(c, r, rm);
     return;
   }
   if (path_split(r->path, "/rtc/", &id, &rest)) {
-    struct room *rm = room_find(s, id);
     if (rest.n == 0 || str_eq(rest, "/")) {
       if (refuse_method(c, r, "GET, HEAD")) return;
-      web_serve(c, r, rm ? "room.html" : "404.html", rm ? 200 : 404);
+      if (route_room(c, r, id, true)) web_serve(c, r, "room.html", 200);
       return;
     }
     if (str_eq(rest, "/join") || str_eq(rest, "/offer")) {
       if (refuse_method(c, r, "POST")) return;
-      if (!rm) {
-        http_error(c, r, 404, "no such room");
-        return;
-      }
+      struct room *rm = route_room(c, r, id, false);
+      if (!rm) return;
       if (str_eq(rest, "/join"))
         rtc_join(c, r, rm);
       else
@@ -4516,7 +4656,7 @@ static void web_serve(struct conn *c, const struct http_req *r, const char *name
   }
   char path[PATH_MAX], etag[64];
   snprintf(path, sizeof path, "%s/%s", dir, name);
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW); /* no symbolic link out of the directory */
   struct stat st;
   if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size > CAMUS_WEB_FILE_MAX) {
     if (fd >= 0) close(fd);
@@ -4747,6 +4887,8 @@ static void usage(FILE *f) {
           "  --cert FILE --key FILE PEM certificate and key for HTTPS (default: self-signed, kept in the state dir)\n"
           "  --state-dir DIR        where the self-signed certificate is kept (default ./camus-state)\n"
           "  --web-dir DIR          serve the web client from DIR instead of the built-in copy\n"
+          "  --allowed-hosts LIST   answer only requests for these host names (name or name:port, commas;\n"
+          "                         default: any; set it against DNS rebinding)\n"
           "  --stun URL, --turn URL extra ICE servers for browsers (repeatable; none by default)\n"
           "  --room-expiry SEC      delete an empty room after SEC seconds (default 3600)\n"
           "  --max-connections N    concurrent HTTP connections (default 1000)\n"
@@ -4808,6 +4950,18 @@ int main(int argc, char **argv) {
         return 2;
       }
       cfg.ice_urls[cfg.n_ice_urls++] = v;
+    } else if (!strcmp(a, "--allowed-hosts")) {
+      for (char *h = argv[i + 1]; *h;) { /* comma-separated (cut in place), and repeatable */
+        size_t n = strcspn(h, ",");
+        if (cfg.n_allowed_hosts == CAMUS_MAX_ALLOWED_HOSTS || n == 0) {
+          fprintf(stderr, "camus: --allowed-hosts takes names separated by commas (%d at most)\n", CAMUS_MAX_ALLOWED_HOSTS);
+          return 2;
+        }
+        cfg.allowed_hosts[cfg.n_allowed_hosts++] = h;
+        bool more = h[n] == ',';
+        h[n] = 0;
+        h += n + more;
+      }
     } else if (!strcmp(a, "--cert")) {
       cfg.cert_file = v;
     } else if (!strcmp(a, "--key")) {

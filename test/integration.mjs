@@ -42,7 +42,7 @@ test('rooms: create, list, get, conflicts and invalid input', async () => {
   assert.deepEqual(r.json, { id: 'my-room', url: '/rtc/my-room' });
   r = await srv.post('/api/rooms', { name: 'my room' });
   assert.equal(r.status, 409);
-  r = await srv.post('/api/rooms', 'name=Form+Room&public=on&guest_limit=3&password=s3cret', { 'Content-Type': 'application/x-www-form-urlencoded' });
+  r = await srv.post('/api/rooms', 'name=Form+Room&public=on&guest_limit=3&password=s3cret', { 'Content-Type': 'application/x-www-form-urlencoded', Origin: srv.url });
   assert.equal(r.status, 201, r.text);
   assert.equal(r.json.id, 'form-room');
   r = await srv.post('/api/rooms', { name: 'Hidden', public: false });
