@@ -2692,20 +2692,12 @@ static struct peer *stun_check_peer(struct camus *s, const uint8_t *data, size_t
   return p;
 }
 
-/* Makes a checked address one of p's.  An address another live session
- * owns stays with it: a check is easily sent with a forged source, and an
- * address is never handed over or its session closed because of one (the
- * owner's own checks from a new address, after a NAT rebinding, are what
- * move it).  Returns the address, or NULL to leave the check unanswered. */
+/* Makes a checked address one of p's (the caller made sure no other live
+ * session owns it).  Returns it, or NULL if p has as many as it may hold. */
 static struct peer_addr *stun_learn(struct camus *s, struct peer *p, const struct sockaddr_storage *from,
                                     const struct stun_msg *m) {
   struct peer_addr *a = peer_addr_find(p, from);
   if (!a) {
-    struct peer *other = amap_get(&s->amap, from);
-    if (other && other != p && !other->dead) {
-      LOG_D("peer %s: refused a check from an address of peer %s", p->client_id, other->client_id);
-      return NULL;
-    }
     if (p->n_addrs == PEER_ADDRS || amap_put(&s->amap, from, p) != 0) return NULL;
     a = &p->addrs[p->n_addrs++];
     *a = (struct peer_addr){.sa = *from};
@@ -2771,9 +2763,17 @@ static void stun_input(struct camus *s, const uint8_t *data, size_t n, const str
     stun_begin(&w, STUN_BINDING_ERROR, m.txid);
     stun_error(&w, 487, "Role Conflict");
   } else {
+    /* An address another live session owns stays with it: a check is easily sent with a forged
+     * source, and an address is never handed over, or its session closed, because of one.  (A NAT
+     * rebinding gives the owner's own checks a new address, which is learned like any other.) */
+    struct peer *owner = amap_get(&s->amap, from);
+    if (owner && owner != p && !owner->dead) {
+      LOG_D("peer %s: refused a check from an address of peer %s", p->client_id, owner->client_id);
+      return;
+    }
     struct peer_addr *a = stun_learn(s, p, from, &m);
-    if (!a) return;
-    peer_addr_heard(a, n);
+    if (a) peer_addr_heard(a, n);
+    else if (p->state == PEER_ICE) return;
     /* The first check asks the rooms above for a seat and a handshake slot: without them it waits
      * unanswered (a retransmission may find room), or the session ends. */
     if (p->state == PEER_ICE && !s->on_checked(p)) return;
@@ -2782,7 +2782,12 @@ static void stun_input(struct camus *s, const uint8_t *data, size_t n, const str
     stun_xor_address(&w, (const struct sockaddr *)from);
     stun_integrity(&w, p->pwd, strlen(p->pwd));
     stun_fingerprint(&w);
-    if (!w.err) peer_addr_send(p, a, out, w.len);
+    if (w.err) return;
+    if (!a) { /* more addresses than a peer may hold: answered (no larger than the check), not used */
+      udp_send(s, out, w.len, from);
+      return;
+    }
+    peer_addr_send(p, a, out, w.len);
     if (p->state == PEER_ICE) {
       peer_set_state(p, PEER_DTLS);
       early_replay(s, p, from);

@@ -537,11 +537,11 @@ function httpCases() {
     ['exponent', '1e3'], ['empty', ''], ['with letters', '12abc'], ['list', '5, 5'], ['fraction', '2.0'], ['NUL', '2\x00']])
     add(`Content-Length ${label}`, `POST /api/rooms HTTP/1.1\r\nContent-Length: ${v}\r\n\r\n{}`, 400);
   add('two different Content-Lengths', 'POST /api/rooms HTTP/1.1\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n{}x', 400);
-  add('two equal Content-Lengths', 'POST /api/rooms HTTP/1.1\r\nContent-Length: 19\r\ncontent-length: 19\r\nConnection: close\r\n\r\n{"name":"dup cl 1"}', 201);
-  add('Content-Length with spaces around', 'POST /api/rooms HTTP/1.1\r\nContent-Length:   19  \r\nConnection: close\r\n\r\n{"name":"dup cl 2"}', 201);
+  add('two equal Content-Lengths', 'POST /api/rooms HTTP/1.1\r\nContent-Type: application/json\r\nContent-Length: 19\r\ncontent-length: 19\r\nConnection: close\r\n\r\n{"name":"dup cl 1"}', 201);
+  add('Content-Length with spaces around', 'POST /api/rooms HTTP/1.1\r\nContent-Type: application/json\r\nContent-Length:   19  \r\nConnection: close\r\n\r\n{"name":"dup cl 2"}', 201);
   add('POST without Content-Length (Connection: close)', 'POST /api/rooms HTTP/1.1\r\nConnection: close\r\n\r\n', 411);
-  add('POST with Content-Length 0', 'POST /api/rooms HTTP/1.1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n', 400);
-  add('Content-Length shorter than body, pipelined rest', 'POST /api/rooms HTTP/1.1\r\nContent-Length: 2\r\n\r\n{}GET /api/config HTTP/1.1\r\nConnection: close\r\n\r\n', [400, 200]);
+  add('POST with Content-Length 0', 'POST /api/rooms HTTP/1.1\r\nContent-Type: application/json\r\nContent-Length: 0\r\nConnection: close\r\n\r\n', 400);
+  add('Content-Length shorter than body, pipelined rest', 'POST /api/rooms HTTP/1.1\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}GET /api/config HTTP/1.1\r\nConnection: close\r\n\r\n', [400, 200]);
   add('chunked', 'POST /api/rooms HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n{"a":\r\n0\r\n\r\n', 501);
   add('chunked, lower case', 'POST /api/rooms HTTP/1.1\r\ntransfer-encoding: CHUNKED\r\n\r\n0\r\n\r\n', 501);
   add('Transfer-Encoding identity', 'GET / HTTP/1.1\r\nTransfer-Encoding: identity\r\n\r\n', 501);
@@ -682,12 +682,13 @@ function httpCases() {
   rooms('byte order mark', '\ufeff{"name":"bom"}');
   rooms('NaN', '{"name":"x","guest_limit":NaN}');
   rooms('200 tokens', '{"name":"t","x":[' + '1,'.repeat(199) + '1]}');
-  rooms('duplicate keys (first wins)', '{"name":"dup key","name":{"x":1}}', 201);
+  rooms('duplicate keys (refused, as I-JSON asks)', '{"name":"dup key","name":{"x":1}}', 400);
+  rooms('duplicate keys, one escaped', '{"name":"dup key","n\\u0061me":"other"}', 400);
   rooms('escaped key', '{"n\\u0061me":"escaped key"}', 201);
-  add('rooms form: bad percent escape', req('POST', '/api/rooms', { body: 'name=%zz', ctype: 'application/x-www-form-urlencoded' }), 400);
-  add('rooms form: lone percent', req('POST', '/api/rooms', { body: 'name=a%', ctype: 'application/x-www-form-urlencoded' }), 400);
-  add('rooms form: encoded NUL', req('POST', '/api/rooms', { body: 'name=a%00b', ctype: 'application/x-www-form-urlencoded' }), 400);
-  add('rooms form: guest_limit overflow', req('POST', '/api/rooms', { body: 'name=f1&guest_limit=99999999999999999999999', ctype: 'application/x-www-form-urlencoded' }), 400);
+  add('rooms form: bad percent escape', req('POST', '/api/rooms', { body: 'name=%zz', ctype: 'application/x-www-form-urlencoded', headers: { Origin: 'http://camus' } }), 400);
+  add('rooms form: lone percent', req('POST', '/api/rooms', { body: 'name=a%', ctype: 'application/x-www-form-urlencoded', headers: { Origin: 'http://camus' } }), 400);
+  add('rooms form: encoded NUL', req('POST', '/api/rooms', { body: 'name=a%00b', ctype: 'application/x-www-form-urlencoded', headers: { Origin: 'http://camus' } }), 400);
+  add('rooms form: guest_limit overflow', req('POST', '/api/rooms', { body: 'name=f1&guest_limit=99999999999999999999999', ctype: 'application/x-www-form-urlencoded', headers: { Origin: 'http://camus' } }), 400);
 
   // Invalid JSON bodies for POST /rtc/<id>/offer.
   const offerBody = (label, body, status = 400) => add(`offer body: ${label}`, jsonPost('/rtc/sdp/offer', body), status);
@@ -714,11 +715,11 @@ function httpCases() {
   offerBody('200 tokens', '{"type":"offer","sdp":"v=0","x":[' + '1,'.repeat(199) + '1]}');
   offerBody('not JSON', 'v=0\r\n');
   add('offer: unknown room', jsonPost('/rtc/no-such-room/offer', J({ type: 'offer', sdp: offer() })), 404);
-  add('offer: form body', req('POST', '/rtc/sdp/offer', { body: 'sdp=v%3D0&type=offer', ctype: 'application/x-www-form-urlencoded' }), 400);
+  add('offer: form body', req('POST', '/rtc/sdp/offer', { body: 'sdp=v%3D0&type=offer', ctype: 'application/x-www-form-urlencoded', headers: { Origin: 'http://camus' } }), 400);
 
   // Pipelining.
   add('pipelined: 10 requests', Array.from({ length: 10 }, (_, i) => `GET /api/config HTTP/1.1\r\n${i === 9 ? 'Connection: close\r\n' : ''}\r\n`).join(''), Array(10).fill(200));
-  add('pipelined: 1000 requests in one write', 'GET /api/rooms/nope HTTP/1.1\r\n\r\n'.repeat(999) + 'GET /api/rooms/nope HTTP/1.1\r\nConnection: close\r\n\r\n', Array(1000).fill(404), { ms: 15000 });
+  add('pipelined: 1000 requests in one write', 'GET /api/nope HTTP/1.1\r\n\r\n'.repeat(999) + 'GET /api/nope HTTP/1.1\r\nConnection: close\r\n\r\n', Array(1000).fill(404), { ms: 15000 });
   add('pipelined: 3000 requests (more than a buffer)', 'GET /api/x HTTP/1.1\r\n\r\n'.repeat(2999) + 'GET /api/x HTTP/1.1\r\nConnection: close\r\n\r\n', Array(3000).fill(404), { ms: 20000 });
   add('pipelined: valid, invalid, valid', 'GET /api/config HTTP/1.1\r\n\r\nGET / HTTP/9.9\r\n\r\nGET /api/config HTTP/1.1\r\n\r\n', [200, 400]);
   add('pipelined: POST then GET', jsonPost('/api/rooms', J({ name: 'pipelined room' }), { close: false }).toString('latin1') + 'GET /api/rooms/pipelined-room HTTP/1.1\r\nConnection: close\r\n\r\n', [201, 200]);
@@ -762,7 +763,7 @@ test('HTTP over raw TCP: malformed, oversized, odd and abusive requests', async 
   assert.deepEqual(failures, [], failures.join('\n'));
 
   // A room with a password: forged proofs and password guessing, one request after another.
-  const form = (body) => req('POST', '/rtc/locked/join', { body, ctype: 'application/x-www-form-urlencoded' });
+  const form = (body) => req('POST', '/rtc/locked/join', { body, ctype: 'application/x-www-form-urlencoded', headers: { Origin: 'http://camus' } });
   const lockedOffer = (extra, headers) => req('POST', '/rtc/locked/offer', { body: J({ type: 'offer', sdp: offer(), ...extra }), headers });
   const forged = '1.' + 'a'.repeat(64);
   const locked = [
@@ -852,7 +853,9 @@ test('HTTP: slowloris, slow readers and idle connections are cut off by the dead
   await calmCheck('during idle connections');
   input('slow', 'a request while the connection cap is full');
   const busy = await raw('GET /api/config HTTP/1.1\r\nConnection: close\r\n\r\n', { ms: 3000 });
-  assert.deepEqual(busy.statuses, [503], 'over the cap: 503');
+  // The table is full, but this address holds nothing: an idle connection of an address that holds
+  // the most is shed for it (10 such addresses each hold 10; they get 503 past the cap).
+  assert.deepEqual(busy.statuses, [200], 'over the cap, a newcomer is still served');
   await until(() => socks.every((x) => x.st.closed), (REQUEST_TIMEOUT * 1000 + 4000) * SLACK, 'every idle connection closed');
   const refused = socks.filter((x) => /^HTTP\/1\.1 503 /.test(x.st.data));
   const quiet = socks.filter((x) => x.st.data === '');
@@ -1191,16 +1194,21 @@ test('UDP: garbage, broken STUN, bad credentials, DTLS-looking garbage, a flood'
   await s3.send(good(p3).msg);
   await until(() => s3.stunReplies().length > 0, 2000 * SLACK, 'the check after early garbage answered');
   s3.close();
-  // One address validated for one peer, then for another: the first session is dropped.
-  input('dtls', 'an address moved to another session');
+  // One address validated for one session, then a check of another session from it: the address
+  // stays with the first, which lives on, and the second check goes unanswered (a forged source must
+  // not end anyone's session; the takeover test covers it with a real browser and forged packets).
+  input('dtls', 'a check of another session from an address that is taken');
   const p4 = await newPeer('stun'), p5 = await newPeer('stun');
   const s4 = await udpSocket();
   await s4.send(good(p4).msg);
   await until(() => s4.stunReplies().length > 0, 2000 * SLACK, 'first check');
   await s4.send(good(p5).msg);
-  await until(() => s4.stunReplies().length > 1, 2000 * SLACK, 'second check');
+  await sleep(300);
+  assert.equal(s4.stunReplies().length, 1, 'the other session\'s check from a taken address is not answered');
+  await s4.send(good(p4).msg);
+  await until(() => s4.stunReplies().length > 1, 2000 * SLACK, 'the first session still answers');
   s4.close();
-  await until(() => srv.log.some((l) => /address was taken over/.test(l)), 2000, 'the old session dropped');
+  assert.ok(!srv.log.some((l) => /taken over/.test(l)), 'no session was closed');
   console.log(`  ${D.length + 2} DTLS-level inputs`);
 
   // The flood: 20,000 datagrams of every kind from several sockets, while the calm client chats.
@@ -1308,16 +1316,22 @@ test('data channel: hostile messages to Ground Control', async () => {
     ['type with HTML', gc({ type: '<img src=x onerror=alert(1)>' }), E(/^Unknown message type: <img src=x onerror=alert\(1\)>$/)],
     ['greeting to Ground Control', gc({ type: 'greeting', data: 'hi' }), silent],
     ['pong to Ground Control', gc({ type: 'pong', data: 1 }), silent],
-    ['duplicate type keys (first wins)', '{"receiver":"ground control","type":"ping","type":"dance","data":5}', (r) => assert.equal(one(r, 'pong').data, 5)],
+    ['duplicate type keys (refused, as I-JSON asks)', '{"receiver":"ground control","type":"ping","type":"dance","data":5}', E(INVALID)],
+    ['duplicate chat text: a short one and a long one', `{"receiver":"room","type":"text","data":{"text":"ok","text":"${'x'.repeat(6000)}"}}`, E(INVALID)],
+    ['duplicate keys, one escaped', '{"receiver":"room","type":"text","data":{"text":"ok","t\\u0065xt":"long"}}', E(INVALID)],
+    ['duplicate receivers', '{"receiver":"ground control","receiver":"room","type":"text","data":{"text":"x"}}', E(INVALID)],
     ['escaped key names', '{"r\\u0065ceiver":"ground control","typ\\u0065":"ping","data":6}', (r) => assert.equal(one(r, 'pong').data, 6)],
     ['ping with 60 KB of data', gc({ type: 'ping', data: 'd'.repeat(60000) }), (r) => assert.equal(one(r, 'pong').data.length, 60000)],
     ['get-room-info with garbage data', gc({ type: 'get-room-info', data: { evil: [1, 2, 3] } }), (r) => assert.equal(one(r, 'room-info').data.clients.length, 2)],
     ['spoofed sender to the room', J({ sender: h2.id, receiver: 'room', type: 'text', data: { text: 'spoof' } }), relayed()],
-    ['sender "ground control" to a peer', J({ sender: 'ground control', receiver: h2.id, type: 'greeting', data: 'fake' }), async (r) => {
+    ['sender "ground control" to a peer', J({ sender: 'ground control', receiver: h2.id, type: 'offer', data: 'fake' }), async (r) => {
       silent(r);
-      const o = await nextOf(h2, 'greeting');
+      const o = await nextOf(h2, 'offer');
       assert.ok(o && o.sender === h1.id, 'the receiver sees the real sender: ' + J(o));
     }],
+    ...['greeting', 'room-info', 'ping', 'pong', 'error'].flatMap((type) => [
+      [`${type} relayed to a peer (only Ground Control sends it)`, J({ sender: 'ground control', receiver: h2.id, type, data: { clients: [] } }), E(new RegExp(`^Only Ground Control sends ${type} messages$`))],
+      [`${type} relayed to the room`, J({ receiver: 'room', type, data: 'x' }), E(new RegExp(`^Only Ground Control sends ${type} messages$`))]]),
     ['sender as an object', J({ sender: { id: h2.id }, receiver: 'room', type: 'text', data: { text: 'obj' } }), relayed()],
     ['sender of 10 KB', J({ sender: 's'.repeat(10000), receiver: 'room', type: 'text', data: { text: '10k' } }), relayed()],
     ['binary: invalid UTF-8', { bin: [0xff, 0xfe, 0xfd] }, E(/^Binary messages are not part of the protocol$/)],

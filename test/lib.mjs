@@ -68,7 +68,7 @@ export async function startServer(args = [], { host = '127.0.0.1', env = {} } = 
     const init = { method, headers: { ...headers } };
     if (body !== undefined) {
       init.body = typeof body === 'string' ? body : JSON.stringify(body);
-      if (typeof body !== 'string') init.headers['Content-Type'] = 'application/json';
+      if (!Object.keys(init.headers).some((k) => k.toLowerCase() === 'content-type')) init.headers['Content-Type'] = 'application/json';
     }
     const res = await fetch(srv.url + path, init);
     const text = await res.text();
