@@ -3121,7 +3121,7 @@ static void rtc_addr_heard(struct rtc_addr *a, size_t n) {
 static bool rtc_addr_send(struct rtc *p, struct rtc_addr *a, const void *data, size_t n) {
   if (!a->proven) {
     if ((uint64_t)a->tx + n > (uint64_t)CAMUS_AMPLIFICATION * a->rx) {
-      LOG_D(p->host, "rtc %s: %zu bytes held back from an unproven address (%u sent, %u heard)", p->id, n,
+      LOG_D(p->host, "peer %s: %zu bytes held back from an unproven address (%u sent, %u heard)", p->id, n,
             (unsigned)a->tx, (unsigned)a->rx);
       return false;
     }
@@ -3180,7 +3180,7 @@ static struct rtc_addr *stun_learn(struct rtc_host *s, struct rtc *p, const stru
     *a = (struct rtc_addr){.sa = *from};
     char ip[INET6_ADDRSTRLEN + 2];
     addr_ip(from, ip, sizeof ip, true);
-    LOG_D(s, "rtc %s: checked %s:%d%s", p->id, ip, addr_port(from), m->use_candidate ? " (nominated)" : "");
+    LOG_D(s, "peer %s: checked %s:%d%s", p->id, ip, addr_port(from), m->use_candidate ? " (nominated)" : "");
   }
   if (m->use_candidate || p->n_addrs == 1) p->sel = (int)(a - p->addrs);
   return a;
@@ -3196,7 +3196,7 @@ static void stun_answer_input(struct rtc_host *s, const uint8_t *data, size_t n,
     return;
   a->proven = true;
   memset(a->probe, 0, sizeof a->probe);
-  LOG_D(s, "rtc %s: port %d answered our check: it receives", p->id, addr_port(from));
+  LOG_D(s, "peer %s: port %d answered our check: it receives", p->id, addr_port(from));
 }
 
 /* Handshake slots are few (the costly part of a join): when all are taken,
@@ -3225,7 +3225,7 @@ static bool rtc_handshake_slot(struct rtc_host *s, struct rtc *p) {
   }
   if (oldest) rtc_close(oldest, "handshake shed: its address holds the most handshakes");
   if (s->n_handshakes < CAMUS_MAX_HANDSHAKES) return true;
-  LOG_D(s, "rtc %s: check deferred, %u handshakes in progress", p->id, s->n_handshakes);
+  LOG_D(s, "peer %s: check deferred, %u handshakes in progress", p->id, s->n_handshakes);
   return false;
 }
 
@@ -3276,7 +3276,7 @@ static void stun_input(void *ctx, const uint8_t *data, size_t n, const struct so
      * rebinding gives the owner's own checks a new address, which is learned like any other.) */
     struct rtc *owner = amap_get(&s->amap, from);
     if (owner && owner != p && !owner->dead) {
-      LOG_D(s, "rtc %s: refused a check from an address of session %s", p->id, owner->id);
+      LOG_D(s, "peer %s: refused a check from an address of peer %s", p->id, owner->id);
       return;
     }
     struct rtc_addr *a = stun_learn(s, p, from, &m);
@@ -3400,7 +3400,7 @@ static void dtls_step(struct rtc *p) {
       rtc_close(p, msg);
       return;
     }
-    LOG_D(p->host, "rtc %s: DTLS up (%s)", p->id, mbedtls_ssl_get_ciphersuite(p->ssl));
+    LOG_D(p->host, "peer %s: DTLS up (%s)", p->id, mbedtls_ssl_get_ciphersuite(p->ssl));
     p->dtls_up = true;
     p->addrs[p->sel].proven = true; /* our flights went there, and the peer's Finished covers them */
     p->last_seen = p->host->loop->now;
@@ -3504,7 +3504,7 @@ static int sctp_output_cb(void *handle, void *data, size_t len, uint8_t tos, uin
   if (!p || !p->ssl || p->state < RTC_SCTP) return 0;
   sctp_busy();
   int rc = mbedtls_ssl_write(p->ssl, data, len);
-  if (rc < 0) LOG_D(p->host, "rtc %s: DTLS write failed (%d)", p->id, rc);
+  if (rc < 0) LOG_D(p->host, "peer %s: DTLS write failed (%d)", p->id, rc);
   return 0;
 }
 
@@ -3560,7 +3560,7 @@ static int rtc_send(struct rtc *p, const struct channel *ch, uint32_t ppid, cons
     spa.sendv_prinfo.pr_value = ch->reliability;
   }
   if (usrsctp_sendv(p->sock, data, n, NULL, 0, &spa, sizeof spa, SCTP_SENDV_SPA, 0) < 0) {
-    LOG_D(p->host, "rtc %s: send on channel %u failed: %s", p->id, ch->sid, strerror(errno));
+    LOG_D(p->host, "peer %s: send on channel %u failed: %s", p->id, ch->sid, strerror(errno));
     return -1;
   }
   return 0;
@@ -3599,21 +3599,21 @@ static void dcep_input(struct rtc *p, uint16_t sid, const uint8_t *data, size_t 
     return;
   }
   if (dcep_parse_open(data, n, &o) != 0) {
-    LOG_D(s, "rtc %s: bad DCEP message on stream %u", p->id, sid);
+    LOG_D(s, "peer %s: bad DCEP message on stream %u", p->id, sid);
     return;
   }
   struct channel *ch = channel_find(p, sid);
   for (int i = 0; !ch && i < RTC_CHANNELS; i++)
     if (!p->ch[i].open && !p->ch[i].opening) ch = &p->ch[i];
   if (!ch) {
-    LOG_W(s, "rtc %s: too many data channels", p->id);
+    LOG_W(s, "peer %s: too many data channels", p->id);
     return;
   }
   *ch = (struct channel){.sid = sid, .type = o.channel_type, .reliability = o.reliability, .open = true};
   ch->echo = str_eq(o.label, "echo");
   static const uint8_t ack = DCEP_ACK;
   rtc_send(p, ch, PPID_DCEP, &ack, 1);
-  LOG_D(s, "rtc %s: channel %u '%.*s' open", p->id, sid, (int)MIN(o.label.n, 64), o.label.p);
+  LOG_D(s, "peer %s: channel %u '%.*s' open", p->id, sid, (int)MIN(o.label.n, 64), o.label.p);
   if (s->on_open) s->on_open(s->ctx, p, ch);
 }
 
@@ -3628,7 +3628,7 @@ static void sctp_stream_reset(struct rtc *p, const struct sctp_stream_reset_even
     if (!ch) continue;
     ch->open = false;
     list[k++] = ch->sid;
-    LOG_D(p->host, "rtc %s: channel %u closed by the peer", p->id, ch->sid);
+    LOG_D(p->host, "peer %s: channel %u closed by the peer", p->id, ch->sid);
     if (ch->ends_session) rtc_close(p, "closed its channel");
   }
   if (!k) return;
@@ -3702,7 +3702,7 @@ static int sctp_receive_cb(struct socket *sock, union sctp_sockstore addr, void 
   if (ppid == PPID_DCEP) {
     dcep_input(p, rcv.rcv_sid, msg, n);
   } else if (!ch) {
-    LOG_D(p->host, "rtc %s: data on unopened stream %u", p->id, rcv.rcv_sid);
+    LOG_D(p->host, "peer %s: data on unopened stream %u", p->id, rcv.rcv_sid);
   } else if (ppid == PPID_STRING || ppid == PPID_BINARY) {
     p->host->on_message(p->host->ctx, p, ch, msg, n, ppid == PPID_BINARY);
   } else if (ppid == PPID_STRING_EMPTY || ppid == PPID_BINARY_EMPTY) {
@@ -3800,7 +3800,7 @@ static void rtc_life(struct timer *t) {
 
 static void rtc_set_state(struct rtc *p, enum rtc_state st) {
   struct rtc_host *s = p->host;
-  LOG_D(s, "rtc %s: %s -> %s", p->id, rtc_state_name[p->state], rtc_state_name[st]);
+  LOG_D(s, "peer %s: %s -> %s", p->id, rtc_state_name[p->state], rtc_state_name[st]);
   enum rtc_state old = p->state;
   p->state = st;
   switch (st) {
@@ -3816,7 +3816,7 @@ static void rtc_set_state(struct rtc *p, enum rtc_state st) {
     s->n_handshakes--;
     p->last_seen = s->loop->now;
     timer_at(s->loop, &p->life, p->last_seen + CAMUS_CONSENT_MS);
-    LOG_I(s, "rtc %s: connected in %llu ms", p->id, (unsigned long long)(s->loop->now - p->created));
+    LOG_I(s, "peer %s: connected in %llu ms", p->id, (unsigned long long)(s->loop->now - p->created));
     if (s->on_open) s->on_open(s->ctx, p, NULL);
     break;
   case RTC_CLOSED:
@@ -3829,7 +3829,7 @@ static void rtc_set_state(struct rtc *p, enum rtc_state st) {
 /* Marks the session for freeing at the end of this loop turn. */
 static void rtc_close(struct rtc *p, const char *why) {
   if (p->dead) return;
-  LOG_I(p->host, "rtc %s: closed: %s", p->id, why);
+  LOG_I(p->host, "peer %s: closed: %s", p->id, why);
   p->dead = true;
   p->host->reap = true;
   rtc_set_state(p, RTC_CLOSED);
@@ -4602,7 +4602,7 @@ static enum app_err client_offer(struct camus *s, struct room *rm, const uint8_t
     rtc_close(c->rtc, "no answer"); /* client_closed frees c at the end of the turn */
     return *err = "out of memory", APP_NOMEM;
   }
-  LOG_D(s, "rtc %s: offer answered (room %s)", c->rtc->id, rm->id);
+  LOG_D(s, "peer %s: offer answered (room %s)", c->rtc->id, rm->id);
   return APP_OK;
 fail:
   free(o);

@@ -9,7 +9,7 @@
  *   stun  stun_parse() and stun_integrity_ok(); an answer written for it must parse back
  *   dcep  dcep_parse_open(), whose fields must encode back to the same bytes
  *   msg   msg_input() of a room member with an open message channel, on a real server
- *   udp   udp_input() on a real server with one peer in ICE and two in DTLS (client, server)
+ *   udp   udp_input() on a real server with one session in ICE and two in DTLS (client, server)
  *
  * Build:  clang -fsanitize=fuzzer,address,undefined -DFUZZ_json -o fuzz-json test/fuzz.c \
  *           -lmbedtls -lmbedx509 -lmbedcrypto -lusrsctp -lpthread
@@ -274,24 +274,24 @@ static char *fuzz_fixture(const char *name, size_t *len) {
   return p;
 }
 
-/* A peer made as POST /rtc/<room>/offer makes it: peer_answer() takes the first free slot. */
-static struct peer *fuzz_peer(struct camus *s, struct room *rm, const char *sdp, size_t n) {
+/* A session made as POST /rtc/<room>/offer makes it: client_offer() takes the first free slot. */
+static struct rtc *fuzz_peer(struct camus *s, struct room *rm, const char *sdp, size_t n) {
   struct buf answer = {0};
   const char *err = NULL;
   uint32_t slot = 0;
-  while (slot < peer_table_cap && peer_table[slot]) slot++;
-  int rc = peer_answer(s, rm, (const uint8_t[16]){0}, sdp, n, &answer, &err);
+  while (slot < sessions.cap && sessions.table[slot]) slot++;
+  enum app_err rc = client_offer(s, rm, (const uint8_t[16]){0}, sdp, n, &answer, &err);
   buf_free(&answer);
-  if (rc != 0 || slot >= peer_table_cap || !peer_table[slot] || peer_table[slot]->srv != s) {
-    fprintf(stderr, "fuzz: peer_answer: %d %s\n", rc, err ? err : "");
+  if (rc != APP_OK || slot >= sessions.cap || !sessions.table[slot] || sessions.table[slot]->host != &s->rtc) {
+    fprintf(stderr, "fuzz: client_offer: %d %s\n", rc, err ? err : "");
     abort();
   }
-  return peer_table[slot];
+  return sessions.table[slot];
 }
 
-/* The live peer behind a handle taken with peer_handle(), or NULL once freed. */
-static struct peer *fuzz_live(void *h) {
-  struct peer *p = h ? peer_from_handle(h) : NULL;
+/* The live session behind a handle taken with rtc_handle(), or NULL once freed. */
+static struct rtc *fuzz_live(void *h) {
+  struct rtc *p = h ? rtc_from_handle(h) : NULL;
   return p && !p->dead ? p : NULL;
 }
 
@@ -310,17 +310,19 @@ static void *member, *other; /* handles */
 
 /* A member of the room whose message channel (stream 1) is open, as after its DCEP open. */
 static void *fuzz_member(const char *id) {
-  struct peer *p = fuzz_peer(srv, room, offer, offer_len);
-  memcpy(p->client_id, id, 32);
-  peer_set_state(p, PEER_OPEN); /* no SCTP socket: channel_send() refuses, which msg_input() must survive */
+  struct rtc *p = fuzz_peer(srv, room, offer, offer_len);
+  memcpy(p->id, id, 32);
+  rtc_set_state(p, RTC_DTLS); /* past its check: no ssl made yet (dtls_start needs one), which is fine */
+  rtc_set_state(p, RTC_OPEN); /* no SCTP socket: rtc_send() refuses, which msg_input() must survive */
   p->ch[0] = (struct channel){.sid = 1, .type = 0, .open = true};
-  peer_channel_open(p, &p->ch[0]);
-  FUZZ_CHECK(p->msg_channel == &p->ch[0] && p->member && !p->dead);
-  return peer_handle(p);
+  client_open(srv, p, &p->ch[0]);
+  struct client *c = p->user;
+  FUZZ_CHECK(c->msg_channel == &p->ch[0] && c->member && !p->dead);
+  return rtc_handle(p);
 }
 
 static void fuzz_setup(void) {
-  int status;
+  enum app_err status;
   const char *err = NULL;
   srv = fuzz_server();
   room = room_create(srv, (const uint8_t[16]){0}, "Fuzz Room", 9, NULL, 0, true, 0, &status, &err);
@@ -332,25 +334,28 @@ static void fuzz_setup(void) {
 
 static void fuzz(const uint8_t *data, size_t size) {
   if (!srv) fuzz_setup();
-  struct peer *p = fuzz_live(member);
-  FUZZ_CHECK(p && fuzz_live(other) && room->n_sessions == 2);
+  struct rtc *p = fuzz_live(member), *o = fuzz_live(other);
+  FUZZ_CHECK(p && o && room->n_sessions == 2);
+  struct client *c = p->user;
   /* What one message may change is put back, so that every input starts alike. */
-  p->bucket = CAMUS_MSG_BURST;
-  p->bucket_at = srv->loop.now;
-  p->rate_warned = p->pinged = false;
-  snprintf(p->username, sizeof p->username, "Major Tom");
+  c->bucket = CAMUS_MSG_BURST;
+  c->bucket_at = srv->loop.now;
+  c->bytes = 0;
+  c->bytes_at = 0;
+  c->rate_warned = c->pinged = false;
+  snprintf(c->username, sizeof c->username, "Major Tom");
   char *text = malloc(size ? size : 1); /* exactly size bytes, so ASan sees any read past them */
   memcpy(text, data, size);
-  msg_input(p, text, size);
+  msg_input(c, text, size);
   free(text);
   if (p->dead) {
-    FUZZ_CHECK(!p->member && room->members == fuzz_live(other) && room->members->next_member == NULL);
-    peers_reap(srv);
+    FUZZ_CHECK(!c->member && room->members == o->user && room->members->next_member == NULL);
+    rtc_reap(&srv->rtc);
     FUZZ_CHECK(!fuzz_live(member) && room->n_sessions == 1);
     member = fuzz_member(member_id);
+    p = fuzz_live(member);
   }
-  FUZZ_CHECK(room->members == fuzz_live(other) && room->members->next_member == fuzz_live(member) &&
-             room->last_member == fuzz_live(member));
+  FUZZ_CHECK(room->members == o->user && room->members->next_member == p->user && room->last_member == p->user);
 }
 
 /* ------------------------------------------------------------------ UDP ------------------------------------------------------------------- */
@@ -358,11 +363,11 @@ static void fuzz(const uint8_t *data, size_t size) {
 
 /* Input: records of [op][source][length, 2 bytes big-endian][payload], while they last.
  *   op 0  the payload as a datagram from the source (at most 2048 bytes, as udp_readable() reads)
- *   op 1  a valid ICE check built here, from the source, for peer payload[0] % 3, shaped by payload[1]:
+ *   op 1  a valid ICE check built here, from the source, for session payload[0] % 3, shaped by payload[1]:
  *         1 USE-CANDIDATE, 2 ICE-CONTROLLING, 4 ICE-CONTROLLED (tiebreaker: payload[2..9]),
  *         8 an unknown comprehension-required attribute, 16 the wrong password, 32 the wrong remote ufrag,
  *         64 no FINGERPRINT
- *   op 2  a timer of peer payload[0] % 3 fires, if armed: payload[1] odd its life timer (handshake
+ *   op 2  a timer of session payload[0] % 3 fires, if armed: payload[1] odd its life timer (handshake
  *         deadline), else its DTLS retransmission timer
  *   op 3  the end of a loop iteration: dead peers are freed
  * Peers: 0 in ICE; 1 DTLS client, checked from source 0; 2 DTLS server (offer a=setup:active), from source 1. */
@@ -386,7 +391,7 @@ static void fuzz_sinks(void) {
   }
 }
 
-static size_t fuzz_check(struct peer *p, const uint8_t *arg, size_t n, uint8_t *out, size_t cap) {
+static size_t fuzz_check(struct rtc *p, const uint8_t *arg, size_t n, uint8_t *out, size_t cap) {
   uint8_t flags = n > 1 ? arg[1] : 0, txid[12] = "fuzz-check-0";
   char user[300];
   struct stun_writer w = {out, cap, 0, false};
@@ -408,7 +413,7 @@ static size_t fuzz_check(struct peer *p, const uint8_t *arg, size_t n, uint8_t *
 }
 
 static void fuzz_setup(void) {
-  int status;
+  enum app_err status;
   const char *err = NULL;
   srv = fuzz_server();
   room = room_create(srv, (const uint8_t[16]){0}, "Fuzz UDP", 8, NULL, 0, true, 0, &status, &err);
@@ -425,24 +430,24 @@ static void fuzz_setup(void) {
   fuzz_sinks();
 }
 
-/* One peer in each state: ICE, DTLS as client, DTLS as server. */
+/* One session in each state: ICE, DTLS as client, DTLS as server. */
 static void fuzz_peers(void) {
   uint8_t out[512];
   static const uint8_t plain[2] = {0, 0};
   for (int i = 0; i < N_PEERS; i++) {
-    struct peer *p = fuzz_peer(srv, room, i == 2 ? offer_active : offer, i == 2 ? offer_active_len : offer_len);
-    peers[i] = peer_handle(p);
+    struct rtc *p = fuzz_peer(srv, room, i == 2 ? offer_active : offer, i == 2 ? offer_active_len : offer_len);
+    peers[i] = rtc_handle(p);
     if (i == 0) continue;
     size_t n = fuzz_check(p, plain, sizeof plain, out, sizeof out);
-    udp_input(srv, out, n, &src[i - 1]);
-    FUZZ_CHECK(p->state == PEER_DTLS && !p->dead && p->dtls_server == (i == 2) && p->n_addrs == 1);
+    udp_input(&srv->udp, out, n, &src[i - 1]);
+    FUZZ_CHECK(p->state == RTC_DTLS && !p->dead && p->dtls_server == (i == 2) && p->n_addrs == 1);
   }
 }
 
 static void fuzz(const uint8_t *data, size_t size) {
   if (!srv) fuzz_setup();
-  memset(srv->early, 0, sizeof srv->early);
-  srv->early_next = 0;
+  memset(srv->rtc.early, 0, sizeof srv->rtc.early);
+  srv->rtc.early_next = 0;
   fuzz_peers();
   while (size >= 4) {
     uint8_t op = data[0] & 3;
@@ -451,16 +456,16 @@ static void fuzz(const uint8_t *data, size_t size) {
     const uint8_t *arg = data + 4;
     data += 4 + n;
     size -= 4 + n;
-    struct peer *p = fuzz_live(peers[n ? arg[0] % N_PEERS : 0]);
+    struct rtc *p = fuzz_live(peers[n ? arg[0] % N_PEERS : 0]);
     if (op == 0) {
       uint8_t *dgram = malloc(n ? n : 1); /* exactly n bytes, as recvfrom() filled */
       memcpy(dgram, arg, n);
-      udp_input(srv, dgram, MIN(n, 2048), from);
+      udp_input(&srv->udp, dgram, MIN(n, 2048), from);
       free(dgram);
     } else if (op == 1 && p) {
       uint8_t out[512];
       size_t len = fuzz_check(p, arg, n, out, sizeof out);
-      udp_input(srv, out, len, from);
+      udp_input(&srv->udp, out, len, from);
     } else if (op == 2 && p) {
       struct timer *t = (n > 1 && (arg[1] & 1)) ? &p->life : &p->dtls_timer;
       if (t->slot) { /* as timers_run() fires a due timer */
@@ -468,14 +473,15 @@ static void fuzz(const uint8_t *data, size_t size) {
         t->fn(t);
       }
     } else if (op == 3) {
-      peers_reap(srv);
+      rtc_reap(&srv->rtc);
     }
   }
   /* Everything goes, as camus_free() closes its peers: the next input starts afresh. */
-  for (uint32_t i = 0; i < peer_table_cap; i++)
-    if (peer_table[i] && peer_table[i]->srv == srv) peer_close(peer_table[i], "fuzz: next input");
-  peers_reap(srv);
-  FUZZ_CHECK(srv->n_peers == 0 && srv->n_handshakes == 0 && srv->n_unchecked == 0 && srv->amap.n == 0 && room->n_sessions == 0);
+  for (uint32_t i = 0; i < sessions.cap; i++)
+    if (sessions.table[i] && sessions.table[i]->host == &srv->rtc) rtc_close(sessions.table[i], "fuzz: next input");
+  rtc_reap(&srv->rtc);
+  FUZZ_CHECK(srv->rtc.n == 0 && srv->rtc.n_handshakes == 0 && srv->rtc.n_unchecked == 0 && srv->rtc.amap.n == 0 &&
+             room->n_sessions == 0);
 }
 
 #endif

@@ -224,16 +224,16 @@ static void test_rooms_and_tokens(void) {
   struct camus *s = test_server();
   CHECK(s != NULL);
   if (!s) return;
-  int status;
+  enum app_err status;
   const char *err;
   struct room *a = room_create(s, (const uint8_t[16]){0}, " Team A ", 8, "pw", 2, true, 0, &status, &err);
   CHECK(a && !strcmp(a->id, "team-a") && !strcmp(a->name, "Team A") && a->has_password);
-  CHECK(!room_create(s, (const uint8_t[16]){0}, "team a", 6, NULL, 0, true, 0, &status, &err) && status == 409);
-  CHECK(!room_create(s, (const uint8_t[16]){0}, "***", 3, NULL, 0, true, 0, &status, &err) && status == 400);
-  CHECK(!room_create(s, (const uint8_t[16]){0}, "   ", 3, NULL, 0, true, 0, &status, &err) && status == 400);
-  CHECK(!room_create(s, (const uint8_t[16]){0}, "a\x01", 2, NULL, 0, true, 0, &status, &err) && status == 400);
-  CHECK(!room_create(s, (const uint8_t[16]){0}, "a\xff", 2, NULL, 0, true, 0, &status, &err) && status == 400);
-  CHECK(!room_create(s, (const uint8_t[16]){0}, "ok", 2, NULL, 0, true, CAMUS_GUEST_LIMIT_MAX + 1, &status, &err) && status == 400);
+  CHECK(!room_create(s, (const uint8_t[16]){0}, "team a", 6, NULL, 0, true, 0, &status, &err) && status == APP_CONFLICT);
+  CHECK(!room_create(s, (const uint8_t[16]){0}, "***", 3, NULL, 0, true, 0, &status, &err) && status == APP_INVALID);
+  CHECK(!room_create(s, (const uint8_t[16]){0}, "   ", 3, NULL, 0, true, 0, &status, &err) && status == APP_INVALID);
+  CHECK(!room_create(s, (const uint8_t[16]){0}, "a\x01", 2, NULL, 0, true, 0, &status, &err) && status == APP_INVALID);
+  CHECK(!room_create(s, (const uint8_t[16]){0}, "a\xff", 2, NULL, 0, true, 0, &status, &err) && status == APP_INVALID);
+  CHECK(!room_create(s, (const uint8_t[16]){0}, "ok", 2, NULL, 0, true, CAMUS_GUEST_LIMIT_MAX + 1, &status, &err) && status == APP_INVALID);
   if (!a) {
     camus_free(s);
     return;
@@ -466,19 +466,19 @@ static int loopback_udp(struct sockaddr_storage *me) {
 static void test_demux(void) {
   struct camus *s = test_server();
   if (!s) return;
-  int status;
+  enum app_err status;
   const char *err;
   struct room *rm = room_create(s, (const uint8_t[16]){0}, "udp", 3, NULL, 0, true, 0, &status, &err);
   size_t len;
   char *offer = read_fixture("chromium-datachannel.sdp", &len);
   struct buf answer = {0};
-  CHECK(rm && offer && peer_answer(s, rm, (const uint8_t[16]){0}, offer, len, &answer, &err) == 0);
+  CHECK(rm && offer && client_offer(s, rm, (const uint8_t[16]){0}, offer, len, &answer, &err) == APP_OK);
   free(offer);
   buf_free(&answer);
-  struct peer *p = NULL;
-  for (uint32_t i = 0; i < peer_table_cap; i++)
-    if (peer_table[i]) p = peer_table[i];
-  CHECK(p && p->state == PEER_ICE && rm->n_sessions == 1 && rm->n_clients == 0); /* no seat before a check */
+  struct rtc *p = NULL;
+  for (uint32_t i = 0; i < sessions.cap; i++)
+    if (sessions.table[i]) p = sessions.table[i];
+  CHECK(p && p->state == RTC_ICE && rm->n_sessions == 1 && rm->n_clients == 0); /* no seat before a check */
   if (!p) {
     camus_free(s);
     return;
@@ -517,7 +517,7 @@ static void test_demux(void) {
     txid[11]++;
   }
   /* The valid check moved the peer on: as DTLS client it sent its ClientHello (content type 22). */
-  CHECK(p->state == PEER_DTLS && p->n_addrs == 1 && rm->n_clients == 1);
+  CHECK(p->state == RTC_DTLS && p->n_addrs == 1 && rm->n_clients == 1);
   for (int i = 0; i < 5 && !hello; i++) {
     ssize_t n = recv(fd, resp, sizeof resp, 0);
     hello = n > 13 && resp[0] == 22;
@@ -529,7 +529,7 @@ static void test_demux(void) {
     sendto(fd, req, 64, 0, (struct sockaddr *)&to, addr_len(&to));
   }
   for (int i = 0; i < 5; i++) camus_poll(s, 10);
-  CHECK(p->state == PEER_DTLS && !p->dead && peer_table[p->slot] == p);
+  CHECK(p->state == RTC_DTLS && !p->dead && sessions.table[p->slot] == p);
   close(fd);
   camus_free(s);
 }
@@ -544,10 +544,10 @@ static void test_udp_batch(void) {
   static const size_t sizes[] = {10, 20, 1500, 30, 40};
   for (size_t i = 0; i < COUNT(sizes); i++) {
     memset(out, (int)i + 1, sizes[i]);
-    udp_send(s, out, sizes[i], &me);
+    udp_send(&s->udp, out, sizes[i], &me);
   }
-  for (int i = 0; i < 3 * UDP_BATCH; i++) udp_send(s, out, 5, &me); /* fills the queue, which empties itself */
-  udp_flush(s);
+  for (int i = 0; i < 3 * CAMUS_UDP_BATCH; i++) udp_send(&s->udp, out, 5, &me); /* fills the queue, which empties itself */
+  udp_flush(&s->udp);
   bool order = true;
   for (size_t i = 0; i < COUNT(sizes); i++) {
     ssize_t n = recv(fd, in, sizeof in, 0);
@@ -555,7 +555,7 @@ static void test_udp_batch(void) {
   }
   int rest = 0;
   while (recv(fd, in, sizeof in, MSG_DONTWAIT) == 5) rest++;
-  CHECK(order && rest == 3 * UDP_BATCH);
+  CHECK(order && rest == 3 * CAMUS_UDP_BATCH);
   close(fd);
   camus_free(s);
 }
@@ -611,7 +611,7 @@ static void test_timers(void) {
 
 static void test_amap(void) {
   struct addr_map m = {0};
-  static struct peer peers[300];
+  static struct rtc peers[300];
   struct sockaddr_storage a[300];
   for (int i = 0; i < 300; i++) {
     char ip[32];
@@ -651,11 +651,16 @@ static void test_dcep(void) {
   m2[9] = 200; /* label longer than the message */
   CHECK(dcep_parse_open(m2, sizeof m2, &o) != 0);
   CHECK(dcep_parse_open((const uint8_t *)"\x02", 1, &o) != 0);
+  /* What the client role writes, the server role reads back. */
+  uint8_t m3[32];
+  size_t n3 = dcep_write_open(m3, sizeof m3, "ground-control");
+  CHECK(n3 == 26 && dcep_parse_open(m3, n3, &o) == 0 && str_eq(o.label, "ground-control") && o.channel_type == 0 &&
+        o.protocol.n == 0);
+  CHECK(dcep_write_open(m3, 20, "ground-control") == 0);
 }
 
 int main(int argc, char **argv) {
   (void)argc, (void)argv;
-  log_level = CAMUS_LOG_ERROR;
   test_json_suite();
   test_json();
   test_http();
