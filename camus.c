@@ -111,8 +111,8 @@
 #ifndef CAMUS_ROOM_JOIN_FAILS
 #define CAMUS_ROOM_JOIN_FAILS 30 /* failed password attempts on one room per minute, from every address */
 #endif
-#ifndef CAMUS_HASHES_PER_SEC
-#define CAMUS_HASHES_PER_SEC 25 /* password hashes (PBKDF2, ~12 ms each) a second: bounds the loop's stall */
+#ifndef CAMUS_HASH_MS
+#define CAMUS_HASH_MS 250 /* ms of each second the loop may spend on password hashes (PBKDF2, tens of ms each) */
 #endif
 #ifndef CAMUS_ROOM_MISSES
 #define CAMUS_ROOM_MISSES 30 /* lookups of rooms that do not exist, per address per minute */
@@ -339,6 +339,13 @@ static uint64_t mono_ms(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* Microseconds on the monotonic clock, to measure work. */
+static uint64_t mono_us(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
 /* --- string views: {p, n}, valid as long as the bytes they point into --- */
@@ -2419,25 +2426,28 @@ static bool conn_idle(const struct conn *c) {
   return !c->dead && !c->busy && !c->closing && c->out.len == c->out_off && !c->tls_want_write;
 }
 
-/* The table of connections is full: the address holding the most idle
- * connections loses its oldest idle one, if it holds more than host would.
- * (It is reaped at the end of this turn.)  Returns whether one was shed. */
+/* The table of connections is full: the address holding the most
+ * connections loses one (an idle one first, else its oldest), if it holds
+ * more than host would.  (It is reaped at the end of this turn.)  Returns
+ * whether one was shed. */
 static bool conn_shed(struct http_srv *h, const uint8_t host[16]) {
   const uint8_t **keys = malloc((h->n_conns + 1) * sizeof *keys);
   if (!keys) return false;
   unsigned n = 0, most, mine;
   for (unsigned i = 0; i < h->n_conns; i++)
-    if (conn_idle(h->conns[i])) keys[n++] = h->conns[i]->host;
+    if (!h->conns[i]->dead) keys[n++] = h->conns[i]->host;
   const uint8_t *heavy = host_heaviest(keys, n, host, &most, &mine);
-  struct conn *oldest = NULL;
+  struct conn *victim = NULL;
   for (unsigned i = 0; heavy && most > mine + 1 && i < h->n_conns; i++) {
     struct conn *c = h->conns[i];
-    if (conn_idle(c) && !memcmp(c->host, heavy, 16) && (!oldest || c->id < oldest->id)) oldest = c;
+    if (c->dead || memcmp(c->host, heavy, 16) != 0) continue;
+    if (!victim || (conn_idle(c) && !conn_idle(victim)) || (conn_idle(c) == conn_idle(victim) && c->id < victim->id))
+      victim = c;
   }
   free(keys);
-  if (!oldest) return false;
-  LOG_D(h, "http#%u: shed (idle, and %s holds the most connections)", oldest->id, oldest->ip);
-  oldest->dead = true;
+  if (!victim) return false;
+  LOG_D(h, "http#%u: shed (%s holds the most connections)", victim->id, victim->ip);
+  victim->dead = true;
   return true;
 }
 
@@ -2969,6 +2979,7 @@ struct rtc {
   struct rtc_addr addrs[CAMUS_PEER_ADDRS]; /* validated by a STUN check */
   int n_addrs, sel;              /* sel: the address DTLS is sent to (the nominated one) */
   int rx_addr;                   /* the address the datagram being handled came from */
+  unsigned hs_sent;              /* the addresses (bit i: addrs[i]) our DTLS handshake was sent to */
   uint64_t created, last_seen;
   struct timer life;             /* handshake deadline, then consent freshness */
 
@@ -3325,11 +3336,14 @@ static void rtc_dtls_datagram(void *ctx, const uint8_t *data, size_t n, const st
 static int dtls_send_cb(void *ctx, const unsigned char *buf, size_t len) {
   struct rtc *p = ctx;
   if (p->n_addrs == 0) return MBEDTLS_ERR_SSL_WANT_WRITE;
-  /* As DTLS server we send a ServerHello only to a ClientHello that returned
-   * our cookie (RFC 6347 4.2.1): the address it came from receives. */
-  if (p->dtls_server && !p->dtls_up && len > 13 && buf[0] == 22 && buf[13] == 2)
-    p->addrs[p->rx_addr].proven = true;
-  rtc_addr_send(p, &p->addrs[p->sel], buf, len);
+  /* As DTLS server, the handshake answers where the client's last datagram
+   * came from: a HelloVerifyRequest goes back to the address its cookie is
+   * bound to, and a ServerHello is sent only to a ClientHello that returned
+   * that cookie (RFC 6347 4.2.1), which proves the address receives. */
+  int to = p->dtls_server && !p->dtls_up ? p->rx_addr : p->sel;
+  if (p->dtls_server && !p->dtls_up && len > 13 && buf[0] == 22 && buf[13] == 2) p->addrs[to].proven = true;
+  if (!p->dtls_up) p->hs_sent |= 1u << to;
+  rtc_addr_send(p, &p->addrs[to], buf, len);
   return (int)len; /* a datagram dropped here is like one lost on the way */
 }
 
@@ -3402,7 +3416,11 @@ static void dtls_step(struct rtc *p) {
     }
     LOG_D(p->host, "peer %s: DTLS up (%s)", p->id, mbedtls_ssl_get_ciphersuite(p->ssl));
     p->dtls_up = true;
-    p->addrs[p->sel].proven = true; /* our flights went there, and the peer's Finished covers them */
+    /* As DTLS client, the server's Finished covers every flight we sent: if they all went to one
+     * address, it receives.  (Sent to several, none is proven here; our own checks may prove them.) */
+    if (!p->dtls_server && p->hs_sent && !(p->hs_sent & (p->hs_sent - 1)))
+      for (int i = 0; i < p->n_addrs; i++)
+        if (p->hs_sent == 1u << i) p->addrs[i].proven = true;
     p->last_seen = p->host->loop->now;
     rtc_set_state(p, RTC_SCTP);
   }
@@ -4072,7 +4090,7 @@ struct rate_slot {
   unsigned misses; /* lookups of rooms that do not exist */
 };
 
-/* The id of a room that ended: for a day only its creator may make it again,
+/* The id of a room that was used and ended: for a day only its creator may make it again,
  * so that a link shared for the old room does not lead into a stranger's. */
 struct tombstone {
   char id[CAMUS_ROOM_NAME_MAX + 1];
@@ -4104,11 +4122,9 @@ struct camus {
   unsigned n_rooms;
 
   struct rate_slot rate[CAMUS_RATE_SLOTS];
-  struct rate_slot rate_overflow;  /* shared by every address the full table has no slot for */
   uint64_t hash_window;          /* start of the second of password hashes, ms */
-  unsigned hashes;               /* password hashes in that second */
+  uint64_t hash_us;              /* µs spent on password hashes in that second */
   struct tombstone *tombs;       /* CAMUS_MAX_ROOMS of them, allocated when a room first ends */
-  unsigned next_tomb;
 };
 
 /* --------------------------------------------------- limits and fair shares */
@@ -4123,35 +4139,42 @@ static bool bucket_take(double *tokens, uint64_t *at, double rate, double cost, 
   return true;
 }
 
-/* Password hashes cost the only thread ~12 ms each: at most CAMUS_HASHES_PER_SEC a second. */
+/* Password hashes cost the only thread tens of ms each: it spends at most CAMUS_HASH_MS of each second on them. */
 static bool hash_allowed(struct camus *s) {
-  if (s->loop.now - s->hash_window >= 1000) s->hash_window = s->loop.now, s->hashes = 0;
-  if (s->hashes >= CAMUS_HASHES_PER_SEC) return false;
-  s->hashes++;
-  return true;
+  if (s->loop.now - s->hash_window >= 1000) s->hash_window = s->loop.now, s->hash_us = 0;
+  return s->hash_us < (uint64_t)CAMUS_HASH_MS * 1000;
 }
 
-/* The counters of an address for the current window.  A slot is reused only
- * once its window is over, so that no stream of new addresses can push an
- * address's counts out; while every slot is busy, new addresses share one. */
+/* A password's hash, its time counted against CAMUS_HASH_MS. */
+static int room_hash(struct camus *s, const char *pw, size_t n, const uint8_t salt[16], uint8_t out[32]) {
+  uint64_t t0 = mono_us();
+  int rc = password_hash(pw, n, salt, out);
+  s->hash_us += mono_us() - t0;
+  return rc;
+}
+
+/* How much an address has done in its window: what pushing it out would forgive. */
+static unsigned rate_weight(const struct rate_slot *r) {
+  return r->window ? 1 + r->fails + r->rooms + r->misses : 0;
+}
+
+/* The counters of an address for the current window.  When every slot is
+ * taken, the one whose address has done least is given up: an address can
+ * only have its counts forgotten by a crowd of addresses each of which has
+ * done more (and is as near its limits), never by a stream of new ones. */
 static struct rate_slot *rate_slot(struct camus *s, const uint8_t host[16]) {
-  struct rate_slot *free_slot = NULL;
+  struct rate_slot *light = &s->rate[0];
   uint64_t now = s->loop.now ? s->loop.now : 1;
-  for (unsigned i = 0; i < CAMUS_RATE_SLOTS + 1; i++) {
-    struct rate_slot *r = i < CAMUS_RATE_SLOTS ? &s->rate[i] : &s->rate_overflow;
-    bool over = !r->window || now - r->window >= CAMUS_RATE_WINDOW_MS;
-    if (over) *r = (struct rate_slot){.window = 0};
-    if (i == CAMUS_RATE_SLOTS) {
-      if (free_slot) break;
-      if (!r->window) r->window = now;
-      return r;
-    }
+  for (unsigned i = 0; i < CAMUS_RATE_SLOTS; i++) {
+    struct rate_slot *r = &s->rate[i];
+    if (r->window && now - r->window >= CAMUS_RATE_WINDOW_MS) *r = (struct rate_slot){.window = 0};
     if (r->window && memcmp(r->host, host, 16) == 0) return r;
-    if (!r->window && !free_slot) free_slot = r;
+    if (rate_weight(r) < rate_weight(light) || (rate_weight(r) == rate_weight(light) && r->window < light->window))
+      light = r;
   }
-  memcpy(free_slot->host, host, 16);
-  free_slot->window = now;
-  return free_slot;
+  *light = (struct rate_slot){.window = now};
+  memcpy(light->host, host, 16);
+  return light;
 }
 
 
@@ -4182,6 +4205,27 @@ static struct room *room_find(struct camus *s, struct str id) {
   return NULL;
 }
 
+/* Keeps the id of a room that was used, for a day.  With every tombstone in
+ * use, the address that made the most of them loses its oldest. */
+static void tombstone_add(struct camus *s, const struct room *rm) {
+  if (!s->tombs && !(s->tombs = calloc(CAMUS_MAX_ROOMS, sizeof *s->tombs))) return;
+  struct tombstone *slot = NULL;
+  for (unsigned i = 0; !slot && i < CAMUS_MAX_ROOMS; i++)
+    if (s->tombs[i].until <= s->loop.now) slot = &s->tombs[i];
+  if (!slot) {
+    const uint8_t *keys[CAMUS_MAX_ROOMS];
+    unsigned most, mine;
+    for (unsigned i = 0; i < CAMUS_MAX_ROOMS; i++) keys[i] = s->tombs[i].creator;
+    const uint8_t *heavy = host_heaviest(keys, CAMUS_MAX_ROOMS, rm->creator, &most, &mine);
+    for (unsigned i = 0; heavy && i < CAMUS_MAX_ROOMS; i++)
+      if (!memcmp(s->tombs[i].creator, heavy, 16) && (!slot || s->tombs[i].until < slot->until)) slot = &s->tombs[i];
+  }
+  if (!slot) return;
+  memcpy(slot->id, rm->id, sizeof slot->id);
+  memcpy(slot->creator, rm->creator, 16);
+  slot->until = s->loop.now + (uint64_t)CAMUS_TOKEN_TTL * 1000;
+}
+
 /* Deletes a room that no session refers to; why goes to the log.  Its id is
  * kept for a day, for its creator only (why NULL: the server is stopping). */
 static void room_delete(struct camus *s, struct room *rm, const char *why) {
@@ -4191,16 +4235,8 @@ static void room_delete(struct camus *s, struct room *rm, const char *why) {
     break;
   }
   timer_stop(&s->loop, &rm->expiry);
-  if (why) {
-    LOG_I(s, "room %s: %s", rm->id, why);
-    if (!s->tombs) s->tombs = calloc(CAMUS_MAX_ROOMS, sizeof *s->tombs);
-    if (s->tombs) {
-      struct tombstone *t = &s->tombs[s->next_tomb++ % CAMUS_MAX_ROOMS];
-      memcpy(t->id, rm->id, sizeof t->id);
-      memcpy(t->creator, rm->creator, 16);
-      t->until = s->loop.now + (uint64_t)CAMUS_TOKEN_TTL * 1000;
-    }
-  }
+  if (why) LOG_I(s, "room %s: %s", rm->id, why);
+  if (why && rm->joined) tombstone_add(s, rm);
   free(rm);
 }
 
@@ -4232,24 +4268,28 @@ static unsigned room_capacity(const struct room *rm) {
   return rm->guest_limit ? rm->guest_limit : CAMUS_GUEST_LIMIT_MAX;
 }
 
-/* The table of rooms is full: the address holding the most rooms that were
- * never joined loses its oldest such room, if it holds more than host would. */
-static bool room_shed(struct camus *s, const uint8_t host[16]) {
+/* The table of rooms is full: the address that made the most of the rooms
+ * nobody is in loses one of them (one never joined first, else the one
+ * quiet longest), if it made more than creator would.  A few addresses
+ * cannot keep the table full, and nobody loses a room to them. */
+static bool room_shed(struct camus *s, const uint8_t creator[16]) {
   const uint8_t **keys = malloc((s->n_rooms + 1) * sizeof *keys);
   if (!keys) return false;
   unsigned n = 0, most, mine;
   for (unsigned i = 0; i < s->n_rooms; i++)
-    if (!s->rooms[i]->joined && !s->rooms[i]->n_sessions) keys[n++] = s->rooms[i]->creator;
-  const uint8_t *heavy = host_heaviest(keys, n, host, &most, &mine);
-  struct room *oldest = NULL;
+    if (!s->rooms[i]->n_sessions) keys[n++] = s->rooms[i]->creator;
+  const uint8_t *heavy = host_heaviest(keys, n, creator, &most, &mine);
+  struct room *victim = NULL;
   for (unsigned i = 0; heavy && most > mine + 1 && i < s->n_rooms; i++) {
     struct room *rm = s->rooms[i];
-    if (!rm->joined && !rm->n_sessions && !memcmp(rm->creator, heavy, 16) && (!oldest || rm->created < oldest->created))
-      oldest = rm;
+    if (rm->n_sessions || memcmp(rm->creator, heavy, 16) != 0) continue;
+    if (!victim || (!rm->joined && victim->joined) ||
+        (rm->joined == victim->joined && rm->last_active < victim->last_active))
+      victim = rm;
   }
   free(keys);
-  if (oldest) room_delete(s, oldest, "shed: never joined, and its creator's address holds the most rooms");
-  return oldest != NULL;
+  if (victim) room_delete(s, victim, "shed: empty, and its creator's address made the most rooms");
+  return victim != NULL;
 }
 
 /* Checks and creates a room for the address creator.  Returns it, or NULL
@@ -4295,7 +4335,7 @@ static struct room *room_create(struct camus *s, const uint8_t creator[16], cons
   if (pw_len) {
     rm->has_password = true;
     random_bytes(&s->crypto, rm->salt, sizeof rm->salt);
-    if (password_hash(password, pw_len, rm->salt, rm->hash) != 0) {
+    if (room_hash(s, password, pw_len, rm->salt, rm->hash) != 0) {
       free(rm);
       return *e = APP_NOMEM, *err = "cannot hash the password", NULL;
     }
@@ -4307,10 +4347,10 @@ static struct room *room_create(struct camus *s, const uint8_t creator[16], cons
   return rm;
 }
 
-static bool room_password_ok(const struct room *rm, const char *pw, size_t n) {
+static bool room_password_ok(struct room *rm, const char *pw, size_t n) {
   uint8_t h[32];
   if (!rm->has_password) return true;
-  if (n > CAMUS_PASSWORD_MAX || password_hash(pw, n, rm->salt, h) != 0) return false;
+  if (n > CAMUS_PASSWORD_MAX || room_hash(rm->srv, pw, n, rm->salt, h) != 0) return false;
   return secret_eq(h, rm->hash, sizeof h);
 }
 

@@ -4,9 +4,9 @@
  * A WebRTC data channel client written from camus.c's own parts, used in the
  * opposite roles: it writes an SDP offer and reads the answer with the SDP
  * code, runs the controlling side of ICE with the STUN writer and parser,
- * takes whichever DTLS role the answer leaves it with the same mbedTLS
- * settings, opens an SCTP association through usrsctp, sends DCEP OPEN and
- * speaks Ground Control's messaging protocol.  Thousands of such clients run
+ * and hands the rest to camus.c's session layer (struct rtc) in the client
+ * role: DTLS in whichever role the answer leaves it, the SCTP association,
+ * DCEP OPEN for its channel.  It speaks Ground Control's messaging protocol.  Thousands of such clients run
  * on one epoll loop, each from its own UDP socket on its own loopback address
  * (127.1.x.y), so that the server sees them as distinct hosts.
  *
@@ -48,23 +48,18 @@ static double quantile_ms(uint64_t *v, size_t n, double q) {
 
 enum cstate { C_IDLE, C_ICE, C_DTLS, C_SCTP, C_OPEN, C_CLOSING, C_FAILED };
 
-struct client {
+struct user {
   int idx, fd;
   enum cstate state;
-  bool dtls_server, leaving;
+  bool leaving;
   struct sockaddr_in local;
   char ufrag[9], pwd[25];
   char rufrag[CAMUS_SDP_UFRAG_MAX + 1], rpwd[CAMUS_SDP_UFRAG_MAX + 1];
-  uint8_t rfp[32], txid[12];
-  struct timer ice_timer, dtls_timer;
+  uint8_t txid[12];
+  struct timer ice_timer;
   int ice_tries;
-  mbedtls_ssl_context *ssl;
-  uint64_t dtls_int_at, dtls_fin_at;
-  const uint8_t *rx;
-  size_t rx_len;
-  struct socket *sock;
-  uint16_t sid;
-  struct buf partial;
+  struct rtc *rtc;          /* camus.c's session layer, in the client role */
+  struct channel *ch;       /* Ground Control's channel, once opened */
   char id[33];
   uint64_t t_post, t_answer, t_ice, t_dtls, t_sctp, t_open, t_pong; /* when each step of the join ended */
   int room;
@@ -74,15 +69,16 @@ struct client {
 
 static struct {
   struct loop loop;
-  struct camus fake; /* only its random generator, certificate and DTLS settings are used */
+  struct crypto crypto;
+  struct rtc_host host;     /* our sessions: the client role of camus.c's session layer */
+  int log_level;
   int ep;
   struct sockaddr_in server_udp, server_http;
+  struct sockaddr_storage server_udp_ss;
   pid_t pid;
   int log_fd;
-  struct client *c;
+  struct user *c;
   int n_clients;
-  struct timer sctp_tick;
-  uint64_t sctp_last;
   int rooms_made[2048];
   /* relay measurement */
   uint64_t *lat;
@@ -90,7 +86,7 @@ static struct {
   int errors_shown;
 } lg;
 
-static void client_fail(struct client *c, const char *why) {
+static void client_fail(struct user *c, const char *why) {
   if (c->state == C_FAILED) return;
   if (lg.errors_shown++ < 10) fprintf(stderr, "loadgen: client %d: %s\n", c->idx, why);
   c->state = C_FAILED;
@@ -164,12 +160,12 @@ static int room_ensure(int room) {
 
 /* =================================================================== ICE ==================================================================== */
 
-static void ice_check(struct client *c) {
+static void ice_check(struct user *c) {
   uint8_t out[512], tb[8], flag = 0;
   struct stun_writer w = {out, sizeof out, 0, false};
   char user[2 * CAMUS_SDP_UFRAG_MAX + 2];
-  random_bytes(&lg.fake.crypto, c->txid, sizeof c->txid);
-  random_bytes(&lg.fake.crypto, tb, sizeof tb);
+  random_bytes(&lg.crypto, c->txid, sizeof c->txid);
+  random_bytes(&lg.crypto, tb, sizeof tb);
   int ul = snprintf(user, sizeof user, "%s:%s", c->rufrag, c->ufrag);
   stun_begin(&w, STUN_BINDING_REQUEST, c->txid);
   stun_attr(&w, STUN_A_USERNAME, user, (uint16_t)ul);
@@ -184,7 +180,7 @@ static void ice_check(struct client *c) {
 /* Checks are repeated every 50 ms until one succeeds, then every 5 s or so
  * for consent freshness, as browsers do. */
 static void ice_timeout(struct timer *t) {
-  struct client *c = CONTAINER(t, struct client, ice_timer);
+  struct user *c = CONTAINER(t, struct user, ice_timer);
   if (c->state == C_FAILED || c->state == C_CLOSING) return;
   if (c->state == C_ICE && ++c->ice_tries > 100) {
     client_fail(c, "no answer to STUN checks");
@@ -192,248 +188,75 @@ static void ice_timeout(struct timer *t) {
   }
   ice_check(c);
   uint8_t r;
-  random_bytes(&lg.fake.crypto, &r, 1);
+  random_bytes(&lg.crypto, &r, 1);
   timer_in(&lg.loop, &c->ice_timer, c->state == C_ICE ? 50 : 4000 + 8u * r);
 }
 
-static void dtls_go(struct client *c);
+/* ICE is done: the session takes over, towards the server's address. */
+static void ice_done(struct user *c) {
+  c->t_ice = now_ns();
+  c->state = C_DTLS;
+  rtc_connected(c->rtc, &lg.server_udp_ss);
+}
 
-static void stun_answer(struct client *c, const uint8_t *p, size_t n) {
+static void stun_answer(struct user *c, const uint8_t *p, size_t n) {
   struct stun_msg m;
   if (stun_parse(p, n, &m) != 0 || m.type != STUN_BINDING_SUCCESS || memcmp(m.txid, c->txid, 12) != 0) return;
   if (!m.integrity_at || !stun_integrity_ok(p, n, &m, c->rpwd, strlen(c->rpwd))) {
     client_fail(c, "STUN response without valid integrity");
     return;
   }
-  if (c->state == C_ICE) {
-    c->t_ice = now_ns();
-    c->state = C_DTLS;
-    dtls_go(c);
-  }
+  c->rtc->last_seen = lg.loop.now; /* consent (RFC 7675): the server answers our checks */
+  if (c->state == C_ICE) ice_done(c);
 }
 
-/* ================================================================== DTLS ==================================================================== */
+/* ============================================================ SESSION CALLBACKS ============================================================= */
 
-static int lg_dtls_send(void *ctx, const unsigned char *buf, size_t len) {
-  struct client *c = ctx;
-  sendto(c->fd, buf, len, 0, (struct sockaddr *)&lg.server_udp, sizeof lg.server_udp);
-  return (int)len;
+static int lg_text(struct user *c, const char *s) {
+  return c->ch && c->rtc ? rtc_send(c->rtc, c->ch, PPID_STRING, s, strlen(s)) : -1;
 }
 
-static int lg_dtls_recv(void *ctx, unsigned char *buf, size_t len) {
-  struct client *c = ctx;
-  if (!c->rx || c->rx_len > len) return MBEDTLS_ERR_SSL_WANT_READ;
-  memcpy(buf, c->rx, c->rx_len);
-  c->rx = NULL;
-  return (int)c->rx_len;
+static void lg_message(struct user *c, const char *s, size_t n);
+
+/* A datagram of one of our sessions: from that client's own socket. */
+static void lg_rtc_send(void *ctx, struct rtc *r, const void *data, size_t n, const struct sockaddr_storage *to) {
+  (void)ctx;
+  struct user *c = r->user;
+  if (c->fd >= 0) sendto(c->fd, data, n, 0, (const struct sockaddr *)to, addr_len(to));
 }
 
-static void lg_dtls_set_timer(void *ctx, uint32_t int_ms, uint32_t fin_ms) {
-  struct client *c = ctx;
-  if (fin_ms == 0) {
-    c->dtls_fin_at = 0;
-    timer_stop(&lg.loop, &c->dtls_timer);
-    return;
-  }
-  uint64_t now = mono_ms();
-  c->dtls_int_at = now + int_ms;
-  c->dtls_fin_at = now + fin_ms;
-  timer_at(&lg.loop, &c->dtls_timer, c->dtls_fin_at);
-}
-
-static int lg_dtls_get_timer(void *ctx) {
-  struct client *c = ctx;
-  if (!c->dtls_fin_at) return -1;
-  uint64_t now = mono_ms();
-  return now >= c->dtls_fin_at ? 2 : now >= c->dtls_int_at ? 1 : 0;
-}
-
-static int lg_dtls_verify(void *ctx, mbedtls_x509_crt *crt, int depth, uint32_t *flags) {
-  struct client *c = ctx;
-  uint8_t fp[32];
-  if (depth == 0) {
-    mbedtls_md(mbedtls_md_info_from_type(MBEDTLS_MD_SHA256), crt->raw.p, crt->raw.len, fp);
-    *flags = memcmp(fp, c->rfp, 32) ? MBEDTLS_X509_BADCERT_NOT_TRUSTED : 0;
-  } else {
-    *flags = 0;
-  }
-  return 0;
-}
-
-static void sctp_go(struct client *c);
-static void lg_sctp_send_dcep_open(struct client *c);
-
-static void dtls_run(struct client *c) {
-  static uint8_t rec[MBEDTLS_SSL_IN_CONTENT_LEN];
-  if (c->state == C_DTLS) {
-    int rc = mbedtls_ssl_handshake(c->ssl);
-    if (rc == MBEDTLS_ERR_SSL_WANT_READ || rc == MBEDTLS_ERR_SSL_WANT_WRITE) return;
-    if (rc) {
-      char msg[128];
-      mbedtls_strerror(rc, msg, sizeof msg);
-      client_fail(c, msg);
-      return;
-    }
-    c->t_dtls = now_ns();
+/* The association is up (ch NULL): our channel opens; its ACK (ch): we talk. */
+static void lg_rtc_open(void *ctx, struct rtc *r, struct channel *ch) {
+  (void)ctx;
+  struct user *c = r->user;
+  if (!ch) {
+    c->t_sctp = now_ns();
     c->state = C_SCTP;
-    sctp_go(c);
-  }
-  for (int i = 0; i < 64 && c->state >= C_SCTP && c->state <= C_OPEN; i++) {
-    int rc = mbedtls_ssl_read(c->ssl, rec, sizeof rec);
-    if (rc == MBEDTLS_ERR_SSL_WANT_READ || rc == MBEDTLS_ERR_SSL_WANT_WRITE) return;
-    if (rc <= 0) {
-      client_fail(c, "DTLS closed by the server");
-      return;
-    }
-    usrsctp_conninput(c, rec, (size_t)rc, 0);
-  }
-}
-
-static void lg_dtls_timeout(struct timer *t) {
-  struct client *c = CONTAINER(t, struct client, dtls_timer);
-  if (c->ssl && c->state >= C_DTLS && c->state <= C_OPEN) dtls_run(c);
-}
-
-static void dtls_go(struct client *c) {
-  c->dtls_timer.fn = lg_dtls_timeout;
-  dtls_run(c);
-}
-
-static int dtls_prepare(struct client *c) {
-  c->ssl = calloc(1, sizeof *c->ssl);
-  if (!c->ssl) return -1;
-  mbedtls_ssl_init(c->ssl);
-  if (mbedtls_ssl_setup(c->ssl, c->dtls_server ? &lg.fake.dtls_server_conf : &lg.fake.dtls_client_conf) != 0) return -1;
-  mbedtls_ssl_set_bio(c->ssl, c, lg_dtls_send, lg_dtls_recv, NULL);
-  mbedtls_ssl_set_timer_cb(c->ssl, c, lg_dtls_set_timer, lg_dtls_get_timer);
-  mbedtls_ssl_set_verify(c->ssl, lg_dtls_verify, c);
-  mbedtls_ssl_set_mtu(c->ssl, CAMUS_MTU);
-  return 0;
-}
-
-/* ================================================================== SCTP ==================================================================== */
-
-static int lg_sctp_out(void *handle, void *data, size_t len, uint8_t tos, uint8_t set_df) {
-  (void)tos, (void)set_df;
-  struct client *c = handle;
-  if (c->ssl && c->state >= C_SCTP && c->state <= C_OPEN) mbedtls_ssl_write(c->ssl, data, len);
-  return 0;
-}
-
-static void lg_tick(struct timer *t) {
-  uint64_t now = lg.loop.now;
-  usrsctp_handle_timers((uint32_t)(now - lg.sctp_last));
-  lg.sctp_last = now;
-  timer_in(&lg.loop, t, 10);
-}
-
-static int lg_send(struct client *c, uint32_t ppid, const void *data, size_t n) {
-  struct sctp_sndinfo si = {0};
-  si.snd_sid = c->sid;
-  si.snd_ppid = htonl(ppid);
-  si.snd_flags = SCTP_EOR;
-  if (!c->sock) return -1;
-  return usrsctp_sendv(c->sock, data, n, NULL, 0, &si, sizeof si, SCTP_SENDV_SNDINFO, 0) < 0 ? -1 : 0;
-}
-
-static int lg_text(struct client *c, const char *s) { return lg_send(c, PPID_STRING, s, strlen(s)); }
-
-static void lg_message(struct client *c, const char *s, size_t n);
-
-static int lg_sctp_recv(struct socket *sock, union sctp_sockstore addr, void *data, size_t len, struct sctp_rcvinfo rcv,
-                        int flags, void *ulp) {
-  (void)sock, (void)addr;
-  struct client *c = ulp;
-  if (!data) return 1;
-  if (c->state < C_SCTP || c->state > C_OPEN) {
-    free(data);
-    return 1;
-  }
-  if (flags & MSG_NOTIFICATION) {
-    const union sctp_notification *nt = data;
-    if (nt->sn_header.sn_type == SCTP_ASSOC_CHANGE) {
-      if (nt->sn_assoc_change.sac_state == SCTP_COMM_UP) {
-        c->t_sctp = now_ns();
-        lg_sctp_send_dcep_open(c);
-      } else if (nt->sn_assoc_change.sac_state != SCTP_RESTART)
-        client_fail(c, "SCTP association ended");
-    }
-    free(data);
-    return 1;
-  }
-  if (!(flags & MSG_EOR) || c->partial.len) {
-    buf_add(&c->partial, data, len);
-    free(data);
-    if (!(flags & MSG_EOR)) return 1;
-    data = NULL;
-  }
-  const char *msg = data ? data : c->partial.p;
-  size_t n = data ? len : c->partial.len;
-  uint32_t ppid = ntohl(rcv.rcv_ppid);
-  if (ppid == PPID_DCEP && n >= 1 && (uint8_t)msg[0] == DCEP_ACK && c->state == C_SCTP) {
-    c->state = C_OPEN;
-    c->t_open = now_ns();
-    lg_text(c, "{\"receiver\":\"ground control\",\"type\":\"ping\",\"data\":1}");
-  } else if (ppid == PPID_STRING) {
-    lg_message(c, msg, n);
-  }
-  if (data)
-    free(data);
-  else
-    buf_free(&c->partial);
-  return 1;
-}
-
-static void lg_sctp_send_dcep_open(struct client *c) {
-  static const char label[] = "ground-control";
-  uint8_t m[12 + sizeof label - 1] = {DCEP_OPEN};
-  put_u16(m + 8, sizeof label - 1);
-  memcpy(m + 12, label, sizeof label - 1);
-  lg_send(c, PPID_DCEP, m, sizeof m);
-}
-
-static void sctp_go(struct client *c) {
-  struct sctp_event ev = {0};
-  struct sctp_initmsg init = {0};
-  struct linger lg_ = {1, 0};
-  int one = 1;
-  usrsctp_register_address(c);
-  c->sock = usrsctp_socket(AF_CONN, SOCK_STREAM, IPPROTO_SCTP, lg_sctp_recv, NULL, 0, c);
-  if (!c->sock) {
-    client_fail(c, "usrsctp_socket failed");
+    if (!rtc_channel_open(r, r->dtls_server ? 1 : 0, "ground-control")) client_fail(c, "DCEP OPEN failed");
     return;
   }
-  usrsctp_set_non_blocking(c->sock, 1);
-  usrsctp_setsockopt(c->sock, SOL_SOCKET, SO_LINGER, &lg_, sizeof lg_);
-  usrsctp_setsockopt(c->sock, IPPROTO_SCTP, SCTP_NODELAY, &one, sizeof one);
-  init.sinit_num_ostreams = init.sinit_max_instreams = 16;
-  usrsctp_setsockopt(c->sock, IPPROTO_SCTP, SCTP_INITMSG, &init, sizeof init);
-  ev.se_on = 1;
-  ev.se_type = SCTP_ASSOC_CHANGE;
-  usrsctp_setsockopt(c->sock, IPPROTO_SCTP, SCTP_EVENT, &ev, sizeof ev);
-  struct sctp_paddrparams pp = {0};
-  pp.spp_assoc_id = SCTP_FUTURE_ASSOC;
-  pp.spp_flags = SPP_PMTUD_DISABLE;
-  pp.spp_pathmtu = CAMUS_MTU - CAMUS_DTLS_OVERHEAD;
-  usrsctp_setsockopt(c->sock, IPPROTO_SCTP, SCTP_PEER_ADDR_PARAMS, &pp, sizeof pp);
-  struct sockaddr_conn sc = {0};
-  sc.sconn_family = AF_CONN;
-  sc.sconn_port = htons(5000);
-  sc.sconn_addr = c;
-  if (usrsctp_bind(c->sock, (struct sockaddr *)&sc, sizeof sc) != 0) {
-    client_fail(c, "SCTP bind failed");
-    return;
-  }
-  if (usrsctp_connect(c->sock, (struct sockaddr *)&sc, sizeof sc) != 0 && errno != EINPROGRESS) {
-    client_fail(c, "SCTP connect failed");
-    return;
-  }
-  c->sid = c->dtls_server ? 1 : 0; /* RFC 8832: the DTLS client takes even stream ids */
+  c->ch = ch;
+  c->state = C_OPEN;
+  c->t_open = now_ns();
+  lg_text(c, "{\"receiver\":\"ground control\",\"type\":\"ping\",\"data\":1}");
+}
+
+static void lg_rtc_message(void *ctx, struct rtc *r, struct channel *ch, const uint8_t *data, size_t n, bool binary) {
+  (void)ctx, (void)ch;
+  if (!binary) lg_message(r->user, (const char *)data, n);
+}
+
+static void lg_rtc_close(void *ctx, struct rtc *r) {
+  (void)ctx;
+  struct user *c = r->user;
+  c->rtc = NULL;
+  c->ch = NULL;
+  if (c->state != C_CLOSING) client_fail(c, "session closed");
 }
 
 /* ================================================================ MESSAGES ================================================================== */
 
-static void lg_message(struct client *c, const char *s, size_t n) {
+static void lg_message(struct user *c, const char *s, size_t n) {
   struct json_tok t[64];
   char type[32], receiver[40];
   if (json_parse(s, n, t, (int)COUNT(t)) < 0 || t[0].type != JSON_OBJECT) return;
@@ -461,14 +284,13 @@ static void lg_message(struct client *c, const char *s, size_t n) {
 
 /* ================================================================= JOINING ================================================================== */
 
-static int client_join(struct client *c) {
+static int client_join(struct user *c) {
   static const char ice_chars[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
   uint8_t rnd[32];
   char fp[96], path[64];
   int idx = c->idx, room = c->room;
-  *c = (struct client){.idx = idx, .room = room, .fd = -1};
+  *c = (struct user){.idx = idx, .room = room, .fd = -1};
   c->ice_timer.fn = ice_timeout;
-  c->partial.max = 1 << 20;
   client_addr(idx, &c->local);
   c->fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (c->fd < 0 || bind(c->fd, (struct sockaddr *)&c->local, sizeof c->local) != 0) {
@@ -477,10 +299,10 @@ static int client_join(struct client *c) {
   }
   struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
   epoll_ctl(lg.ep, EPOLL_CTL_ADD, c->fd, &ev);
-  random_bytes(&lg.fake.crypto, rnd, sizeof rnd);
+  random_bytes(&lg.crypto, rnd, sizeof rnd);
   for (int i = 0; i < 8; i++) c->ufrag[i] = ice_chars[rnd[i] & 63];
   for (int i = 0; i < 24; i++) c->pwd[i] = ice_chars[rnd[8 + i] & 63];
-  fingerprint_text(lg.fake.dtls_id.fingerprint, fp);
+  fingerprint_text(lg.host.id.fingerprint, fp);
   struct buf offer = {0}, req = {0}, body = {0};
   buf_addf(&offer,
            "v=0\r\no=- %d 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0\r\n"
@@ -510,10 +332,12 @@ static int client_join(struct client *c) {
   if (n > 0 && a && sdp_parse_offer(sdp, (size_t)n, a, &err) == 0 && a->setup != SDP_SETUP_ACTPASS) {
     snprintf(c->rufrag, sizeof c->rufrag, "%s", a->ufrag);
     snprintf(c->rpwd, sizeof c->rpwd, "%s", a->pwd);
-    memcpy(c->rfp, a->fingerprint, 32);
-    c->dtls_server = a->setup == SDP_SETUP_ACTIVE;
-    rc = dtls_prepare(c);
-    err = "DTLS setup failed";
+    const struct sdp_media *m = &a->m[a->data_index];
+    struct rtc_params prm = {a->ufrag, a->pwd, a->fingerprint, a->setup == SDP_SETUP_ACTIVE, (uint16_t)m->sctp_port,
+                             m->max_message_size, NULL};
+    c->rtc = rtc_new(&lg.host, &prm, c);
+    rc = c->rtc ? 0 : -1;
+    err = "no session";
   } else if (st != 200) {
     char msg[160];
     snprintf(msg, sizeof msg, "POST %s: HTTP %d %.*s", path, st, (int)MIN(body.len, 100), body.p ? body.p : "");
@@ -532,23 +356,14 @@ static int client_join(struct client *c) {
 }
 
 /* Says bye, closes the association and frees everything of the client. */
-static void client_leave(struct client *c, bool bye) {
+static void client_leave(struct user *c, bool bye) {
   if (bye && c->state == C_OPEN) lg_text(c, "{\"receiver\":\"ground control\",\"type\":\"bye\",\"data\":null}");
   c->state = C_CLOSING;
   timer_stop(&lg.loop, &c->ice_timer);
-  timer_stop(&lg.loop, &c->dtls_timer);
-  if (c->sock) {
-    usrsctp_close(c->sock);
-    c->sock = NULL;
+  if (c->rtc) {
+    rtc_close(c->rtc, "leaving");
+    rtc_reap(&lg.host); /* its close_notify leaves through the socket before it closes */
   }
-  usrsctp_deregister_address(c);
-  if (c->ssl) {
-    mbedtls_ssl_close_notify(c->ssl);
-    mbedtls_ssl_free(c->ssl);
-    free(c->ssl);
-    c->ssl = NULL;
-  }
-  buf_free(&c->partial);
   if (c->fd >= 0) {
     epoll_ctl(lg.ep, EPOLL_CTL_DEL, c->fd, NULL);
     close(c->fd);
@@ -558,23 +373,17 @@ static void client_leave(struct client *c, bool bye) {
 
 /* ================================================================== LOOP ==================================================================== */
 
-static void client_readable(struct client *c) {
+static void client_readable(struct user *c) {
   static uint8_t data[2048];
   for (int i = 0; i < 64 && c->fd >= 0; i++) {
     ssize_t n = recv(c->fd, data, sizeof data, 0);
     if (n <= 0) return;
     if (data[0] <= 3) {
       stun_answer(c, data, (size_t)n);
-    } else if (data[0] >= 20 && data[0] <= 63 && c->ssl && c->state >= C_ICE && c->state <= C_OPEN) {
-      if (c->state == C_ICE) { /* the server's ClientHello overtook its STUN answer */
-        c->t_ice = now_ns();
-        c->state = C_DTLS;
-        c->dtls_timer.fn = lg_dtls_timeout;
-      }
-      c->rx = data;
-      c->rx_len = (size_t)n;
-      dtls_run(c);
-      c->rx = NULL;
+    } else if (data[0] >= 20 && data[0] <= 63 && c->rtc && c->state >= C_ICE && c->state <= C_OPEN) {
+      if (c->state == C_ICE) ice_done(c); /* the server's ClientHello overtook its STUN answer */
+      dtls_input(c->rtc, data, (size_t)n, &lg.server_udp_ss);
+      if (c->rtc && c->rtc->dtls_up && !c->t_dtls) c->t_dtls = now_ns();
     }
   }
 }
@@ -600,6 +409,7 @@ static void lg_poll(int max_ms) {
       client_readable(ev[i].data.ptr);
   }
   timers_run(&lg.loop);
+  rtc_reap(&lg.host);
 }
 
 static void lg_wait_ms(int ms) {
@@ -736,7 +546,7 @@ static int join_range(int from, int to, int parallel, int per_room) {
   uint64_t deadline = mono_ms() + 60000 + 100 * (uint64_t)(to - from);
   while ((done + failed) < to - from && mono_ms() < deadline) {
     while (busy < parallel && next < to) {
-      struct client *c = &lg.c[next];
+      struct user *c = &lg.c[next];
       c->idx = next;
       c->room = next / per_room;
       if (room_ensure(c->room) != 0 || client_join(c) != 0) {
@@ -751,7 +561,7 @@ static int join_range(int from, int to, int parallel, int per_room) {
     busy = 0;
     done = failed = 0;
     for (int i = from; i < next; i++) {
-      struct client *c = &lg.c[i];
+      struct user *c = &lg.c[i];
       if (c->state == C_FAILED)
         failed++;
       else if (c->t_pong)
@@ -790,7 +600,7 @@ static long server_clients(void) {
 /* Clients say bye and go; the server must count none of them a moment later. */
 static void leave_range(int from, int to) {
   for (int i = from; i < to; i++) {
-    if (lg.c[i].fd >= 0 || lg.c[i].ssl) client_leave(&lg.c[i], true);
+    if (lg.c[i].fd >= 0 || lg.c[i].rtc) client_leave(&lg.c[i], true);
     if ((i - from) % 50 == 49) lg_wait_ms(10); /* 5,000 goodbyes at once would overflow a UDP buffer */
   }
   for (int i = 0; i < 50; i++) {
@@ -807,7 +617,7 @@ struct relay_result {
 
 /* a sends n messages to `to` (B's id, or "room"), keeping at most `window`
  * on the way; b counts them. */
-static struct relay_result relay(struct client *a, struct client *b, const char *to, int n, int window) {
+static struct relay_result relay(struct user *a, struct user *b, const char *to, int n, int window) {
   struct relay_result r = {0};
   char msg[256];
   lg.n_lat = 0;
@@ -932,27 +742,21 @@ int main(int argc, char **argv) {
     rl.rlim_cur = rl.rlim_max < (rlim_t)max_clients + 512 ? rl.rlim_max : (rlim_t)max_clients + 512;
     setrlimit(RLIMIT_NOFILE, &rl);
   }
-  log_level = CAMUS_LOG_ERROR;
   char machine[512];
   machine_name(machine, sizeof machine);
 
-  /* Our side: one certificate and the DTLS settings of camus.c, both roles. */
-  struct camus *f = &lg.fake;
-  identity_init(&f->dtls_id);
-  if (crypto_init(&f->crypto) != 0 || identity_generate(&f->dtls_id, &f->crypto, "loadgen", NULL, NULL) != 0 ||
-      dtls_conf_init(f, &f->dtls_client_conf, MBEDTLS_SSL_IS_CLIENT) != 0 ||
-      dtls_conf_init(f, &f->dtls_server_conf, MBEDTLS_SSL_IS_SERVER) != 0) {
+  /* Our side: camus.c's session layer in the client role, with its certificate and DTLS settings. */
+  lg.loop.now = mono_ms();
+  if (crypto_init(&lg.crypto) != 0 || rtc_host_init(&lg.host, &lg.loop, &lg.crypto, CAMUS_LOG_ERROR) != 0 ||
+      rtc_host_ready(&lg.host) != 0) {
     fprintf(stderr, "loadgen: DTLS setup failed\n");
     return 1;
   }
-  identity_fingerprint(&f->dtls_id);
-  usrsctp_init_nothreads(0, lg_sctp_out, NULL);
-  usrsctp_sysctl_set_sctp_ecn_enable(0);
+  lg.host.send = lg_rtc_send;
+  lg.host.on_open = lg_rtc_open;
+  lg.host.on_message = lg_rtc_message;
+  lg.host.on_close = lg_rtc_close;
   lg.ep = epoll_create1(EPOLL_CLOEXEC);
-  lg.loop.now = mono_ms();
-  lg.sctp_last = lg.loop.now;
-  lg.sctp_tick.fn = lg_tick;
-  timer_in(&lg.loop, &lg.sctp_tick, 10);
   int total = max_clients + n_joins + 2;
   lg.c = calloc((size_t)(total > churn ? total : churn), sizeof *lg.c);
   lg.cap_lat = 100000;
@@ -991,6 +795,7 @@ int main(int argc, char **argv) {
       .sin_family = AF_INET, .sin_port = htons((uint16_t)port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
   lg.server_udp = lg.server_http;
   lg.server_udp.sin_port = htons((uint16_t)uport);
+  memcpy(&lg.server_udp_ss, &lg.server_udp, sizeof lg.server_udp);
   static const char *const extra[] = {"--msg-rate", "10000000", "--max-connections", "4000", NULL};
   lg.pid = server_spawn(bin, port, uport, &lg.log_fd, extra);
   fcntl(lg.log_fd, F_SETFL, O_NONBLOCK);
@@ -1057,7 +862,7 @@ int main(int argc, char **argv) {
   size_t no = 0;
   for (int k = 0; k < 6; k++) step[k] = calloc((size_t)nj + 1, sizeof *step[k]);
   for (int i = 0; i < nj; i++) {
-    struct client *c = &lg.c[i];
+    struct user *c = &lg.c[i];
     if (!c->t_pong || !c->t_open || !c->t_sctp || !c->t_dtls || !c->t_ice) continue;
     uint64_t t[6] = {c->t_answer, c->t_ice, c->t_dtls, c->t_sctp, c->t_open, c->t_pong};
     for (int k = 0; k < 6; k++) step[k][no] = t[k] - (k ? t[k - 1] : c->t_post);
@@ -1065,7 +870,7 @@ int main(int argc, char **argv) {
   }
   uint64_t *open = calloc(no + 1, sizeof *open), *pong = calloc(no + 1, sizeof *pong);
   for (size_t i = 0, m = 0; i < (size_t)nj && m < no; i++) {
-    struct client *c = &lg.c[i];
+    struct user *c = &lg.c[i];
     if (!c->t_pong || !c->t_open || !c->t_sctp || !c->t_dtls || !c->t_ice) continue;
     open[m] = c->t_open - c->t_post;
     pong[m++] = c->t_pong - c->t_post;
@@ -1097,7 +902,7 @@ int main(int argc, char **argv) {
   fig("rss_after_all_left_kb", "RSS after every client left", (double)rss_kb(), "KiB", NULL, -1);
 
   /* Relay between two clients of one room. */
-  struct client *a = &lg.c[0], *b = &lg.c[1];
+  struct user *a = &lg.c[0], *b = &lg.c[1];
   a->room = b->room = 1999;
   if (strstr(phases, "relay") && join_range(0, 2, 2, 100000) == 2) {
     struct relay_result d = relay(a, b, b->id, 1000, 1), r;
