@@ -8,7 +8,7 @@ SAN      = -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sani
 WEB      = $(sort $(wildcard web/*))
 RUNARGS ?= --host 127.0.0.1 --port 5000
 
-.PHONY: all static run test asan valgrind bench fuzz check-symbols clean
+.PHONY: all static portable test-portable run test asan valgrind bench fuzz check-symbols clean
 
 all: camus check-symbols
 
@@ -21,6 +21,15 @@ camus-static: camus.c camus.h camus_web.h
 	$(CC) $(CFLAGS) -Os -static -o $@ camus.c $(LDLIBS)
 	strip $@
 	@ls -l $@ | awk '{print "camus-static: " $$5 " bytes"}'
+
+# Only the POSIX fallbacks of camus.c's platform switch (no recvmmsg/sendmmsg, accept4, pipe2,
+# SOCK_NONBLOCK, malloc_trim): what builds on any Unix.  test-portable drives it like the real one.
+portable: camus-portable
+camus-portable: camus.c camus.h camus_web.h
+	$(CC) $(CFLAGS) -DCAMUS_PORTABLE -o $@ camus.c $(LDLIBS)
+
+test-portable: camus-portable
+	for t in integration protocol datachannel; do CAMUS_BIN=$$PWD/camus-portable node test/$$t.mjs || exit 1; done
 
 # web/ packed as C arrays (od, sed and cksum only), one per file, with an ETag each.
 # The result is committed, so that `cc camus.c` alone builds everything.
@@ -83,4 +92,4 @@ valgrind: camus test/unit
 	for t in integration protocol datachannel; do CAMUS_BIN=$$PWD/test/valgrind.sh node test/$$t.mjs || exit 1; done
 
 clean:
-	rm -f camus camus-static camus-asan camus.o test/unit test/unit-asan test/loadgen
+	rm -f camus camus-static camus-asan camus-portable camus.o test/unit test/unit-asan test/loadgen

@@ -4122,8 +4122,8 @@ struct camus {
   unsigned n_rooms;
 
   struct rate_slot rate[CAMUS_RATE_SLOTS];
-  uint64_t hash_window;          /* start of the second of password hashes, ms */
-  uint64_t hash_us;              /* µs spent on password hashes in that second */
+  double hash_us;                /* µs of password hashing the budget still allows */
+  uint64_t hash_at;              /* when it was last refilled, ms */
   struct tombstone *tombs;       /* CAMUS_MAX_ROOMS of them, allocated when a room first ends */
 };
 
@@ -4139,17 +4139,18 @@ static bool bucket_take(double *tokens, uint64_t *at, double rate, double cost, 
   return true;
 }
 
-/* Password hashes cost the only thread tens of ms each: it spends at most CAMUS_HASH_MS of each second on them. */
+/* Password hashes cost the only thread tens of ms each: it spends on them at
+ * most CAMUS_HASH_MS a second, in bursts of CAMUS_MSG_BURST seconds' worth. */
 static bool hash_allowed(struct camus *s) {
-  if (s->loop.now - s->hash_window >= 1000) s->hash_window = s->loop.now, s->hash_us = 0;
-  return s->hash_us < (uint64_t)CAMUS_HASH_MS * 1000;
+  bucket_take(&s->hash_us, &s->hash_at, CAMUS_HASH_MS * 1000.0, 0, s->loop.now); /* refills */
+  return s->hash_us > 0;
 }
 
-/* A password's hash, its time counted against CAMUS_HASH_MS. */
+/* A password's hash, its time taken from the budget (which may go below zero: then it waits). */
 static int room_hash(struct camus *s, const char *pw, size_t n, const uint8_t salt[16], uint8_t out[32]) {
   uint64_t t0 = mono_us();
   int rc = password_hash(pw, n, salt, out);
-  s->hash_us += mono_us() - t0;
+  s->hash_us -= (double)(mono_us() - t0);
   return rc;
 }
 

@@ -4,7 +4,7 @@
 // directly) and a chat line that claims to come from Ana.  The web client must not believe any of
 // it (its id, member list, peers and chat names stay as Ground Control said), and the server must
 // refuse to relay what only Ground Control says, while still relaying the chat under Mallory's id.
-import { startServer, test, assert, run, sleep, launchChromium } from './lib.mjs';
+import { startServer, test, assert, run, sleep, launchChromium, installClient } from './lib.mjs';
 
 const GHOST = '0123456789abcdef'.repeat(2); // a well-formed id that no member has
 const FORGED_PING = 'forged ping 7f3a';
@@ -96,23 +96,11 @@ test('a member cannot speak as Ground Control or as another member', async () =>
     // 2. Mallory joins with a raw data channel from a page on the server's origin.
     const evil = await (await browser.newContext()).newPage();
     await evil.goto(srv.url + '/');
+    await installClient(evil);
     const malloryId = await evil.evaluate(async (room) => {
-      const pc = new RTCPeerConnection();
-      const dc = pc.createDataChannel('ground-control');
-      const inbox = [];
-      dc.onmessage = (e) => inbox.push(JSON.parse(e.data));
-      await pc.setLocalDescription(await pc.createOffer());
-      const res = await fetch(`/rtc/${room}/offer`, { method: 'POST', headers: { 'Content-Type': 'application/json' },
-        body: JSON.stringify({ sdp: pc.localDescription.sdp, type: 'offer' }) });
-      if (res.status !== 200) throw new Error(`offer refused: ${res.status} ${await res.text()}`);
-      await pc.setRemoteDescription(await res.json());
-      await new Promise((ok, ko) => { dc.onopen = ok; setTimeout(() => ko(new Error('channel did not open')), 10000); });
-      const m = { pc, dc, inbox, send: (x) => dc.send(JSON.stringify(x)) };
+      const m = await window.CamusClient.connect(room);
+      if (m.status !== 200) throw new Error(`offer refused: ${m.status} ${m.body}`);
       window.mallory = m;
-      for (let i = 0; i < 500 && !inbox.some((x) => x.type === 'greeting'); i++) await new Promise((r) => setTimeout(r, 10));
-      const g = inbox.find((x) => x.type === 'greeting' && x.sender === 'ground control');
-      if (!g) throw new Error('no greeting from ground control');
-      m.id = g.receiver;
       m.send({ sender: m.id, receiver: 'ground control', type: 'profile', data: { username: 'Mallory' } });
       return m.id;
     }, room);

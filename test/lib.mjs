@@ -1,6 +1,8 @@
 // A small test harness: tests run one after another, each with a time limit; the file
 // ends with "N passed, N failed".  Also starts the server and drives browsers.
 import { spawn } from 'node:child_process';
+import net from 'node:net';
+import tls from 'node:tls';
 import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,13 +14,18 @@ export const root = fileURLToPath(new URL('..', import.meta.url));
 export const BIN = process.env.CAMUS_BIN || join(root, 'camus');
 const tests = [];
 export function test(name, fn, { timeout = 120000 } = {}) { tests.push({ name, fn, timeout }); }
+// Steps every run takes whatever CAMUS_TEST selects (the file's server, its last check): they are
+// reported like tests, before(...) ones first, after(...) ones last.
+const befores = [], afters = [];
+export function before(name, fn, { timeout = 120000 } = {}) { befores.push({ name, fn, timeout, always: true }); }
+export function after(name, fn, { timeout = 120000 } = {}) { afters.push({ name, fn, timeout, always: true }); }
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 export async function run() {
   const only = process.env.CAMUS_TEST;
   let passed = 0, failed = 0;
-  for (const t of tests) {
-    if (only && !t.name.includes(only)) continue;
+  for (const t of [...befores, ...tests, ...afters]) {
+    if (only && !t.always && !t.name.includes(only)) continue;
     const t0 = Date.now();
     let timer;
     try {
@@ -77,6 +84,7 @@ export async function startServer(args = [], { host = '127.0.0.1', env = {} } = 
     return { status: res.status, headers: res.headers, text, json };
   };
   srv.get = (path, headers) => srv.request('GET', path, undefined, headers);
+  srv.raw = (chunks, opts = {}) => rawHttp(srv.port, chunks, { secure: srv.scheme === 'https', ...opts });
   srv.post = (path, body, headers) => srv.request('POST', path, body, headers);
   srv.until = async (cond, ms, what) => {
     const end = Date.now() + ms;
@@ -129,27 +137,145 @@ export async function launchKillableChromium() {
   return browser;
 }
 
+// ------------------------------------------------------------------ raw HTTP
+
+export const bytes = (s) => (Buffer.isBuffer(s) ? s : Buffer.from(s, 'latin1'));
+
+// One request as bytes; the body is UTF-8 if given as a string.  Connection: close by default.
+export function rawRequest(method, path, { body, headers = {}, close = true, ctype = 'application/json', host = 'camus' } = {}) {
+  const b = body === undefined ? null : Buffer.isBuffer(body) ? body : Buffer.from(body, 'utf8');
+  let h = `${method} ${path} HTTP/1.1\r\n` + (host === null ? '' : `Host: ${host}\r\n`);
+  if (b) h += `Content-Length: ${b.length}\r\n` + (ctype ? `Content-Type: ${ctype}\r\n` : '');
+  for (const [k, v] of Object.entries(headers)) h += `${k}: ${v}\r\n`;
+  if (close) h += 'Connection: close\r\n';
+  return Buffer.concat([Buffer.from(h + '\r\n', 'latin1'), b || Buffer.alloc(0)]);
+}
+
+// The responses in a stream of bytes (latin1 text): [{status, headers, body, json}].
+export function parseResponses(data, head = false) {
+  const out = [];
+  let i = 0;
+  while (i < data.length) {
+    const he = data.indexOf('\r\n\r\n', i);
+    if (he < 0) break;
+    const lines = data.slice(i, he).split('\r\n');
+    const m = lines[0].match(/^HTTP\/1\.1 (\d{3}) /);
+    if (!m) break;
+    const headers = {};
+    for (const l of lines.slice(1)) { const k = l.indexOf(':'); headers[l.slice(0, k).toLowerCase()] = l.slice(k + 1).trim(); }
+    const status = Number(m[1]);
+    const len = head || status === 304 ? 0 : Number(headers['content-length'] || 0);
+    if (data.length < he + 4 + len) break;
+    const body = Buffer.from(data.slice(he + 4, he + 4 + len), 'latin1').toString('utf8');
+    let json;
+    try { json = JSON.parse(body); } catch { json = undefined; }
+    out.push({ status, headers, body, json });
+    i = he + 4 + len;
+  }
+  return out;
+}
+
+// Sends chunks over one TCP (or TLS) connection to 127.0.0.1:port, from the address `from` if
+// given, with `gap` ms between them; collects the replies until the server closes, `want` replies
+// have come, or `ms` pass.  Resolves {data, responses, statuses, closed, reset, ms}.
+export function rawHttp(port, chunks, { ms = 5000, gap = 0, end = false, want = 0, head = false, from, secure = false } = {}) {
+  return new Promise((resolve) => {
+    const t0 = Date.now();
+    const opts = { port, host: '127.0.0.1', ...(from ? { localAddress: from } : {}) };
+    const sock = secure ? tls.connect({ ...opts, rejectUnauthorized: false }) : net.connect(opts);
+    const bufs = [];
+    let closed = false, settled = false, reset = false;
+    const finish = () => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      sock.destroy();
+      const data = Buffer.concat(bufs).toString('latin1');
+      const responses = parseResponses(data, head);
+      resolve({ data, responses, statuses: responses.map((r) => r.status), closed, reset, ms: Date.now() - t0 });
+    };
+    const timer = setTimeout(finish, ms);
+    sock.on('data', (d) => {
+      bufs.push(d);
+      if (want && parseResponses(Buffer.concat(bufs).toString('latin1'), head).length >= want) finish();
+    });
+    sock.on('close', () => { closed = true; finish(); });
+    sock.on('error', (e) => { if (e.code === 'ECONNRESET') reset = true; });
+    sock.on(secure ? 'secureConnect' : 'connect', async () => {
+      for (const c of [].concat(chunks)) {
+        if (sock.destroyed || closed) break;
+        sock.write(bytes(c));
+        if (gap) await sleep(gap);
+      }
+      if (end && !sock.destroyed) sock.end();
+    });
+  });
+}
+
+// ------------------------------------------------------------------ clients inside a page
+
+// Installs window.CamusClient in a page on the server's origin: connect(room, opts) opens a peer
+// connection with a Ground Control channel (plus an "echo" channel with echo: true), waits for the
+// greeting, and returns a client {pc, dc, ec, id, greeting, openMs, inbox, closed, send(msg), next(type, ms)}.
+// Messages that are not JSON are kept as {unparsable}, binary ones as {binary: length}.
+export async function installClient(page) {
+  await page.evaluate(() => {
+    if (window.CamusClient) return;
+    const sleepMs = (ms) => new Promise((r) => setTimeout(r, ms));
+    window.CamusClient = {
+      async connect(room, { echo = false, mms = 0, label = 'ground-control', ms = 10000 } = {}) {
+        const pc = new RTCPeerConnection();
+        const dc = pc.createDataChannel(label);
+        dc.binaryType = 'arraybuffer';
+        const ec = echo ? pc.createDataChannel('echo') : null;
+        if (ec) ec.binaryType = 'arraybuffer';
+        const c = { pc, dc, ec, inbox: [], id: null, closed: false, arrivals: [] };
+        dc.onmessage = (e) => {
+          if (typeof e.data !== 'string') { c.inbox.push({ binary: e.data.byteLength }); return; }
+          try { c.inbox.push(JSON.parse(e.data)); } catch { c.inbox.push({ unparsable: e.data.slice(0, 200) }); }
+          if (c.arrivals.length < 5000) c.arrivals.push(performance.now());
+        };
+        dc.onclose = () => { c.closed = true; };
+        await pc.setLocalDescription(await pc.createOffer());
+        const t0 = performance.now();
+        const res = await fetch(`/rtc/${room}/offer`, { method: 'POST', headers: { 'Content-Type': 'application/json' },
+          body: JSON.stringify({ sdp: pc.localDescription.sdp, type: 'offer' }) });
+        if (res.status !== 200) return { status: res.status, body: await res.text() };
+        const answer = await res.json();
+        if (mms) answer.sdp = answer.sdp.replace(/a=max-message-size:\d+/, `a=max-message-size:${mms}`);
+        await pc.setRemoteDescription(answer);
+        await new Promise((ok, ko) => { dc.onopen = ok; setTimeout(() => ko(new Error('channel did not open: ' + pc.connectionState)), ms); });
+        c.openMs = performance.now() - t0;
+        c.send = (m) => dc.send(typeof m === 'string' ? m : JSON.stringify(m));
+        c.next = async (type, wait = 3000) => {
+          for (const end = performance.now() + wait; performance.now() < end;) {
+            const k = c.inbox.findIndex((m) => !type || m.type === type);
+            if (k >= 0) return c.inbox.splice(k, 1)[0];
+            await sleepMs(5);
+          }
+          return null;
+        };
+        c.greeting = await c.next('greeting', ms);
+        if (!c.greeting || c.greeting.sender !== 'ground control') throw new Error('no greeting from ground control');
+        c.id = c.greeting.receiver;
+        c.status = 200;
+        return c;
+      },
+    };
+  });
+}
+
 const MAX = 65536;
 
-// In a browser page (Playwright's or Puppeteer's): opens a peer connection to the server with a
-// Ground Control channel (and an "echo" channel), round-trips messages, and reports what happened.
+// In a browser page (Playwright's or Puppeteer's): joins with window.CamusClient (and an "echo"
+// channel), round-trips messages, and reports what happened.
 export async function pageJoin(page, room, { echo = true, keep = false } = {}) {
+  await installClient(page);
   return page.evaluate(async ({ room, echo, keep, MAX }) => {
-    const pc = new RTCPeerConnection();
-    const gc = pc.createDataChannel('ground-control');
-    const ec = echo ? pc.createDataChannel('echo') : null;
-    if (ec) ec.binaryType = 'arraybuffer';
-    await pc.setLocalDescription(await pc.createOffer());
-    const t0 = performance.now();
-    const res = await fetch(`/rtc/${room}/offer`, { method: 'POST', headers: { 'Content-Type': 'application/json' },
-      body: JSON.stringify({ sdp: pc.localDescription.sdp, type: 'offer' }) });
-    if (res.status !== 200) return { status: res.status, body: await res.text() };
-    await pc.setRemoteDescription(await res.json());
-    const first = new Promise((ok, ko) => { gc.onmessage = (e) => ok(e.data); setTimeout(() => ko(new Error('no greeting')), 10000); });
-    await new Promise((ok, ko) => { gc.onopen = ok; setTimeout(() => ko(new Error('channel did not open: ' + pc.connectionState)), 10000); });
-    const openMs = performance.now() - t0;
-    const greeting = JSON.parse(await first);
-    const out = { status: 200, openMs, greeting, echoes: [] };
+    const c = await window.CamusClient.connect(room, { echo });
+    if (c.status !== 200) return c;
+    const out = { status: 200, openMs: c.openMs, greeting: c.greeting, echoes: [] };
+    const ec = c.ec;
     if (ec) {
       if (ec.readyState !== 'open') await new Promise((ok) => { ec.onopen = ok; });
       const q = [];
@@ -170,11 +296,10 @@ export async function pageJoin(page, room, { echo = true, keep = false } = {}) {
       ec.close();
       out.echoClosed = await closed;
     }
-    gc.send(JSON.stringify({ sender: 'x', receiver: 'ground control', type: 'ping', data: 'p1' }));
-    const pong = await new Promise((ok) => { gc.onmessage = (e) => ok(JSON.parse(e.data)); });
-    out.pong = pong;
-    if (!keep) pc.close();
-    else window.keep = pc;
+    c.send({ sender: 'x', receiver: 'ground control', type: 'ping', data: 'p1' });
+    out.pong = await c.next('pong', 10000);
+    if (!keep) c.pc.close();
+    else window.keep = c.pc;
     return out;
   }, { room, echo, keep, MAX });
 }

@@ -1,6 +1,6 @@
 // Ground Control's messaging protocol, spoken raw from a browser page over real data channels:
 // what the server answers, what it relays, and what it refuses.
-import { startServer, test, assert, run, launchChromium } from './lib.mjs';
+import { startServer, test, assert, run, launchChromium, installClient } from './lib.mjs';
 
 test('messaging protocol: replies, relays, and refusals', async () => {
   const srv = await startServer();
@@ -10,32 +10,9 @@ test('messaging protocol: replies, relays, and refusals', async () => {
     await srv.post('/api/rooms', { name: 'elsewhere' });
     const page = await browser.newPage();
     await page.goto(srv.url + '/');
+    await installClient(page);
     const r = await page.evaluate(async () => {
-      const clients = [];
-      async function connect(room) {
-        const pc = new RTCPeerConnection();
-        const dc = pc.createDataChannel('ground-control');
-        const inbox = [];
-        dc.onmessage = (e) => inbox.push(JSON.parse(e.data));
-        await pc.setLocalDescription(await pc.createOffer());
-        const res = await fetch(`/rtc/${room}/offer`, { method: 'POST', body: JSON.stringify({ sdp: pc.localDescription.sdp, type: 'offer' }) });
-        await pc.setRemoteDescription(await res.json());
-        await new Promise((ok) => { dc.onopen = ok; });
-        const c = { pc, dc, inbox, id: null };
-        c.send = (m) => dc.send(typeof m === 'string' ? m : JSON.stringify(m));
-        c.next = async (type) => {
-          for (let i = 0; i < 300; i++) {
-            const k = c.inbox.findIndex((m) => !type || m.type === type);
-            if (k >= 0) return c.inbox.splice(k, 1)[0];
-            await new Promise((r) => setTimeout(r, 10));
-          }
-          return null;
-        };
-        const g = await c.next('greeting');
-        c.id = g.receiver;
-        clients.push(c);
-        return c;
-      }
+      const connect = (room) => window.CamusClient.connect(room);
       const out = {};
       const a = await connect('proto');
       const b = await connect('proto');
@@ -89,7 +66,7 @@ test('messaging protocol: replies, relays, and refusals', async () => {
       b.send({ sender: b.id, receiver: 'ground control', type: 'bye', data: null });
       out.afterBye = await a.next('room-info');
       out.ids = { a: a.id, b: b.id, x: x.id };
-      for (const c of clients) c.pc.close();
+      for (const c of [a, b, x]) c.pc.close();
       return out;
     });
     const { a, b, x } = r.ids;

@@ -5,14 +5,31 @@ import { api, el } from '/common.js';
 const $ = (id) => document.getElementById(id);
 const roomId = decodeURIComponent(location.pathname.split('/')[2] || '');
 const GC = 'ground control';
-const me = { id: null, name: '', stream: new MediaStream(), cam: null, mic: null, screen: null };
-const peers = new Map(); // client id -> peer
-let gc = null;           // {pc, dc}
-let iceServers = [];
-let members = [];        // [{id, username}] as Ground Control last said
-let unread = 0;
+const NAME_MAX = 64; // bytes of UTF-8, as the server counts them
+
+// The page's whole state, in one place.
+const state = {
+  me: { id: null, name: '', stream: new MediaStream(), cam: null, mic: null, screen: null },
+  peers: new Map(),  // client id -> peer (see createPeer for what one holds)
+  gc: null,          // Ground Control: {pc, dc}
+  iceServers: [],
+  members: [],       // [{id, username}] as Ground Control last said
+  unread: 0,
+};
+const { me, peers } = state;
 
 // ---------------------------------------------------------------------------------------- before joining
+
+// The longest prefix of s whose UTF-8 encoding fits in max bytes (whole characters only).
+function utf8Prefix(s, max) {
+  const enc = new TextEncoder();
+  let out = '';
+  for (const ch of s) {
+    if (enc.encode(out + ch).length > max) break;
+    out += ch;
+  }
+  return out;
+}
 
 async function startPreview() {
   for (const t of me.stream.getTracks()) t.stop();
@@ -60,10 +77,10 @@ async function prejoin() {
   for (const id of ['room-title', 'room-name-shown', 'join-room-name']) $(id).textContent = room.json.name;
   $('password-row').hidden = !room.json.password;
   if (config.ok) {
-    iceServers = [{ urls: `stun:${location.hostname}:${config.json.stun_port}` }];
+    state.iceServers = [{ urls: `stun:${location.hostname}:${config.json.stun_port}` }];
     for (const url of config.json.ice_servers) {
       const m = url.match(/^(turns?):([^:@/]+):([^@/]+)@(.+)$/); // turn:user:password@host:port
-      iceServers.push(m ? { urls: `${m[1]}:${m[4]}`, username: m[2], credential: m[3] } : { urls: url });
+      state.iceServers.push(m ? { urls: `${m[1]}:${m[4]}`, username: m[2], credential: m[3] } : { urls: url });
     }
   }
   $('display-name').value = localStorage.getItem('camus.name') || '';
@@ -80,7 +97,7 @@ $('join-form').addEventListener('submit', async (e) => {
   e.preventDefault();
   const error = $('join-error');
   error.textContent = '';
-  me.name = $('display-name').value.trim().slice(0, 64) || 'Major Tom';
+  me.name = utf8Prefix($('display-name').value.trim(), NAME_MAX) || 'Major Tom';
   localStorage.setItem('camus.name', me.name);
   $('join-button').disabled = true;
   try {
@@ -105,7 +122,7 @@ $('join-form').addEventListener('submit', async (e) => {
 async function connectGroundControl() {
   const pc = new RTCPeerConnection();
   const dc = pc.createDataChannel('ground-control');
-  gc = { pc, dc };
+  state.gc = { pc, dc };
   pc.onconnectionstatechange = () => { $('gc-state').textContent = pc.connectionState; if (pc.connectionState === 'failed') lost(); };
   await pc.setLocalDescription(await pc.createOffer());
   const r = await api('POST', `/rtc/${encodeURIComponent(roomId)}/offer`, { sdp: pc.localDescription.sdp, type: 'offer' });
@@ -124,13 +141,14 @@ async function connectGroundControl() {
 }
 
 function send(receiver, type, data) {
+  const { gc } = state;
   if (gc && gc.dc.readyState === 'open') gc.dc.send(JSON.stringify({ sender: me.id, receiver, type, data }));
 }
 
 function lost() {
-  if (!gc) return;
+  if (!state.gc) return;
   notice('Connection to the server lost. Reload to rejoin.');
-  gc = null;
+  state.gc = null;
 }
 
 // Ground Control writes `sender` itself: "ground control" for its own messages, the member's id for
@@ -152,7 +170,11 @@ function onServerMessage(m) {
       break;
     case 'ping': send(GC, 'pong', m.data); break;
     case 'room-info': if (m.data && Array.isArray(m.data.clients)) onRoomInfo(m.data.clients); break;
-    case 'error': console.warn('ground control:', m.data); break;
+    case 'error':
+      console.warn('ground control:', m.data);
+      // A refused name is the user's to fix; other errors are the client's own doing.
+      if (typeof m.data === 'string' && /^Invalid username/.test(m.data)) toast('The server refused your name: ' + m.data);
+      break;
     default: break;
   }
 }
@@ -168,8 +190,8 @@ function onMemberMessage(m) {
 }
 
 function onRoomInfo(clients) {
-  members = clients.filter((c) => c && typeof c.id === 'string' && typeof c.username === 'string');
-  clients = members;
+  state.members = clients.filter((c) => c && typeof c.id === 'string' && typeof c.username === 'string');
+  clients = state.members;
   const ids = new Set(clients.map((c) => c.id));
   for (const c of clients) if (c.id !== me.id && !peers.has(c.id)) createPeer(c.id);
   for (const id of [...peers.keys()]) if (!ids.has(id)) removePeer(id);
@@ -183,14 +205,22 @@ function onRoomInfo(clients) {
 }
 
 const initial = (name) => (Array.from(name.trim())[0] || '?').toUpperCase();
-const nameOf = (id) => (members.find((c) => c.id === id) || { username: 'Major Tom' }).username;
+const nameOf = (id) => (state.members.find((c) => c.id === id) || { username: 'Major Tom' }).username;
 
 // ---------------------------------------------------------------------------------------- peers
 
 function createPeer(id) {
-  const pc = new RTCPeerConnection({ iceServers });
-  const peer = { id, pc, polite: me.id < id, makingOffer: false, ignoreOffer: false, queue: Promise.resolve(),
-    stream: new MediaStream(), pending: [], watchdog: 0 };
+  const pc = new RTCPeerConnection({ iceServers: state.iceServers });
+  const peer = {
+    id, pc,
+    polite: me.id < id,          // perfect negotiation: the polite side rolls back a colliding offer
+    makingOffer: false, ignoreOffer: false,
+    queue: Promise.resolve(),    // its signaling messages, handled in order
+    pending: [],                 // ICE candidates that came before its description
+    attached: false, attachTimer: 0, videoSender: null, watchdog: 0,
+    stream: new MediaStream(),   // what it sends us
+    tile: null, video: null, label: null, avatar: null, // its tile (addTile)
+  };
   peers.set(id, peer);
   // Offers that cross are resolved by perfect negotiation, but a Chromium peer that rolls back its
   // offer while still gathering may never gather again; so the polite side lets the other offer
@@ -414,8 +444,8 @@ function leave() {
   send(GC, 'bye', null);
   for (const p of peers.values()) p.pc.close();
   peers.clear();
-  if (gc) gc.pc.close();
-  gc = null;
+  if (state.gc) state.gc.pc.close();
+  state.gc = null;
   for (const t of me.stream.getTracks()) t.stop();
   if (me.screen) me.screen.stop();
 }
@@ -439,7 +469,7 @@ $('chat-form').addEventListener('submit', (e) => {
   e.preventDefault();
   const input = $('chat-input');
   const text = input.value.trim();
-  if (!text || !gc) return;
+  if (!text || !state.gc) return;
   send('room', 'text', { time: new Date().toISOString(), text });
   input.value = '';
 });
@@ -457,14 +487,14 @@ function showText(sender, data) {
   log.scrollTop = log.scrollHeight;
   const visible = !$('side').classList.contains('collapsed') && !$('panel-chat').hidden && document.visibilityState === 'visible';
   if (!visible && sender !== me.id) {
-    unread++;
-    $('unread').textContent = String(unread);
+    state.unread++;
+    $('unread').textContent = String(state.unread);
     $('unread').hidden = false;
   }
 }
 
 function clearUnread() {
-  unread = 0;
+  state.unread = 0;
   $('unread').hidden = true;
 }
 document.addEventListener('visibilitychange', () => {
@@ -483,4 +513,4 @@ function toast(text) {
 
 prejoin();
 // For tests and the curious: the state of this page.
-window.camus = { me, peers, members: () => members };
+window.camus = { me, peers, members: () => state.members, state };
