@@ -3090,8 +3090,6 @@ static void amap_del(struct addr_map *m, const struct sockaddr_storage *sa) {
 
 static void rtc_set_state(struct rtc *p, enum rtc_state st);
 static void rtc_close(struct rtc *p, const char *why);
-static void rtc_set_state(struct rtc *p, enum rtc_state st);
-static void rtc_close(struct rtc *p, const char *why);
 static void dtls_input(struct rtc *p, const uint8_t *data, size_t n, const struct sockaddr_storage *from);
 
 /* DTLS records that arrived from an address no STUN check has vouched for yet: kept briefly. */
@@ -4829,8 +4827,6 @@ static void client_message(void *ctx, struct rtc *r, struct channel *ch, const u
 /* The HTTP API and the pages: requests in, JSON or files out.  HTTP statuses
  * exist here only: the layers below say what went wrong with enum app_err. */
 
-static void web_serve(struct conn *c, const struct http_req *r, const char *name, int status);
-
 /* The server a connection belongs to (the HTTP server's ctx). */
 static struct camus *server_of(const struct conn *c) { return c->srv->ctx; }
 
@@ -4847,6 +4843,90 @@ static int app_status(enum app_err e) {
   }
   return 500;
 }
+
+/* ------------------------------------------------------------------ web assets */
+
+/* The web client, packed by the Makefile from web/ (see `make camus_web.h`). */
+struct web_file {
+  const char *name;
+  const unsigned char *data;
+  unsigned len;
+  const char *etag;
+};
+#include "camus_web.h"
+
+static const char *content_type(const char *name) {
+  static const char *const map[][2] = {
+      {".html", "text/html; charset=utf-8"}, {".css", "text/css; charset=utf-8"},
+      {".js", "text/javascript; charset=utf-8"}, {".svg", "image/svg+xml"}, {".png", "image/png"},
+      {".ico", "image/x-icon"}, {".json", "application/json"}, {".txt", "text/plain; charset=utf-8"},
+      {".webmanifest", "application/manifest+json"}, {".woff2", "font/woff2"}};
+  const char *dot = strrchr(name, '.');
+  for (size_t i = 0; dot && i < COUNT(map); i++)
+    if (strcmp(dot, map[i][0]) == 0) return map[i][1];
+  return "application/octet-stream";
+}
+
+/* Only plain file names: letters, digits, '-', '_', '.', not starting with '.'. */
+static bool web_name_ok(const char *name) {
+  if (!*name || *name == '.') return false;
+  for (const char *p = name; *p; p++)
+    if (!isalnum((unsigned char)*p) && *p != '-' && *p != '_' && *p != '.') return false;
+  return true;
+}
+
+static void web_reply(struct conn *c, const struct http_req *r, const char *name, int status, const void *data,
+                      size_t n, const char *etag) {
+  char extra[160];
+  struct str inm = http_header(r, "if-none-match");
+  if (status == 200 && inm.n && (str_eq(inm, etag) || str_eq(inm, "*"))) status = 304;
+  snprintf(extra, sizeof extra, "ETag: %s\r\nCache-Control: no-cache\r\n", etag);
+  http_send(c, r, status, content_type(name), data, n, extra);
+}
+
+static void web_serve(struct conn *c, const struct http_req *r, const char *name, int status) {
+  const char *dir = server_of(c)->cfg.web_dir;
+  if (!web_name_ok(name)) name = "404.html", status = 404;
+  if (!dir) {
+    for (size_t i = 0; i < COUNT(web_files); i++)
+      if (strcmp(web_files[i].name, name) == 0) {
+        web_reply(c, r, name, status, web_files[i].data, web_files[i].len, web_files[i].etag);
+        return;
+      }
+    if (strcmp(name, "404.html") != 0) {
+      web_serve(c, r, "404.html", 404);
+      return;
+    }
+    http_send(c, r, 404, "text/plain; charset=utf-8", "not found\n", 10, NULL);
+    return;
+  }
+  char path[PATH_MAX], etag[64];
+  snprintf(path, sizeof path, "%s/%s", dir, name);
+  int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW); /* no symbolic link out of the directory */
+  struct stat st;
+  if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size > CAMUS_WEB_FILE_MAX) {
+    if (fd >= 0) close(fd);
+    if (strcmp(name, "404.html") != 0) {
+      web_serve(c, r, "404.html", 404);
+      return;
+    }
+    http_send(c, r, 404, "text/plain; charset=utf-8", "not found\n", 10, NULL);
+    return;
+  }
+  char *data = malloc((size_t)st.st_size + 1);
+  ssize_t got = data ? read(fd, data, (size_t)st.st_size) : -1;
+  close(fd);
+  if (got != st.st_size) {
+    free(data);
+    http_error(c, r, 500, "cannot read file");
+    return;
+  }
+  snprintf(etag, sizeof etag, "\"%llx-%llx\"", (unsigned long long)st.st_size, (unsigned long long)st.st_mtime);
+  web_reply(c, r, name, status, data, (size_t)got, etag);
+  free(data);
+}
+
+/* ------------------------------------------------------------------ the API */
 
 /* Splits "/prefix/<id>[/rest]" into id and rest; false if path does not start with prefix. */
 static bool path_split(struct str path, const char *prefix, struct str *id, struct str *rest) {
@@ -5295,88 +5375,6 @@ static void http_request(void *ctx, struct conn *c, struct http_req *r) {
   web_serve(c, r, "404.html", 404);
 }
 
-/* =============================================================== WEB ASSETS ================================================================= */
-
-/* The web client, packed by the Makefile from web/ (see `make camus_web.h`). */
-struct web_file {
-  const char *name;
-  const unsigned char *data;
-  unsigned len;
-  const char *etag;
-};
-#include "camus_web.h"
-
-static const char *content_type(const char *name) {
-  static const char *const map[][2] = {
-      {".html", "text/html; charset=utf-8"}, {".css", "text/css; charset=utf-8"},
-      {".js", "text/javascript; charset=utf-8"}, {".svg", "image/svg+xml"}, {".png", "image/png"},
-      {".ico", "image/x-icon"}, {".json", "application/json"}, {".txt", "text/plain; charset=utf-8"},
-      {".webmanifest", "application/manifest+json"}, {".woff2", "font/woff2"}};
-  const char *dot = strrchr(name, '.');
-  for (size_t i = 0; dot && i < COUNT(map); i++)
-    if (strcmp(dot, map[i][0]) == 0) return map[i][1];
-  return "application/octet-stream";
-}
-
-/* Only plain file names: letters, digits, '-', '_', '.', not starting with '.'. */
-static bool web_name_ok(const char *name) {
-  if (!*name || *name == '.') return false;
-  for (const char *p = name; *p; p++)
-    if (!isalnum((unsigned char)*p) && *p != '-' && *p != '_' && *p != '.') return false;
-  return true;
-}
-
-static void web_reply(struct conn *c, const struct http_req *r, const char *name, int status, const void *data,
-                      size_t n, const char *etag) {
-  char extra[160];
-  struct str inm = http_header(r, "if-none-match");
-  if (status == 200 && inm.n && (str_eq(inm, etag) || str_eq(inm, "*"))) status = 304;
-  snprintf(extra, sizeof extra, "ETag: %s\r\nCache-Control: no-cache\r\n", etag);
-  http_send(c, r, status, content_type(name), data, n, extra);
-}
-
-static void web_serve(struct conn *c, const struct http_req *r, const char *name, int status) {
-  const char *dir = server_of(c)->cfg.web_dir;
-  if (!web_name_ok(name)) name = "404.html", status = 404;
-  if (!dir) {
-    for (size_t i = 0; i < COUNT(web_files); i++)
-      if (strcmp(web_files[i].name, name) == 0) {
-        web_reply(c, r, name, status, web_files[i].data, web_files[i].len, web_files[i].etag);
-        return;
-      }
-    if (strcmp(name, "404.html") != 0) {
-      web_serve(c, r, "404.html", 404);
-      return;
-    }
-    http_send(c, r, 404, "text/plain; charset=utf-8", "not found\n", 10, NULL);
-    return;
-  }
-  char path[PATH_MAX], etag[64];
-  snprintf(path, sizeof path, "%s/%s", dir, name);
-  int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW); /* no symbolic link out of the directory */
-  struct stat st;
-  if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size > CAMUS_WEB_FILE_MAX) {
-    if (fd >= 0) close(fd);
-    if (strcmp(name, "404.html") != 0) {
-      web_serve(c, r, "404.html", 404);
-      return;
-    }
-    http_send(c, r, 404, "text/plain; charset=utf-8", "not found\n", 10, NULL);
-    return;
-  }
-  char *data = malloc((size_t)st.st_size + 1);
-  ssize_t got = data ? read(fd, data, (size_t)st.st_size) : -1;
-  close(fd);
-  if (got != st.st_size) {
-    free(data);
-    http_error(c, r, 500, "cannot read file");
-    return;
-  }
-  snprintf(etag, sizeof etag, "\"%llx-%llx\"", (unsigned long long)st.st_size, (unsigned long long)st.st_mtime);
-  web_reply(c, r, name, status, data, (size_t)got, etag);
-  free(data);
-}
-
 /* =============================================================== PUBLIC API ================================================================= */
 
 void camus_config_init(struct camus_config *cfg) {
@@ -5583,10 +5581,10 @@ static long opt_num(const char *opt, const char *v, long lo, long hi) {
   return n;
 }
 
-int main(int argc, char **argv) {
-  struct camus_config cfg;
-  camus_config_init(&cfg);
-  uint64_t t0 = mono_ms();
+/* Reads the command line into cfg.  Returns -1 to go on, else the exit
+ * status (0 after --help or --version, 2 for a bad option). */
+static int parse_options(int argc, char **argv, struct camus_config *c) {
+  struct camus_config cfg = *c;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
     bool takes = true;
@@ -5672,6 +5670,16 @@ int main(int argc, char **argv) {
     return 2;
   }
   if (cfg.cert_file) cfg.tls = 1;
+  *c = cfg;
+  return -1;
+}
+
+int main(int argc, char **argv) {
+  struct camus_config cfg;
+  camus_config_init(&cfg);
+  uint64_t t0 = mono_ms();
+  int rc = parse_options(argc, argv, &cfg);
+  if (rc >= 0) return rc;
 
   char err[512];
   struct camus *s = camus_new(&cfg, err, sizeof err);

@@ -23,8 +23,13 @@ extern "C" {
 
 enum camus_log_level { CAMUS_LOG_ERROR, CAMUS_LOG_WARN, CAMUS_LOG_INFO, CAMUS_LOG_DEBUG };
 
-/* Server settings.  Strings are borrowed: they must outlive the server.
- * Zero / NULL fields mean "the default" once camus_config_init() has run. */
+/* Server settings.  Start from camus_config_init(), which sets every field
+ * to its default (given below).  Strings are borrowed: they must outlive the
+ * server.  Where zero has no meaning (room_expiry_sec, max_connections,
+ * request_timeout_sec, idle_timeout_sec, msg_rate) and for a NULL host,
+ * camus_new() takes the default; elsewhere zero means what it says (port 0
+ * picks a free port, tls 0 is plain HTTP, log_level 0 is CAMUS_LOG_ERROR).
+ * Each server logs to stderr at its own log_level. */
 struct camus_config {
   const char *host;             /* address to listen on; "0.0.0.0" (default), "::" for IPv6 */
   int port;                     /* HTTP(S) port; 5000 by default, 0 picks a free one */
@@ -42,7 +47,7 @@ struct camus_config {
   int n_allowed_hosts;
   enum camus_log_level log_level; /* CAMUS_LOG_INFO by default */
   unsigned room_expiry_sec;     /* an empty room is deleted after this; 3600 */
-  unsigned max_connections;     /* concurrent HTTP connections; 1000 */
+  unsigned max_connections;     /* concurrent HTTP connections; 1000 (at most 65536) */
   unsigned request_timeout_sec; /* time allowed to send one whole request; 10 */
   unsigned idle_timeout_sec;    /* idle keep-alive connections are closed after this; 60 */
   unsigned msg_rate;            /* messages a second one client may send (bursts of 4 s worth); 50 */

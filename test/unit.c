@@ -220,6 +220,25 @@ static struct camus *test_server(void) {
   return s;
 }
 
+/* camus_new() holds the settings to their bounds, whatever the caller gives. */
+static void test_config(void) {
+  struct camus_config cfg;
+  camus_config_init(&cfg);
+  cfg.host = NULL;
+  cfg.port = 0;
+  cfg.udp_port = 0;
+  cfg.log_level = CAMUS_LOG_ERROR;
+  cfg.max_connections = 0;
+  cfg.msg_rate = 0;
+  struct camus *s = camus_new(&cfg, NULL, 0);
+  CHECK(s && s->http.max_conns == CAMUS_MAX_CONNECTIONS && s->cfg.msg_rate == CAMUS_MSG_RATE && s->log_level == CAMUS_LOG_ERROR);
+  camus_free(s);
+  cfg.max_connections = 1000000;
+  s = camus_new(&cfg, NULL, 0);
+  CHECK(s && s->http.max_conns == CAMUS_MAX_CONNECTIONS_LIMIT);
+  camus_free(s);
+}
+
 static void test_rooms_and_tokens(void) {
   struct camus *s = test_server();
   CHECK(s != NULL);
@@ -584,6 +603,40 @@ static int fired[64], n_fired;
 static struct timer timers[64];
 static void on_timer(struct timer *t) { fired[n_fired++] = (int)(t - timers); }
 
+/* The loop's descriptors: more than any fixed count, each callback with its own context; a slot
+ * freed during a turn gets no callback even if it was ready, and is reused only from the next turn. */
+static int io_hits[300];
+static struct loop io_loop;
+static int io_slots[300];
+static void on_io(void *ctx, short re) {
+  int i = (int)(intptr_t)ctx;
+  io_hits[i] += (re & POLLIN) != 0;
+  if (i == 10) loop_io_del(&io_loop, io_slots[11]); /* 11 is ready too, but gone before its turn */
+}
+static int hook_runs;
+static void on_hook(void *ctx) { hook_runs += ctx == &io_loop; }
+
+static void test_loop(void) {
+  int fds[300][2];
+  bool ok = true;
+  for (int i = 0; i < 300; i++) {
+    if (pipe(fds[i]) != 0) ok = false;
+    io_slots[i] = loop_io_add(&io_loop, fds[i][0], POLLIN, on_io, (void *)(intptr_t)i);
+    if (io_slots[i] != i) ok = false;
+    if (i % 2 == 0 && write(fds[i][1], "x", 1) != 1) ok = false;
+  }
+  CHECK(ok && loop_hook_add(&io_loop, on_hook, &io_loop) == 0);
+  if (write(fds[11][1], "x", 1) != 1) ok = false;
+  CHECK(loop_turn(&io_loop, 1000) == 0 && hook_runs == 1);
+  int hits = 0;
+  for (int i = 0; i < 300; i++) hits += io_hits[i];
+  CHECK(hits == 150 && io_hits[10] == 1 && io_hits[11] == 0 && io_hits[1] == 0 && io_hits[298] == 1);
+  CHECK(loop_io_add(&io_loop, fds[11][0], POLLIN, on_io, (void *)(intptr_t)11) == 300); /* 11 is not free yet */
+  CHECK(loop_turn(&io_loop, 0) == 0 && hook_runs == 2 && io_hits[11] == 1);
+  for (int i = 0; i < 300; i++) close(fds[i][0]), close(fds[i][1]);
+  loop_free(&io_loop);
+}
+
 static void test_timers(void) {
   struct loop l = {0};
   l.now = 1000;
@@ -666,8 +719,10 @@ int main(int argc, char **argv) {
   test_http();
   test_form();
   test_slug();
+  test_config();
   test_rooms_and_tokens();
   test_timers();
+  test_loop();
   test_amap();
   test_dcep();
   test_stun();
