@@ -114,6 +114,9 @@
 #ifndef CAMUS_HASH_MS
 #define CAMUS_HASH_MS 250 /* ms of each second the loop may spend on password hashes (PBKDF2, tens of ms each) */
 #endif
+#ifndef CAMUS_HASH_BURST_MS
+#define CAMUS_HASH_BURST_MS 500 /* ms of hashing saved up at most: the longest the loop stalls on them */
+#endif
 #ifndef CAMUS_ROOM_MISSES
 #define CAMUS_ROOM_MISSES 30 /* lookups of rooms that do not exist, per address per minute */
 #endif
@@ -4127,9 +4130,9 @@ struct camus {
 
 /* --------------------------------------------------- limits and fair shares */
 
-/* A token bucket refilled at rate a second, holding CAMUS_MSG_BURST seconds' worth: takes cost if there. */
-static bool bucket_take(double *tokens, uint64_t *at, double rate, double cost, uint64_t now) {
-  double burst = rate * CAMUS_MSG_BURST, add = (double)(now - *at) * rate / 1000.0;
+/* A token bucket refilled at rate a second, holding burst at most: takes cost if there. */
+static bool bucket_take(double *tokens, uint64_t *at, double rate, double burst, double cost, uint64_t now) {
+  double add = (double)(now - *at) * rate / 1000.0;
   *at = now;
   *tokens = *tokens + add > burst ? burst : *tokens + add;
   if (*tokens < cost) return false;
@@ -4138,9 +4141,9 @@ static bool bucket_take(double *tokens, uint64_t *at, double rate, double cost, 
 }
 
 /* Password hashes cost the only thread tens of ms each: it spends on them at
- * most CAMUS_HASH_MS a second, in bursts of CAMUS_MSG_BURST seconds' worth. */
+ * most CAMUS_HASH_MS a second, and CAMUS_HASH_BURST_MS at once. */
 static bool hash_allowed(struct camus *s) {
-  bucket_take(&s->hash_us, &s->hash_at, CAMUS_HASH_MS * 1000.0, 0, s->loop.now); /* refills */
+  bucket_take(&s->hash_us, &s->hash_at, CAMUS_HASH_MS * 1000.0, CAMUS_HASH_BURST_MS * 1000.0, 0, s->loop.now);
   return s->hash_us > 0;
 }
 
@@ -4267,8 +4270,21 @@ static unsigned room_capacity(const struct room *rm) {
   return rm->guest_limit ? rm->guest_limit : CAMUS_GUEST_LIMIT_MAX;
 }
 
+/* Closes the sessions still connecting into rm (none holds a seat) and lets
+ * them go of it, so that it can be deleted now. */
+static void room_release(struct room *rm) {
+  for (uint32_t i = 0; i < sessions.cap && rm->n_sessions; i++) {
+    struct rtc *r = sessions.table[i];
+    struct client *c = r && r->host == &rm->srv->rtc ? r->user : NULL;
+    if (!c || c->room != rm) continue;
+    rtc_close(r, "its room was shed");
+    c->room = NULL;
+    rm->n_sessions--;
+  }
+}
+
 /* The table of rooms is full: the address that made the most of the rooms
- * nobody is in loses one of them (one never joined first, else the one
+ * nobody sits in loses one of them (one never joined first, else the one
  * quiet longest), if it made more than creator would.  A few addresses
  * cannot keep the table full, and nobody loses a room to them. */
 static bool room_shed(struct camus *s, const uint8_t creator[16]) {
@@ -4276,19 +4292,21 @@ static bool room_shed(struct camus *s, const uint8_t creator[16]) {
   if (!keys) return false;
   unsigned n = 0, most, mine;
   for (unsigned i = 0; i < s->n_rooms; i++)
-    if (!s->rooms[i]->n_sessions) keys[n++] = s->rooms[i]->creator;
+    if (!s->rooms[i]->n_clients) keys[n++] = s->rooms[i]->creator;
   const uint8_t *heavy = host_heaviest(keys, n, creator, &most, &mine);
   struct room *victim = NULL;
   for (unsigned i = 0; heavy && most > mine + 1 && i < s->n_rooms; i++) {
     struct room *rm = s->rooms[i];
-    if (rm->n_sessions || memcmp(rm->creator, heavy, 16) != 0) continue;
+    if (rm->n_clients || memcmp(rm->creator, heavy, 16) != 0) continue;
     if (!victim || (!rm->joined && victim->joined) ||
         (rm->joined == victim->joined && rm->last_active < victim->last_active))
       victim = rm;
   }
   free(keys);
-  if (victim) room_delete(s, victim, "shed: empty, and its creator's address made the most rooms");
-  return victim != NULL;
+  if (!victim) return false;
+  room_release(victim);
+  room_delete(s, victim, "shed: nobody in it, and its creator's address made the most rooms");
+  return true;
 }
 
 /* Checks and creates a room for the address creator.  Returns it, or NULL
@@ -4462,13 +4480,15 @@ static bool username_ok(const char *u, int n) {
 
 /* cfg.msg_rate messages a second. */
 static bool msg_rate_ok(struct client *c, uint64_t now) {
-  return bucket_take(&c->bucket, &c->bucket_at, c->srv->cfg.msg_rate, 1, now);
+  double rate = c->srv->cfg.msg_rate;
+  return bucket_take(&c->bucket, &c->bucket_at, rate, rate * CAMUS_MSG_BURST, 1, now);
 }
 
 /* CAMUS_MSG_BYTES a second of what c makes the server send: a message to a
  * room of ten costs ten times its size. */
 static bool msg_bytes_ok(struct client *c, size_t cost) {
-  return bucket_take(&c->bytes, &c->bytes_at, CAMUS_MSG_BYTES, (double)cost, c->srv->loop.now);
+  return bucket_take(&c->bytes, &c->bytes_at, CAMUS_MSG_BYTES, (double)CAMUS_MSG_BYTES * CAMUS_MSG_BURST, (double)cost,
+                     c->srv->loop.now);
 }
 
 /* What is wrong with a chat message's data ({"text": ...}), or NULL. */
