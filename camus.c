@@ -2983,6 +2983,7 @@ struct rtc {
   int n_addrs, sel;              /* sel: the address DTLS is sent to (the nominated one) */
   int rx_addr;                   /* the address the datagram being handled came from */
   unsigned hs_sent;              /* the addresses (bit i: addrs[i]) our DTLS handshake was sent to */
+  int hs_addr;                   /* as DTLS server: 1 + the address the ServerHello went to; 0 before */
   uint64_t created, last_seen;
   struct timer life;             /* handshake deadline, then consent freshness */
 
@@ -3337,12 +3338,19 @@ static void rtc_dtls_datagram(void *ctx, const uint8_t *data, size_t n, const st
 static int dtls_send_cb(void *ctx, const unsigned char *buf, size_t len) {
   struct rtc *p = ctx;
   if (p->n_addrs == 0) return MBEDTLS_ERR_SSL_WANT_WRITE;
-  /* As DTLS server, the handshake answers where the client's last datagram
-   * came from: a HelloVerifyRequest goes back to the address its cookie is
-   * bound to, and a ServerHello is sent only to a ClientHello that returned
-   * that cookie (RFC 6347 4.2.1), which proves the address receives. */
-  int to = p->dtls_server && !p->dtls_up ? p->rx_addr : p->sel;
-  if (p->dtls_server && !p->dtls_up && len > 13 && buf[0] == 22 && buf[13] == 2) p->addrs[to].proven = true;
+  /* As DTLS server, a HelloVerifyRequest goes back where its ClientHello came
+   * from (the address its cookie is bound to), and a ServerHello is sent only
+   * to a ClientHello that returned that cookie (RFC 6347 4.2.1): it proves the
+   * address receives, and the rest of the handshake, retransmissions
+   * included, stays pinned to it, wherever a later datagram comes from. */
+  int to = p->sel;
+  if (p->dtls_server && !p->dtls_up) {
+    if (!p->hs_addr && len > 13 && buf[0] == 22 && buf[13] == 2) {
+      p->hs_addr = p->rx_addr + 1;
+      p->addrs[p->rx_addr].proven = true;
+    }
+    to = p->hs_addr ? p->hs_addr - 1 : p->rx_addr;
+  }
   if (!p->dtls_up) p->hs_sent |= 1u << to;
   rtc_addr_send(p, &p->addrs[to], buf, len);
   return (int)len; /* a datagram dropped here is like one lost on the way */

@@ -8,11 +8,12 @@ import net from 'node:net';
 import tls from 'node:tls';
 import dgram from 'node:dgram';
 import { spawn } from 'node:child_process';
-import { createHmac, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, writeFileSync, symlinkSync, chmodSync, renameSync, rmSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startServer, test, assert, run, sleep, BIN, launchChromium, pageJoin } from './lib.mjs';
+import { startServer, test, assert, run, sleep, BIN, launchChromium, pageJoin, parseResponses as parseAll } from './lib.mjs';
+import { MAGIC, CLIENT_UFRAG, offer, check as stunCheck, stunParse } from './stun.mjs';
 
 const J = JSON.stringify;
 
@@ -35,28 +36,7 @@ const range = (n, f) => Array.from({ length: n }, (_, i) => f(i));
 
 // ------------------------------------------------------------------ raw HTTP
 
-function parseResponses(data) {
-  const out = [];
-  let i = 0;
-  while (i < data.length) {
-    const he = data.indexOf('\r\n\r\n', i);
-    if (he < 0) break;
-    const lines = data.slice(i, he).split('\r\n');
-    const m = lines[0].match(/^HTTP\/1\.1 (\d{3}) /);
-    if (!m) break;
-    const headers = {};
-    for (const l of lines.slice(1)) { const k = l.indexOf(':'); headers[l.slice(0, k).toLowerCase()] = l.slice(k + 1).trim(); }
-    const status = Number(m[1]);
-    const len = status === 304 ? 0 : Number(headers['content-length'] || 0);
-    if (data.length < he + 4 + len) break;
-    const body = Buffer.from(data.slice(he + 4, he + 4 + len), 'latin1').toString('utf8');
-    let json;
-    try { json = JSON.parse(body); } catch { json = undefined; }
-    out.push({ status, headers, body, json });
-    i = he + 4 + len;
-  }
-  return { responses: out, rest: data.slice(i) };
-}
+const parseResponses = (data) => { const r = parseAll(data); return { responses: r, rest: r.rest }; };
 
 // One request as bytes.  body: an object (sent as JSON) or a string; ctype: its Content-Type (null:
 // none); host: the Host header (null: none); headers: more header lines, as [name, value] pairs.
@@ -126,14 +106,6 @@ const get = (srv, from, path, opts = {}) => http(srv, from, 'GET', path, opts);
 
 // ------------------------------------------------------------------ SDP offers and STUN checks
 
-const FP = 'sha-256 ' + range(32, (i) => ((i * 37 + 11) & 255).toString(16).padStart(2, '0').toUpperCase()).join(':');
-const CLIENT_UFRAG = 'FaIr';
-function offer({ setup = 'actpass' } = {}) {
-  return ['v=0', 'o=- 4611731400430051336 2 IN IP4 127.0.0.1', 's=-', 't=0 0', 'a=group:BUNDLE 0',
-    'm=application 9 UDP/DTLS/SCTP webrtc-datachannel', 'c=IN IP4 0.0.0.0', `a=ice-ufrag:${CLIENT_UFRAG}`,
-    'a=ice-pwd:fairnessfairnessfairness', `a=fingerprint:${FP}`, `a=setup:${setup}`, 'a=mid:0',
-    'a=sctp-port:5000', 'a=max-message-size:262144'].join('\r\n') + '\r\n';
-}
 // An offer posted from `from`: the HTTP response, and the server's ICE credentials when it was 200.
 async function newPeer(srv, from, room, opts = {}) {
   const r = await post(srv, from, `/rtc/${room}/offer`, { sdp: offer(opts), type: 'offer' });
@@ -142,61 +114,14 @@ async function newPeer(srv, from, room, opts = {}) {
   return { status: 200, r, sdp, ufrag: sdp.match(/a=ice-ufrag:(\S+)/)[1], pwd: sdp.match(/a=ice-pwd:(\S+)/)[1] };
 }
 
-const MAGIC = 0x2112a442;
-const CRC_TABLE = range(256, (n) => {
-  let c = n;
-  for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-  return c >>> 0;
-});
-function crc32(b) {
-  let c = 0xffffffff;
-  for (const x of b) c = CRC_TABLE[(c ^ x) & 255] ^ (c >>> 8);
-  return (c ^ 0xffffffff) >>> 0;
-}
-function stunAttr(type, value) {
-  const a = Buffer.alloc(4 + value.length + ((4 - (value.length % 4)) % 4));
-  a.writeUInt16BE(type, 0);
-  a.writeUInt16BE(value.length, 2);
-  value.copy(a, 4);
-  return a;
-}
-// An authenticated ICE check for peer p: USERNAME "<server ufrag>:<offer ufrag>", PRIORITY,
-// ICE-CONTROLLING, MESSAGE-INTEGRITY keyed with the server's ice-pwd, FINGERPRINT.
-function check(p) {
-  const txid = randomBytes(12);
-  const tb = randomBytes(8);
-  let body = Buffer.concat([stunAttr(0x0006, Buffer.from(`${p.ufrag}:${CLIENT_UFRAG}`)),
-    stunAttr(0x0024, Buffer.from([0x6e, 0x7f, 0x1e, 0xff])), stunAttr(0x802a, tb)]);
-  const hdr = (len) => {
-    const h = Buffer.alloc(20);
-    h.writeUInt16BE(0x0001, 0);
-    h.writeUInt16BE(len, 2);
-    h.writeUInt32BE(MAGIC, 4);
-    txid.copy(h, 8);
-    return h;
-  };
-  const mac = createHmac('sha1', p.pwd).update(Buffer.concat([hdr(body.length + 24), body])).digest();
-  body = Buffer.concat([body, stunAttr(0x0008, mac)]);
-  const v = Buffer.alloc(4);
-  v.writeUInt32BE(((crc32(Buffer.concat([hdr(body.length + 8), body])) ^ 0x5354554e) >>> 0));
-  body = Buffer.concat([body, stunAttr(0x8028, v)]);
-  return { msg: Buffer.concat([hdr(body.length), body]), txid };
-}
+// An authenticated ICE check for peer p (its server ufrag and ice-pwd), with a random tie-breaker.
+const check = (p) => stunCheck(p, { tiebreaker: [randomBytes(4).readUInt32BE(0), randomBytes(4).readUInt32BE(0)] });
 // The reply to txid among datagrams: its type, and whether its MESSAGE-INTEGRITY is right for key.
 function stunReply(got, txid, key) {
   for (const b of got) {
     if (b.length < 20 || b[0] > 1 || b.readUInt32BE(4) !== MAGIC || !b.subarray(8, 20).equals(txid)) continue;
-    const r = { type: b.readUInt16BE(0) };
-    for (let i = 20; i + 4 <= b.length;) {
-      const t = b.readUInt16BE(i), len = b.readUInt16BE(i + 2);
-      if (t === 0x0008) {
-        const h = Buffer.from(b.subarray(0, i));
-        h.writeUInt16BE(i + 24 - 20, 2);
-        r.integrityOk = createHmac('sha1', key).update(h).digest().equals(b.subarray(i + 4, i + 24));
-      }
-      i += 4 + len + ((4 - (len % 4)) % 4);
-    }
-    return r;
+    const m = stunParse(b, key);
+    return m && { type: m.type, integrityOk: m.integrityOk };
   }
   return null;
 }

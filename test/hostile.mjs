@@ -5,8 +5,9 @@
 // memory and CPU are back where they were.  Counts the distinct hostile inputs sent (at least 200).
 import net from 'node:net';
 import dgram from 'node:dgram';
-import { createHmac } from 'node:crypto';
 import { startServer, test, before, after, assert, run, sleep, launchChromium, pageJoin, installClient, rawHttp, rawRequest, parseResponses, bytes, BIN } from './lib.mjs';
+import { MAGIC, stun as stunMsg, stunParse, u32, u64, USERNAME, PRIORITY, USE_CANDIDATE, ICE_CONTROLLING, ICE_CONTROLLED,
+  FP, CLIENT_UFRAG, offer, rec, hs, hello as helloMsg, stunAttr } from './stun.mjs';
 
 const ASAN = /asan/.test(BIN);
 const SLACK = ASAN ? 2 : 1;                    // time allowances under the sanitizers
@@ -81,16 +82,6 @@ async function http(request, opts) {
 
 // ------------------------------------------------------------------ SDP offers
 
-const FP = 'sha-256 ' + Array.from({ length: 32 }, (_, i) => ((i * 37 + 11) & 255).toString(16).padStart(2, '0').toUpperCase()).join(':');
-const CLIENT_UFRAG = 'HoSt';
-function offer({ ufrag = CLIENT_UFRAG, pwd = 'hostilehostilehostile1', fp = FP, setup = 'actpass', eol = '\r\n',
-  mline = 'm=application 9 UDP/DTLS/SCTP webrtc-datachannel', extra = [], session = [], drop = [], media = [] } = {}) {
-  const lines = ['v=0', 'o=- 4611731400430051336 2 IN IP4 127.0.0.1', 's=-', 't=0 0', 'a=group:BUNDLE 0', ...session, ...media,
-    mline, 'c=IN IP4 0.0.0.0', `a=ice-ufrag:${ufrag}`, `a=ice-pwd:${pwd}`, `a=fingerprint:${fp}`, `a=setup:${setup}`,
-    'a=mid:0', 'a=sctp-port:5000', 'a=max-message-size:262144', ...extra];
-  return lines.filter((l) => !drop.some((d) => l.startsWith(d))).join(eol) + eol;
-}
-
 // A peer made by a plain HTTP offer: the server's ICE credentials from its answer.
 async function newPeer(room, opts = {}) {
   const r = await http(req('POST', `/rtc/${room}/offer`, { body: J({ sdp: offer(opts), type: 'offer' }) }));
@@ -101,82 +92,8 @@ async function newPeer(room, opts = {}) {
 
 // ------------------------------------------------------------------ STUN (RFC 8489) in JS
 
-const MAGIC = 0x2112a442;
-const CRC_TABLE = Array.from({ length: 256 }, (_, n) => {
-  let c = n;
-  for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-  return c >>> 0;
-});
-function crc32(b) {
-  let c = 0xffffffff;
-  for (const x of b) c = CRC_TABLE[(c ^ x) & 255] ^ (c >>> 8);
-  return (c ^ 0xffffffff) >>> 0;
-}
-function stunAttr(type, value, len = value.length) {
-  const pad = (4 - (value.length % 4)) % 4;
-  const a = Buffer.alloc(4 + value.length + pad);
-  a.writeUInt16BE(type, 0);
-  a.writeUInt16BE(len, 2);
-  value.copy(a, 4);
-  return a;
-}
-// A STUN message: attrs before MESSAGE-INTEGRITY (keyed with key), `after` between it and FINGERPRINT.
-function stun({ type = 0x0001, txid = randBytes(12), attrs = [], key = null, after = [], fp = true, lenDelta = 0, corruptMac = false, corruptFp = false } = {}) {
-  let body = Buffer.concat(attrs.map((a) => (Buffer.isBuffer(a) ? a : stunAttr(...a))));
-  const hdr = (len) => {
-    const h = Buffer.alloc(20);
-    h.writeUInt16BE(type, 0);
-    h.writeUInt16BE(len, 2);
-    h.writeUInt32BE(MAGIC, 4);
-    txid.copy(h, 8);
-    return h;
-  };
-  if (key !== null) {
-    const mac = createHmac('sha1', key).update(Buffer.concat([hdr(body.length + 24), body])).digest();
-    if (corruptMac) mac[7] ^= 0x40;
-    body = Buffer.concat([body, stunAttr(0x0008, mac)]);
-  }
-  body = Buffer.concat([body, ...after.map((a) => stunAttr(...a))]);
-  if (fp) {
-    const v = Buffer.alloc(4);
-    v.writeUInt32BE(((crc32(Buffer.concat([hdr(body.length + 8), body])) ^ 0x5354554e) ^ (corruptFp ? 1 : 0)) >>> 0);
-    body = Buffer.concat([body, stunAttr(0x8028, v)]);
-  }
-  return { msg: Buffer.concat([hdr(body.length + lenDelta), body]), txid };
-}
-const u32 = (v) => { const b = Buffer.alloc(4); b.writeUInt32BE(v >>> 0); return b; };
-const u64 = (hi, lo) => Buffer.concat([u32(hi), u32(lo)]);
-const USERNAME = 0x0006, PRIORITY = 0x0024, USE_CANDIDATE = 0x0025, ICE_CONTROLLING = 0x802a, ICE_CONTROLLED = 0x8029;
-
-// Parses a STUN reply and checks its FINGERPRINT (and MESSAGE-INTEGRITY with key, when present).
-function stunParse(b, key) {
-  if (b.length < 20 || b.readUInt32BE(4) !== MAGIC || b.readUInt16BE(2) + 20 !== b.length) return null;
-  const m = { type: b.readUInt16BE(0), txid: b.subarray(8, 20), attrs: {} };
-  for (let i = 20; i + 4 <= b.length;) {
-    const t = b.readUInt16BE(i), len = b.readUInt16BE(i + 2), v = b.subarray(i + 4, i + 4 + len);
-    if (t === 0x8028) {
-      const h = Buffer.from(b.subarray(0, i));
-      m.fingerprintOk = v.readUInt32BE(0) === ((crc32(h) ^ 0x5354554e) >>> 0);
-    } else if (t === 0x0008) {
-      if (key) {
-        const h = Buffer.from(b.subarray(0, i));
-        h.writeUInt16BE(i + 24 - 20, 2);
-        m.integrityOk = createHmac('sha1', key).update(h).digest().equals(v);
-      } else m.integrity = true;
-    } else if (t === 0x0009) {
-      m.code = (v[2] & 7) * 100 + v[3];
-      m.reason = v.subarray(4).toString();
-    } else if (t === 0x000a) {
-      m.unknown = [];
-      for (let k = 0; k + 2 <= len; k += 2) m.unknown.push(v.readUInt16BE(k));
-    } else if (t === 0x0020) {
-      m.port = v.readUInt16BE(2) ^ 0x2112;
-      m.ip = [0, 1, 2, 3].map((k) => v[4 + k] ^ b[4 + k]).join('.');
-    }
-    i += 4 + len + ((4 - (len % 4)) % 4);
-  }
-  return m;
-}
+// The shared STUN writer, seeded: every "random" transaction id is the same on every run.
+const stun = (o = {}) => stunMsg({ txid: randBytes(12), ...o });
 
 async function udpSocket() {
   const s = dgram.createSocket('udp4');
@@ -1008,32 +925,7 @@ test('UDP: garbage, broken STUN, bad credentials, DTLS-looking garbage, a flood'
 
   // DTLS-looking garbage from validated addresses, into the DTLS handshakes themselves.
   const D = [];
-  const rec = (type, body, { epoch = 0, seq = 1, version = 0xfefd, len } = {}) => {
-    const h = Buffer.alloc(13);
-    h[0] = type;
-    h.writeUInt16BE(version, 1);
-    h.writeUInt16BE(epoch, 3);
-    h.writeUIntBE(seq, 5, 6);
-    h.writeUInt16BE(len === undefined ? body.length : len, 11);
-    return Buffer.concat([h, body]);
-  };
-  const hs = (msgType, body, { length, offset = 0, fragLen, seq = 0 } = {}) => {
-    const h = Buffer.alloc(12);
-    h[0] = msgType;
-    h.writeUIntBE(length === undefined ? body.length : length, 1, 3);
-    h.writeUInt16BE(seq, 4);
-    h.writeUIntBE(offset, 6, 3);
-    h.writeUIntBE(fragLen === undefined ? body.length : fragLen, 9, 3);
-    return Buffer.concat([h, body]);
-  };
-  const hello = ({ version = 0xfefd, sid = Buffer.alloc(0), sidLen, cookie = Buffer.alloc(0), suites = [0xc02b, 0xc02f], suitesLen, comp = [0], ext = Buffer.alloc(0), extLen } = {}) => {
-    const s = Buffer.alloc(2 * suites.length);
-    suites.forEach((x, i) => s.writeUInt16BE(x, 2 * i));
-    const parts = [Buffer.from([version >> 8, version & 255]), randBytes(32), Buffer.from([sidLen ?? sid.length]), sid, Buffer.from([cookie.length]), cookie,
-      Buffer.from([(suitesLen ?? s.length) >> 8, (suitesLen ?? s.length) & 255]), s, Buffer.from([comp.length, ...comp])];
-    if (ext.length || extLen !== undefined) parts.push(Buffer.from([(extLen ?? ext.length) >> 8, (extLen ?? ext.length) & 255]), ext);
-    return Buffer.concat(parts);
-  };
+  const hello = (o = {}) => helloMsg({ random: randBytes(32), ...o });
   const d = (label, dg) => D.push({ label, dg });
   // To a server that is the DTLS client, waiting for a ServerHello.
   for (let k = 0; k < 4; k++) d(`to DTLS client: random record ${k}`, rec(22, randBytes(20 + k * 150)));

@@ -151,7 +151,7 @@ export function rawRequest(method, path, { body, headers = {}, close = true, cty
   return Buffer.concat([Buffer.from(h + '\r\n', 'latin1'), b || Buffer.alloc(0)]);
 }
 
-// The responses in a stream of bytes (latin1 text): [{status, headers, body, json}].
+// The responses in a stream of bytes (latin1 text): [{status, headers, body, json}], and .rest.
 export function parseResponses(data, head = false) {
   const out = [];
   let i = 0;
@@ -172,6 +172,7 @@ export function parseResponses(data, head = false) {
     out.push({ status, headers, body, json });
     i = he + 4 + len;
   }
+  out.rest = data.slice(i); /* what follows the last whole response */
   return out;
 }
 

@@ -1,8 +1,9 @@
 // Raw WebRTC transport pieces for tests that speak to the server without a browser: STUN messages
 // (RFC 8489) with MESSAGE-INTEGRITY and FINGERPRINT, and a parser that checks them; SDP offers and
 // the credentials of the server's answer; DTLS records, handshake messages and ClientHellos
-// (RFC 6347), and a parser for what comes back; UDP sockets that record what they receive; and
-// UDP datagrams with a forged source address (a raw IPv4 socket from Python; needs root).
+// (RFC 6347), and a parser for what comes back; UDP sockets that record what they receive;
+// UDP datagrams with a forged source address (a raw IPv4 socket from Python; needs root); a real
+// DTLS client driven one datagram at a time (pyOpenSSL); and SCTP INIT packets.
 import dgram from 'node:dgram';
 import { spawn } from 'node:child_process';
 import { createHmac, randomBytes } from 'node:crypto';
@@ -306,4 +307,119 @@ export function sendForged(datagrams, { python = '/usr/bin/python3' } = {}) {
     p.on('close', (code) => (code === 0 ? ok(out.trim()) : ko(new Error(`forging datagrams failed (exit ${code}): ${err.trim()}`))));
     p.stdin.end(input);
   });
+}
+
+// ------------------------------------------------------------------ a DTLS client (pyOpenSSL)
+
+// A DTLS 1.2 client with a fresh ECDSA P-256 certificate, driven one datagram at a time: OpenSSL
+// on memory BIOs in a Python child (/usr/bin/python3 with python3-openssl).  Input goes in with
+// input(), what it would send comes back; nothing is sent on a timer (no retransmissions).
+const DTLS_CLIENT = `
+import datetime, hashlib, json, sys
+from OpenSSL import SSL, crypto
+from cryptography import x509
+from cryptography.x509.oid import NameOID
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+key = ec.generate_private_key(ec.SECP256R1())
+name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, 'camus-test')])
+now = datetime.datetime.now(datetime.timezone.utc)
+cert = x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key()).serial_number(1) \\
+    .not_valid_before(now - datetime.timedelta(days=1)).not_valid_after(now + datetime.timedelta(days=1)).sign(key, hashes.SHA256())
+fp = hashlib.sha256(cert.public_bytes(serialization.Encoding.DER)).hexdigest().upper()
+ctx = SSL.Context(SSL.DTLS_METHOD)
+ctx.use_certificate(crypto.X509.from_cryptography(cert))
+ctx.use_privatekey(crypto.PKey.from_cryptography_key(key))
+ctx.set_verify(SSL.VERIFY_PEER, lambda *a: True)
+ctx.set_cipher_list(b'ECDHE-ECDSA-AES128-GCM-SHA256')
+conn = SSL.Connection(ctx)
+conn.set_connect_state()
+done = False
+def step():
+    global done
+    if not done:
+        try:
+            conn.do_handshake()
+            done = True
+        except SSL.WantReadError:
+            pass
+    app = []
+    if done:
+        while True:
+            try:
+                app.append(conn.recv(65536).hex())
+            except (SSL.WantReadError, SSL.ZeroReturnError):
+                break
+    out = []
+    while True:
+        try:
+            out.append(conn.bio_read(65536).hex())
+        except SSL.WantReadError:
+            break
+    print(json.dumps({'out': out, 'done': done, 'app': app}), flush=True)
+print(json.dumps({'fingerprint': 'sha-256 ' + ':'.join(fp[i:i + 2] for i in range(0, 64, 2))}), flush=True)
+for line in sys.stdin:
+    c = json.loads(line)
+    if c['cmd'] == 'in':
+        conn.bio_write(bytes.fromhex(c['hex']))
+    elif c['cmd'] == 'write':
+        conn.send(bytes.fromhex(c['hex']))
+    step()
+`;
+// Resolves to { fingerprint, start(), input(datagram), write(data), close() }: start() gives the
+// ClientHello, input() and write() what the client sends then ({ out: [Buffer], done, app: [Buffer] };
+// done: the handshake is over; app: application data it read).
+export async function dtlsClient({ python = '/usr/bin/python3' } = {}) {
+  const p = spawn(python, ['-c', DTLS_CLIENT], { stdio: ['pipe', 'pipe', 'pipe'] });
+  const waiting = [];
+  let buf = '', err = '';
+  p.stdout.on('data', (d) => {
+    buf += d;
+    for (let i; (i = buf.indexOf('\n')) >= 0;) {
+      const line = buf.slice(0, i);
+      buf = buf.slice(i + 1);
+      waiting.shift()?.ok(JSON.parse(line));
+    }
+  });
+  p.stderr.on('data', (d) => { err += d; });
+  const fail = (why) => { for (const w of waiting.splice(0)) w.ko(new Error(`DTLS client ${why}: ${err.trim()}`)); };
+  p.on('close', (code) => fail(`ended (exit ${code})`));
+  p.on('error', (e) => fail(`failed (${e.message})`));
+  p.stdin.on('error', () => {}); // it ended: the waiter hears of it
+  const next = () => new Promise((ok, ko) => (p.exitCode !== null ? ko(new Error(`DTLS client ended: ${err.trim()}`)) : waiting.push({ ok, ko })));
+  const ask = async (c) => {
+    const r = next();
+    p.stdin.write(JSON.stringify(c) + '\n');
+    const m = await r;
+    return { out: m.out.map((h) => Buffer.from(h, 'hex')), done: m.done, app: m.app.map((h) => Buffer.from(h, 'hex')) };
+  };
+  const { fingerprint } = await next();
+  return {
+    fingerprint,
+    start: () => ask({ cmd: 'step' }),
+    input: (d) => ask({ cmd: 'in', hex: d.toString('hex') }),
+    write: (d) => ask({ cmd: 'write', hex: d.toString('hex') }),
+    close: () => { p.stdin.end(); p.kill(); },
+  };
+}
+
+// ------------------------------------------------------------------ SCTP (RFC 9260)
+
+const CRC32C_TABLE = Array.from({ length: 256 }, (_, n) => {
+  let c = n;
+  for (let k = 0; k < 8; k++) c = c & 1 ? 0x82f63b78 ^ (c >>> 1) : c >>> 1;
+  return c >>> 0;
+});
+export function crc32c(b) {
+  let c = 0xffffffff;
+  for (const x of b) c = CRC32C_TABLE[(c ^ x) & 255] ^ (c >>> 8);
+  return (c ^ 0xffffffff) >>> 0;
+}
+
+// An SCTP packet holding one INIT chunk (verification tag 0), as a data channel's first packet.
+export function sctpInit({ srcPort = 5000, dstPort = 5000, tag = randomBytes(4).readUInt32BE(0) || 1, tsn = 1 } = {}) {
+  const chunk = Buffer.concat([Buffer.from([1, 0]), u16(20), u32(tag), u32(131072), u16(1024), u16(1024), u32(tsn)]);
+  const pkt = Buffer.concat([u16(srcPort), u16(dstPort), u32(0), u32(0), chunk]);
+  pkt.writeUInt32LE(crc32c(pkt), 8);
+  return pkt;
 }
