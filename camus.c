@@ -240,6 +240,9 @@
 #ifndef CAMUS_RATE_WINDOW_MS
 #define CAMUS_RATE_WINDOW_MS 60000 /* ms: the window of the per-address and per-room counters */
 #endif
+#ifndef CAMUS_TIMER_GRAIN_MS
+#define CAMUS_TIMER_GRAIN_MS 1000 /* ms: deadlines counted in seconds (consent, pings) are rounded up to this, to share wake-ups */
+#endif
 #ifndef CAMUS_TIMERS_PER_TURN
 #define CAMUS_TIMERS_PER_TURN 100000 /* timers fired in one loop turn at most */
 #endif
@@ -2156,6 +2159,12 @@ static int timer_at(struct loop *l, struct timer *t, uint64_t at) {
 
 static int timer_in(struct loop *l, struct timer *t, uint64_t ms) { return timer_at(l, t, l->now + ms); }
 
+/* Arms t at the first multiple of CAMUS_TIMER_GRAIN_MS at or after at: the
+ * many deadlines that need no precision share their wake-ups. */
+static int timer_at_coarse(struct loop *l, struct timer *t, uint64_t at) {
+  return timer_at(l, t, (at + CAMUS_TIMER_GRAIN_MS - 1) / CAMUS_TIMER_GRAIN_MS * CAMUS_TIMER_GRAIN_MS);
+}
+
 /* poll()'s timeout: until the next timer, capped by max (-1 = no cap). */
 static int timers_timeout(const struct loop *l, int max) {
   if (!l->n) return max;
@@ -2975,7 +2984,7 @@ struct rtc {
   bool dead;
   char id[33];                   /* 32 random hex characters: the session's name in logs and above */
   char ufrag[17], pwd[33];       /* ours */
-  char remote_ufrag[CAMUS_SDP_UFRAG_MAX + 1], remote_pwd[CAMUS_SDP_UFRAG_MAX + 1];
+  char *remote_ufrag, *remote_pwd; /* one allocation of both (RFC 8839 allows 256 characters; browsers use 20-32) */
   uint8_t remote_fp[32];
   uint8_t who[16];               /* host_key() of the address that asked for it */
   uint64_t tiebreaker;
@@ -3822,7 +3831,7 @@ static void rtc_life(struct timer *t) {
     rtc_close(p, "consent expired (no valid packet for " STRINGIFY(CAMUS_CONSENT_MS) " ms)");
     return;
   }
-  timer_at(s->loop, &p->life, due);
+  timer_at_coarse(s->loop, &p->life, due);
 }
 
 static void rtc_set_state(struct rtc *p, enum rtc_state st) {
@@ -3842,7 +3851,7 @@ static void rtc_set_state(struct rtc *p, enum rtc_state st) {
   case RTC_OPEN:
     s->n_handshakes--;
     p->last_seen = s->loop->now;
-    timer_at(s->loop, &p->life, p->last_seen + CAMUS_CONSENT_MS);
+    timer_at_coarse(s->loop, &p->life, p->last_seen + CAMUS_CONSENT_MS);
     LOG_I(s, "peer %s: connected in %llu ms", p->id, (unsigned long long)(s->loop->now - p->created));
     if (s->on_open) s->on_open(s->ctx, p, NULL);
     break;
@@ -3880,6 +3889,7 @@ static void rtc_free(struct rtc *p) {
   for (int i = 0; i < p->n_addrs; i++)
     if (amap_get(&s->amap, &p->addrs[i].sa) == p) amap_del(&s->amap, &p->addrs[i].sa);
   buf_free(&p->partial);
+  free(p->remote_ufrag);
   sessions.table[p->slot] = NULL;
   s->n--;
   free(p);
@@ -3985,8 +3995,14 @@ static struct rtc *rtc_new(struct rtc_host *s, const struct rtc_params *prm, voi
   for (int i = 0; i < 32; i++) p->pwd[i] = ice_chars[rnd[11 + i] & 63];
   hex_encode(p->id, rnd + 43, 16);
   memcpy(&p->tiebreaker, rnd + 59, 8);
-  snprintf(p->remote_ufrag, sizeof p->remote_ufrag, "%s", prm->remote_ufrag);
-  snprintf(p->remote_pwd, sizeof p->remote_pwd, "%s", prm->remote_pwd);
+  size_t ul = strlen(prm->remote_ufrag), pl = strlen(prm->remote_pwd);
+  if (!(p->remote_ufrag = malloc(ul + pl + 2))) {
+    free(p);
+    return NULL;
+  }
+  memcpy(p->remote_ufrag, prm->remote_ufrag, ul + 1);
+  p->remote_pwd = p->remote_ufrag + ul + 1;
+  memcpy(p->remote_pwd, prm->remote_pwd, pl + 1);
   memcpy(p->remote_fp, prm->remote_fp, 32);
   if (prm->who) memcpy(p->who, prm->who, 16);
   p->dtls_server = prm->dtls_server;
@@ -4526,7 +4542,7 @@ static void room_member_add(struct client *c) {
   rm->last_member = c;
   c->member = true;
   rm->last_active = c->srv->loop.now;
-  timer_in(&c->srv->loop, &c->ping, CAMUS_PING_MS);
+  timer_at_coarse(&c->srv->loop, &c->ping, c->srv->loop.now + CAMUS_PING_MS);
   room_info_to(rm, NULL, c);
 }
 
@@ -4562,7 +4578,7 @@ static void client_ping(struct timer *t) {
     c->pinged = true;
     c->pinged_at = now;
   }
-  timer_at(&c->srv->loop, &c->ping, (c->pinged ? c->pinged_at : c->last_msg) + CAMUS_PING_MS);
+  timer_at_coarse(&c->srv->loop, &c->ping, (c->pinged ? c->pinged_at : c->last_msg) + CAMUS_PING_MS);
 }
 
 /* The session's first valid ICE check (on_checked): the client takes a
