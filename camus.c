@@ -56,6 +56,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <mbedtls/aes.h>
 #include <mbedtls/ctr_drbg.h>
 #include <mbedtls/entropy.h>
 #include <mbedtls/error.h>
@@ -239,6 +240,9 @@
 #endif
 #ifndef CAMUS_RATE_WINDOW_MS
 #define CAMUS_RATE_WINDOW_MS 60000 /* ms: the window of the per-address and per-room counters */
+#endif
+#ifndef CAMUS_SRTP_SSRCS
+#define CAMUS_SRTP_SSRCS 16 /* SSRCs one direction of an SRTP session keeps state for (rollover counter, replay window) */
 #endif
 #ifndef CAMUS_TIMER_GRAIN_MS
 #define CAMUS_TIMER_GRAIN_MS 1000 /* ms: deadlines counted in seconds (consent, pings) are rounded up to this, to share wake-ups */
@@ -2058,6 +2062,248 @@ static int identity_for_https(struct identity *id, struct crypto *c, const char 
   free(pc);
   free(pk);
   return rc ? -1 : 0;
+}
+
+/* --------------------------------------------------------- SRTP (RFC 3711) */
+
+/* SRTP and SRTCP with AES_CM_128_HMAC_SHA1_80, the profile DTLS-SRTP agrees
+ * on with browsers (RFC 5764): session keys derived from a master key and
+ * salt (key derivation rate 0), AES in counter mode, 80-bit HMAC-SHA1 tags,
+ * a rollover counter and a replay window per SSRC.  One struct srtp is one
+ * direction of one session.  Packets are transformed in the caller's
+ * buffer: nothing is allocated per packet, and a packet is authenticated
+ * before anything but its header is read. */
+#define SRTP_TAG 10    /* bytes of the authentication tag (HMAC-SHA1, 80 bits) */
+#define SRTP_WINDOW 64 /* packets of the replay window (RFC 3711 3.3.2 asks for at least 64) */
+enum { SRTP_OK = 0, SRTP_MALFORMED = -1, SRTP_AUTH = -2, SRTP_REPLAYED = -3, SRTP_FULL = -4 };
+
+/* One SSRC's state: the rollover counter and highest sequence number (RTP),
+ * and the replay windows of its RTP and RTCP indexes. */
+struct srtp_ssrc {
+  uint32_t ssrc;
+  bool used, rtp_seen, rtcp_seen;
+  uint32_t roc;
+  uint16_t s_l;                  /* highest sequence number (RFC 3711 3.3.1) */
+  uint64_t rtp_top, rtp_window;  /* highest index received; bit i: index top - i was */
+  uint32_t rtcp_top, rtcp_next;  /* SRTCP: highest index received; next index to send */
+  uint64_t rtcp_window;
+};
+
+/* Session keys of one kind (RTP or RTCP): the cipher, its salt, the keyed HMAC. */
+struct srtp_keys {
+  mbedtls_aes_context aes;
+  uint8_t salt[14];
+  mbedtls_md_context_t hmac;
+};
+
+struct srtp {
+  struct srtp_keys rtp, rtcp;
+  struct srtp_ssrc ssrc[CAMUS_SRTP_SSRCS];
+};
+
+/* The keystream of AES-CM (RFC 3711 4.1.1) for iv, XORed onto p. */
+static void srtp_ctr(mbedtls_aes_context *aes, const uint8_t iv[16], uint8_t *p, size_t n) {
+  uint8_t counter[16], block[16];
+  size_t off = 0;
+  memcpy(counter, iv, 16);
+  mbedtls_aes_crypt_ctr(aes, n, &off, counter, block, p, p);
+}
+
+/* The session key of label (0..5) from the master key and salt, n bytes (RFC 3711 4.3.1, kdr 0). */
+static void srtp_derive(const uint8_t master_key[16], const uint8_t master_salt[14], uint8_t label, uint8_t *out,
+                        size_t n) {
+  mbedtls_aes_context aes;
+  uint8_t iv[16] = {0};
+  memcpy(iv, master_salt, 14);
+  iv[7] ^= label;
+  memset(out, 0, n);
+  mbedtls_aes_init(&aes);
+  mbedtls_aes_setkey_enc(&aes, master_key, 128);
+  srtp_ctr(&aes, iv, out, n);
+  mbedtls_aes_free(&aes);
+}
+
+static int srtp_keys_init(struct srtp_keys *k, const uint8_t key[16], const uint8_t salt[14], uint8_t first_label) {
+  uint8_t ck[16], ak[20];
+  srtp_derive(key, salt, first_label, ck, sizeof ck);
+  srtp_derive(key, salt, first_label + 1, ak, sizeof ak);
+  srtp_derive(key, salt, first_label + 2, k->salt, sizeof k->salt);
+  mbedtls_aes_init(&k->aes);
+  mbedtls_md_init(&k->hmac);
+  int rc = mbedtls_aes_setkey_enc(&k->aes, ck, 128);
+  if (!rc) rc = mbedtls_md_setup(&k->hmac, mbedtls_md_info_from_type(MBEDTLS_MD_SHA1), 1);
+  if (!rc) rc = mbedtls_md_hmac_starts(&k->hmac, ak, sizeof ak);
+  mbedtls_platform_zeroize(ck, sizeof ck);
+  mbedtls_platform_zeroize(ak, sizeof ak);
+  return rc;
+}
+
+/* One direction's keys from its master key and salt (as DTLS-SRTP exports them).  Returns 0 or an mbedTLS error. */
+__attribute__((unused)) /* used by the unit tests; the SFU will use it */
+static int srtp_init(struct srtp *s, const uint8_t master_key[16], const uint8_t master_salt[14]) {
+  memset(s, 0, sizeof *s);
+  int rc = srtp_keys_init(&s->rtp, master_key, master_salt, 0);
+  return rc ? rc : srtp_keys_init(&s->rtcp, master_key, master_salt, 3);
+}
+
+__attribute__((unused)) /* used by the unit tests; the SFU will use it */
+static void srtp_free(struct srtp *s) {
+  for (int i = 0; i < 2; i++) {
+    struct srtp_keys *k = i ? &s->rtcp : &s->rtp;
+    mbedtls_aes_free(&k->aes);
+    mbedtls_md_free(&k->hmac);
+  }
+  mbedtls_platform_zeroize(s, sizeof *s);
+}
+
+/* The state of ssrc, made on first sight while there is room. */
+static struct srtp_ssrc *srtp_ssrc(struct srtp *s, uint32_t ssrc) {
+  struct srtp_ssrc *free_one = NULL;
+  for (int i = 0; i < CAMUS_SRTP_SSRCS; i++) {
+    if (s->ssrc[i].used && s->ssrc[i].ssrc == ssrc) return &s->ssrc[i];
+    if (!s->ssrc[i].used && !free_one) free_one = &s->ssrc[i];
+  }
+  if (free_one) *free_one = (struct srtp_ssrc){.ssrc = ssrc, .used = true};
+  return free_one;
+}
+
+/* The 80-bit tag of p[0..n) followed by the 4 bytes of tail (RFC 3711 4.2). */
+static void srtp_tag(struct srtp_keys *k, const uint8_t *p, size_t n, const uint8_t tail[4], uint8_t out[SRTP_TAG]) {
+  uint8_t mac[20];
+  mbedtls_md_hmac_reset(&k->hmac);
+  mbedtls_md_hmac_update(&k->hmac, p, n);
+  mbedtls_md_hmac_update(&k->hmac, tail, 4);
+  mbedtls_md_hmac_finish(&k->hmac, mac);
+  memcpy(out, mac, SRTP_TAG);
+}
+
+/* AES-CM's IV: the session salt, XORed with the SSRC and the packet index (RFC 3711 4.1.1). */
+static void srtp_iv(const struct srtp_keys *k, uint32_t ssrc, uint64_t index, uint8_t iv[16]) {
+  memcpy(iv, k->salt, 14);
+  iv[14] = iv[15] = 0;
+  for (int i = 0; i < 4; i++) iv[4 + i] ^= (uint8_t)(ssrc >> (24 - 8 * i));
+  for (int i = 0; i < 6; i++) iv[8 + i] ^= (uint8_t)(index >> (40 - 8 * i));
+}
+
+/* Where an RTP packet's payload starts (after CSRCs and a header extension), or 0 if malformed. */
+static size_t rtp_payload_at(const uint8_t *p, size_t n) {
+  if (n < 12 || (p[0] >> 6) != 2) return 0;
+  size_t at = 12 + 4u * (p[0] & 15);
+  if (p[0] & 0x10) {
+    if (n < at + 4) return 0;
+    at += 4 + 4u * get_u16(p + at + 2);
+  }
+  return at <= n ? at : 0;
+}
+
+/* The rollover counter a packet with sequence number seq was sent under,
+ * guessed from the highest one seen (RFC 3711 Appendix A). */
+static uint32_t srtp_roc_guess(const struct srtp_ssrc *st, uint16_t seq) {
+  if (!st->rtp_seen) return st->roc;
+  if (st->s_l < 32768) return seq > st->s_l && seq - st->s_l > 32768 ? st->roc - 1 : st->roc;
+  return st->s_l - 32768 > seq ? st->roc + 1 : st->roc;
+}
+
+/* Protects the RTP packet p[0..n) in place, its tag appended (cap: room in p).
+ * Returns the new length, or SRTP_MALFORMED / SRTP_FULL (too many SSRCs). */
+__attribute__((unused)) /* used by the unit tests; the SFU will use it */
+static int srtp_protect(struct srtp *s, uint8_t *p, size_t n, size_t cap) {
+  size_t at = rtp_payload_at(p, n);
+  if (!at || cap < n + SRTP_TAG || n > INT_MAX - SRTP_TAG) return SRTP_MALFORMED;
+  struct srtp_ssrc *st = srtp_ssrc(s, get_u32(p + 8));
+  if (!st) return SRTP_FULL;
+  uint16_t seq = get_u16(p + 2);
+  uint32_t v = srtp_roc_guess(st, seq); /* a sequence number that wrapped counts one more roll over */
+  uint64_t index = (uint64_t)v << 16 | seq;
+  if (!st->rtp_seen || index > st->rtp_top) st->rtp_top = index, st->roc = v, st->s_l = seq;
+  st->rtp_seen = true;
+  uint8_t iv[16], roc[4];
+  srtp_iv(&s->rtp, st->ssrc, index, iv);
+  srtp_ctr(&s->rtp.aes, iv, p + at, n - at);
+  put_u32(roc, v);
+  srtp_tag(&s->rtp, p, n, roc, p + n);
+  return (int)(n + SRTP_TAG);
+}
+
+/* Checks and decrypts the SRTP packet p[0..n) in place.  Returns the RTP
+ * length, or SRTP_MALFORMED, SRTP_AUTH (wrong tag), SRTP_REPLAYED or SRTP_FULL. */
+__attribute__((unused)) /* used by the unit tests; the SFU will use it */
+static int srtp_unprotect(struct srtp *s, uint8_t *p, size_t n) {
+  if (n < 12 + SRTP_TAG) return SRTP_MALFORMED;
+  n -= SRTP_TAG;
+  size_t at = rtp_payload_at(p, n);
+  if (!at) return SRTP_MALFORMED;
+  struct srtp_ssrc *st = srtp_ssrc(s, get_u32(p + 8));
+  if (!st) return SRTP_FULL;
+  /* The rollover counter the sender used, guessed from the sequence number (RFC 3711 Appendix A). */
+  uint16_t seq = get_u16(p + 2);
+  uint32_t v = srtp_roc_guess(st, seq);
+  uint64_t index = (uint64_t)v << 16 | seq;
+  if (st->rtp_seen && index <= st->rtp_top &&
+      (st->rtp_top - index >= SRTP_WINDOW || (st->rtp_window >> (st->rtp_top - index) & 1)))
+    return SRTP_REPLAYED;
+  uint8_t tag[SRTP_TAG], roc[4], iv[16];
+  put_u32(roc, v);
+  srtp_tag(&s->rtp, p, n, roc, tag);
+  if (!secret_eq(tag, p + n, SRTP_TAG)) return SRTP_AUTH;
+  srtp_iv(&s->rtp, st->ssrc, index, iv);
+  srtp_ctr(&s->rtp.aes, iv, p + at, n - at);
+  if (!st->rtp_seen || index > st->rtp_top) {
+    uint64_t shift = st->rtp_seen ? index - st->rtp_top : SRTP_WINDOW;
+    st->rtp_window = shift >= SRTP_WINDOW ? 1 : st->rtp_window << shift | 1;
+    st->rtp_top = index;
+    st->roc = v;
+    st->s_l = seq;
+  } else {
+    st->rtp_window |= 1ull << (st->rtp_top - index);
+  }
+  st->rtp_seen = true;
+  return (int)n;
+}
+
+/* Protects the RTCP packet p[0..n) in place: encrypted after its first 8
+ * bytes, then E and the 31-bit SRTCP index, then the tag (RFC 3711 3.4). */
+__attribute__((unused)) /* used by the unit tests; the SFU will use it */
+static int srtcp_protect(struct srtp *s, uint8_t *p, size_t n, size_t cap) {
+  if (n < 8 || (p[0] >> 6) != 2 || cap < n + 4 + SRTP_TAG || n > INT_MAX - 4 - SRTP_TAG) return SRTP_MALFORMED;
+  struct srtp_ssrc *st = srtp_ssrc(s, get_u32(p + 4));
+  if (!st) return SRTP_FULL;
+  uint32_t index = st->rtcp_next++ & 0x7fffffff;
+  uint8_t iv[16];
+  srtp_iv(&s->rtcp, st->ssrc, index, iv);
+  srtp_ctr(&s->rtcp.aes, iv, p + 8, n - 8);
+  put_u32(p + n, 0x80000000u | index);
+  srtp_tag(&s->rtcp, p, n, p + n, p + n + 4);
+  return (int)(n + 4 + SRTP_TAG);
+}
+
+/* Checks and decrypts the SRTCP packet p[0..n) in place.  Returns the RTCP length, or an SRTP_ error. */
+__attribute__((unused)) /* used by the unit tests; the SFU will use it */
+static int srtcp_unprotect(struct srtp *s, uint8_t *p, size_t n) {
+  if (n < 8 + 4 + SRTP_TAG) return SRTP_MALFORMED;
+  size_t body = n - 4 - SRTP_TAG;
+  struct srtp_ssrc *st = srtp_ssrc(s, get_u32(p + 4));
+  if (!st) return SRTP_FULL;
+  uint32_t e_index = get_u32(p + body), index = e_index & 0x7fffffff;
+  if (st->rtcp_seen && index <= st->rtcp_top &&
+      (st->rtcp_top - index >= SRTP_WINDOW || (st->rtcp_window >> (st->rtcp_top - index) & 1)))
+    return SRTP_REPLAYED;
+  uint8_t tag[SRTP_TAG], iv[16];
+  srtp_tag(&s->rtcp, p, body, p + body, tag);
+  if (!secret_eq(tag, p + body + 4, SRTP_TAG)) return SRTP_AUTH;
+  if (e_index & 0x80000000u) {
+    srtp_iv(&s->rtcp, st->ssrc, index, iv);
+    srtp_ctr(&s->rtcp.aes, iv, p + 8, body - 8);
+  }
+  if (!st->rtcp_seen || index > st->rtcp_top) {
+    uint32_t shift = st->rtcp_seen ? index - st->rtcp_top : SRTP_WINDOW;
+    st->rtcp_window = shift >= SRTP_WINDOW ? 1 : st->rtcp_window << shift | 1;
+    st->rtcp_top = index;
+  } else {
+    st->rtcp_window |= 1ull << (st->rtcp_top - index);
+  }
+  st->rtcp_seen = true;
+  return (int)body;
 }
 
 /* ================================================================== LOOP ==================================================================== */

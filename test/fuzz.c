@@ -8,6 +8,7 @@
  *   sdp   sdp_parse_offer(), then sdp_write_answer(), whose answer must parse back
  *   stun  stun_parse() and stun_integrity_ok(); an answer written for it must parse back
  *   dcep  dcep_parse_open(), whose fields must encode back to the same bytes
+ *   srtp  srtp_unprotect() and srtcp_unprotect() of any bytes; protect then unprotect gives them back
  *   msg   msg_input() of a room member with an open message channel, on a real server
  *   udp   udp_input() on a real server with one session in ICE and two in DTLS (client, server)
  *
@@ -238,6 +239,35 @@ static void fuzz(const uint8_t *data, size_t size) {
 }
 
 /* --------------------------------------------------------- A SERVER WITH PEERS ------------------------------------------------------------ */
+#elif defined(FUZZ_srtp)
+
+/* The input as SRTP and as SRTCP to a receiver (each refused cleanly, or taken whole), and as RTP and
+ * RTCP to a sender, whose output another receiver must give back unchanged.  Fresh keys each input. */
+static void fuzz(const uint8_t *data, size_t size) {
+  static const uint8_t mk[16] = {0xe1, 0xf9, 0x7a, 0x0d, 0x3e, 0x01, 0x8b, 0xe0,
+                                 0xd6, 0x4f, 0xa3, 0x2c, 0x06, 0xde, 0x41, 0x39};
+  static const uint8_t ms[14] = {0x0e, 0xc6, 0x75, 0xad, 0x49, 0x8a, 0xfe, 0xeb, 0xb6, 0x96, 0x0b, 0x3a, 0xab, 0xe6};
+  static uint8_t buf[2048 + 32];
+  struct srtp rx, tx, rx2;
+  FUZZ_CHECK(srtp_init(&rx, mk, ms) == 0 && srtp_init(&tx, mk, ms) == 0 && srtp_init(&rx2, mk, ms) == 0);
+  size_t n = MIN(size, (size_t)2048);
+  memcpy(buf, data, n);
+  int r = srtp_unprotect(&rx, buf, n);
+  FUZZ_CHECK(r == SRTP_MALFORMED || r == SRTP_AUTH || (r >= 12 && (size_t)r == n - SRTP_TAG));
+  memcpy(buf, data, n);
+  r = srtcp_unprotect(&rx, buf, n);
+  FUZZ_CHECK(r == SRTP_MALFORMED || r == SRTP_AUTH || (r >= 8 && (size_t)r == n - 4 - SRTP_TAG));
+  memcpy(buf, data, n);
+  r = srtp_protect(&tx, buf, n, sizeof buf);
+  if (r > 0) FUZZ_CHECK(srtp_unprotect(&rx2, buf, (size_t)r) == (int)n && !memcmp(buf, data, n));
+  memcpy(buf, data, n);
+  r = srtcp_protect(&tx, buf, n, sizeof buf);
+  if (r > 0) FUZZ_CHECK(srtcp_unprotect(&rx2, buf, (size_t)r) == (int)n && !memcmp(buf, data, n));
+  srtp_free(&rx);
+  srtp_free(&tx);
+  srtp_free(&rx2);
+}
+
 #elif defined(FUZZ_msg) || defined(FUZZ_udp)
 
 /* A real server on loopback (ports picked by the kernel), made once per process.  It logs only
@@ -486,7 +516,7 @@ static void fuzz(const uint8_t *data, size_t size) {
 
 #endif
 #else
-#error "choose a target: -DFUZZ_http, -DFUZZ_json, -DFUZZ_sdp, -DFUZZ_stun, -DFUZZ_dcep, -DFUZZ_msg or -DFUZZ_udp"
+#error "choose a target: -DFUZZ_http, -DFUZZ_json, -DFUZZ_sdp, -DFUZZ_stun, -DFUZZ_dcep, -DFUZZ_srtp, -DFUZZ_msg or -DFUZZ_udp"
 #endif
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
