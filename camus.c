@@ -3385,10 +3385,12 @@ static void rtc_addr_heard(struct rtc_addr *a, size_t n) {
 
 /* Queues a datagram to a; false if a has not shown it receives, and this
  * would take more than CAMUS_AMPLIFICATION times what it sent (the datagram
- * is dropped, as if lost on the way). */
-static bool rtc_addr_send(struct rtc *p, struct rtc_addr *a, const void *data, size_t n) {
+ * is dropped, as if lost on the way).  answer: it answers a check. */
+static bool rtc_addr_send(struct rtc *p, struct rtc_addr *a, const void *data, size_t n, bool answer) {
   if (!a->proven) {
-    if ((uint64_t)a->tx + n > (uint64_t)CAMUS_AMPLIFICATION * a->rx) {
+    /* An answer to a check (its reply, or our own check that proves the address) is never held
+     * back: each is sent only because a check came, and is no larger than one. */
+    if (!answer && (uint64_t)a->tx + n > (uint64_t)CAMUS_AMPLIFICATION * a->rx) {
       LOG_D(p->host, "peer %s: %zu bytes held back from an unproven address (%u sent, %u heard)", p->id, n,
             (unsigned)a->tx, (unsigned)a->rx);
       return false;
@@ -3420,7 +3422,7 @@ static void rtc_addr_probe(struct rtc *p, struct rtc_addr *a) {
   stun_attr(&w, STUN_A_ICE_CONTROLLED, tb, 8);
   stun_integrity(&w, p->remote_pwd, strlen(p->remote_pwd));
   stun_fingerprint(&w);
-  if (!w.err) rtc_addr_send(p, a, out, w.len);
+  if (!w.err) rtc_addr_send(p, a, out, w.len, true);
 }
 
 /* --- STUN: answering checks, learning addresses --- */
@@ -3563,7 +3565,7 @@ static void stun_input(void *ctx, const uint8_t *data, size_t n, const struct so
       rtc_xmit(p, out, w.len, from);
       return;
     }
-    rtc_addr_send(p, a, out, w.len);
+    rtc_addr_send(p, a, out, w.len, true);
     if (p->state == RTC_ICE) {
       rtc_set_state(p, RTC_DTLS);
       early_replay(s, p, from);
@@ -3607,7 +3609,7 @@ static int dtls_send_cb(void *ctx, const unsigned char *buf, size_t len) {
     to = p->hs_addr ? p->hs_addr - 1 : p->rx_addr;
   }
   if (!p->dtls_up) p->hs_sent |= 1u << to;
-  rtc_addr_send(p, &p->addrs[to], buf, len);
+  rtc_addr_send(p, &p->addrs[to], buf, len, false);
   return (int)len; /* a datagram dropped here is like one lost on the way */
 }
 
@@ -3681,10 +3683,12 @@ static void dtls_step(struct rtc *p) {
     LOG_D(p->host, "peer %s: DTLS up (%s)", p->id, mbedtls_ssl_get_ciphersuite(p->ssl));
     p->dtls_up = true;
     /* As DTLS client, the server's Finished covers every flight we sent: if they all went to one
-     * address, it receives.  (Sent to several, none is proven here; our own checks may prove them.) */
+     * address, it receives.  (Sent to several, as when a browser nominates another of its addresses
+     * mid-handshake, none is proven here: our own check goes to the selected one at once.) */
     if (!p->dtls_server && p->hs_sent && !(p->hs_sent & (p->hs_sent - 1)))
       for (int i = 0; i < p->n_addrs; i++)
         if (p->hs_sent == 1u << i) p->addrs[i].proven = true;
+    rtc_addr_probe(p, &p->addrs[p->sel]);
     p->last_seen = p->host->loop->now;
     rtc_set_state(p, RTC_SCTP);
   }

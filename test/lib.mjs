@@ -28,6 +28,7 @@ export async function run() {
     if (only && !t.always && !t.name.includes(only)) continue;
     const t0 = Date.now();
     let timer;
+    started.length = 0;
     try {
       await Promise.race([t.fn(), new Promise((_, ko) => { timer = setTimeout(() => ko(new Error(`timed out after ${t.timeout} ms`)), t.timeout); })]);
       passed++;
@@ -35,7 +36,8 @@ export async function run() {
     } catch (e) {
       failed++;
       console.log(`FAIL ${t.name}: ${e && e.stack || e}`);
-      for (const s of servers) console.log(s.log.slice(-40).map((l) => '  | ' + l).join('\n')); // what the server saw last
+      // What the servers of this test saw last, stopped ones included (and any still running).
+      for (const s of new Set([...started, ...servers])) console.log(s.log.slice(-40).map((l) => '  | ' + l).join('\n'));
     } finally {
       clearTimeout(timer);
     }
@@ -46,6 +48,7 @@ export async function run() {
 }
 
 const servers = new Set();
+const started = []; // the servers the running test started
 
 // Starts ./camus on free ports; resolves once it prints its listening line.
 export async function startServer(args = [], { host = '127.0.0.1', env = {} } = {}) {
@@ -61,6 +64,7 @@ export async function startServer(args = [], { host = '127.0.0.1', env = {} } = 
   });
   const srv = { proc, log, stateDir, pid: proc.pid };
   servers.add(srv);
+  started.push(srv);
   const deadline = Date.now() + 5000;
   let m;
   while (!(m = log.map((l) => l.match(/listening on (https?):\/\/(\S+):(\d+) \(udp (\d+)\)/)).find(Boolean))) {
