@@ -9,7 +9,7 @@
  *
  *   CONFIG        knobs, each with its unit; the platform switch (Linux calls, POSIX fallbacks)
  *   UTILITIES     logging, time, string views, buffers, byte order, addresses
- *   CODECS        JSON, HTTP/1.1 requests, SDP, STUN, DCEP: pure parsers and writers over bytes
+ *   CODECS        JSON, HTTP/1.1 requests, SDP, STUN, DCEP, RTP/RTCP: pure parsers and writers over bytes
  *   CRYPTO        random bytes, password hashes, certificates, the state directory's files
  *   LOOP          descriptors with a callback each, timers, end-of-turn hooks: nothing else
  *   GLOBAL STATE  what is process-wide (usrsctp knows sessions by handle; scratch buffers)
@@ -198,7 +198,7 @@
 #define CAMUS_SDP_MAX 32768 /* bytes in an offer */
 #endif
 #ifndef CAMUS_SDP_MAX_MEDIA
-#define CAMUS_SDP_MAX_MEDIA 16 /* m= sections in an offer */
+#define CAMUS_SDP_MAX_MEDIA 64 /* m= sections in an offer (an SFU member: its own, and one per stream it receives) */
 #endif
 #define CAMUS_SDP_LINE_MAX 2048 /* bytes in one line of an offer */
 #define CAMUS_SDP_UFRAG_MAX 256 /* characters in an ice-ufrag or ice-pwd (RFC 8839) */
@@ -243,6 +243,30 @@
 #endif
 #ifndef CAMUS_SRTP_SSRCS
 #define CAMUS_SRTP_SSRCS 16 /* SSRCs one direction of an SRTP session keeps state for (rollover counter, replay window) */
+#endif
+#ifndef CAMUS_MEDIA_MAX
+#define CAMUS_MEDIA_MAX 1400 /* bytes in an RTP or RTCP packet we forward or send, SRTP tag included */
+#endif
+#ifndef CAMUS_SFU_TRACKS
+#define CAMUS_SFU_TRACKS 4 /* streams one member may publish (microphone, camera, screen, one spare) */
+#endif
+#ifndef CAMUS_SFU_SUBS
+#define CAMUS_SFU_SUBS 48 /* streams one member may receive (its offer's receiving sections) */
+#endif
+#ifndef CAMUS_NACK_SLOTS
+#define CAMUS_NACK_SLOTS 384 /* packets of a published video stream kept for retransmission (384 x 1.3 KiB) */
+#endif
+#ifndef CAMUS_MAX_BITRATE
+#define CAMUS_MAX_BITRATE 2500 /* kbit/s a publisher's video is steered to at most (REMB); --max-bitrate */
+#endif
+#ifndef CAMUS_PUBLISH_PPS
+#define CAMUS_PUBLISH_PPS 2000 /* packets a second one member may publish, all streams together */
+#endif
+#ifndef CAMUS_PLI_MS
+#define CAMUS_PLI_MS 300 /* ms between keyframe requests sent to one publisher's stream */
+#endif
+#ifndef CAMUS_RTCP_MS
+#define CAMUS_RTCP_MS 1000 /* ms between the receiver reports (and REMB) sent to each publisher */
 #endif
 #ifndef CAMUS_TIMER_GRAIN_MS
 #define CAMUS_TIMER_GRAIN_MS 1000 /* ms: deadlines counted in seconds (consent, pings) are rounded up to this, to share wake-ups */
@@ -303,6 +327,7 @@
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))
 #define CONTAINER(ptr, type, member) ((type *)(void *)((char *)(ptr) - offsetof(type, member)))
 #define MIN(a, b) ((a) < (b) ? (a) : (b))
+#define MAX(a, b) ((a) > (b) ? (a) : (b))
 #define STRINGIFY_(x) #x
 #define STRINGIFY(x) STRINGIFY_(x)
 
@@ -1262,10 +1287,16 @@ static int form_get(struct str body, const char *key, char *out, size_t cap) {
 
 /* The offer a browser POSTs, read defensively (bounded, any attribute order,
  * CRLF or LF), and the answer that mirrors its sections: the first data
- * channel section accepted in the form offered, every other one refused. */
+ * channel section accepted in the form offered; audio and video sections as
+ * the layer above plans them (struct sdp_plan: the SFU receives a member's
+ * own streams and sends it the others'), every other one refused. */
 
 enum sdp_setup { SDP_SETUP_NONE, SDP_SETUP_ACTPASS, SDP_SETUP_ACTIVE, SDP_SETUP_PASSIVE };
 enum sdp_data { SDP_NOT_DATA, SDP_DATA_NEW, SDP_DATA_OLD }; /* webrtc-datachannel, or DTLS/SCTP + sctpmap */
+enum sdp_dir { SDP_SENDRECV, SDP_SENDONLY, SDP_RECVONLY, SDP_INACTIVE }; /* as the offer's sender says */
+enum sdp_kind { SDP_OTHER, SDP_AUDIO, SDP_VIDEO };
+#define SDP_RTP_PROFILE "UDP/TLS/RTP/SAVPF"
+#define SDP_MID_URI "urn:ietf:params:rtp-hdrext:sdes:mid"
 
 struct sdp_media {
   char kind[16], proto[32], fmt[32], mid[33]; /* fmt: the first format only */
@@ -1273,6 +1304,13 @@ struct sdp_media {
   enum sdp_data data;
   int sctp_port;
   uint32_t max_message_size;
+  /* audio and video (RTP) sections: */
+  enum sdp_kind media;
+  enum sdp_dir dir;
+  bool rtcp_mux, rtcp_rsize;
+  int pt;                      /* payload type of Opus (audio) or VP8 (video); -1 none */
+  uint8_t mid_ext;             /* a=extmap id of the mid header extension; 0 none */
+  uint32_t ssrc;               /* the first a=ssrc (of an FID group, the first of it); 0 none */
 };
 
 struct sdp_offer {
@@ -1339,6 +1377,39 @@ static bool sdp_fingerprint(struct str v, uint8_t out[32]) {
   return true;
 }
 
+/* An attribute of an audio or video section that the SFU reads.  Returns 0, or -1 if malformed. */
+static int sdp_rtp_attribute(struct sdp_media *m, struct str name, struct str v) {
+  static const char *const dirs[] = {"sendrecv", "sendonly", "recvonly", "inactive"};
+  for (int d = 0; d < 4; d++)
+    if (str_eq(name, dirs[d])) m->dir = (enum sdp_dir)d;
+  if (str_eq(name, "rtcp-mux")) m->rtcp_mux = true;
+  if (str_eq(name, "rtcp-rsize")) m->rtcp_rsize = true;
+  if (str_eq(name, "rtpmap")) { /* "<pt> <name>/<rate>[/<channels>]": the first Opus or VP8 */
+    struct str w = sdp_word(&v), codec = sdp_word(&v);
+    int64_t pt = sdp_num(w, 127);
+    if (pt < 0) return -1;
+    if (m->pt < 0 && (m->media == SDP_AUDIO ? str_ieq(codec, "opus/48000/2") : str_ieq(codec, "VP8/90000")))
+      m->pt = (int)pt;
+  } else if (str_eq(name, "extmap")) { /* "<id>[/<direction>] <uri>" */
+    struct str w = sdp_word(&v), uri = sdp_word(&v);
+    const char *slash = memchr(w.p, '/', w.n);
+    if (slash) w.n = (size_t)(slash - w.p);
+    int64_t id = sdp_num(w, 255);
+    if (id <= 0) return -1;
+    if (str_eq(uri, SDP_MID_URI) && id <= 14) m->mid_ext = (uint8_t)id; /* one-byte header ids only */
+  } else if (str_eq(name, "ssrc") || str_eq(name, "ssrc-group")) {
+    struct str w = sdp_word(&v);
+    if (str_eq(name, "ssrc-group")) {
+      if (!str_eq(w, "FID")) return 0;
+      w = sdp_word(&v);
+    }
+    int64_t ssrc = sdp_num(w, UINT32_MAX);
+    if (ssrc < 0) return -1;
+    if (!m->ssrc || str_eq(name, "ssrc-group")) m->ssrc = (uint32_t)ssrc;
+  }
+  return 0;
+}
+
 /* One a= line; level is 1 at session level, else 2 (or 3 in a data section). */
 static int sdp_attribute(struct sdp_offer *o, struct sdp_src *src, struct sdp_media *m, int level, struct str a,
                          const char **err) {
@@ -1372,6 +1443,8 @@ static int sdp_attribute(struct sdp_offer *o, struct sdp_src *src, struct sdp_me
     if (str_starts(v, "BUNDLE")) o->bundle = true;
   } else if (!m) {
     return 0;
+  } else if (m->media && sdp_rtp_attribute(m, name, v) != 0) {
+    return *err = "bad audio or video attribute", -1;
   } else if (str_eq(name, "mid")) {
     if (v.n == 0 || !sdp_copy(m->mid, sizeof m->mid, v)) return *err = "bad a=mid", -1;
     for (size_t i = 0; i < v.n; i++)
@@ -1402,6 +1475,9 @@ static int sdp_media_line(struct sdp_media *m, struct str v, const char **err) {
       !sdp_copy(m->fmt, sizeof m->fmt, fmt) || kind.n == 0 || proto.n == 0 || fmt.n == 0)
     return *err = "bad m= line", -1;
   m->port = (int)p;
+  m->pt = -1;
+  if (p != 0 && str_eq(proto, SDP_RTP_PROFILE))
+    m->media = str_eq(kind, "audio") ? SDP_AUDIO : str_eq(kind, "video") ? SDP_VIDEO : SDP_OTHER;
   if (str_eq(kind, "application") && p != 0) {
     if (str_eq(proto, "UDP/DTLS/SCTP") && str_eq(fmt, "webrtc-datachannel")) m->data = SDP_DATA_NEW;
     if (str_eq(proto, "DTLS/SCTP")) {
@@ -1458,6 +1534,14 @@ struct sdp_candidate {
   uint32_t priority;
 };
 
+/* What the answer says of one audio or video section. */
+struct sdp_plan {
+  enum sdp_dir dir;            /* ours: SDP_RECVONLY (a member's own stream), SDP_SENDONLY (another's), SDP_INACTIVE */
+  bool accept;                 /* false: refused (port 0) */
+  uint32_t ssrc;               /* SDP_SENDONLY: the SSRC we send it with */
+  char msid[48];               /* SDP_SENDONLY: "<stream id> <track id>" */
+};
+
 /* What the answer says of us. */
 struct sdp_local {
   const char *ufrag, *pwd;
@@ -1466,6 +1550,8 @@ struct sdp_local {
   int n_cands;
   uint32_t max_message_size;
   uint64_t session_id;
+  const struct sdp_plan *plan; /* one per offered section (read for audio and video); NULL: all refused */
+  const char *setup;           /* our a=setup in a later answer (the role the first one set); NULL: from the offer */
 };
 
 /* "AB:CD:..." (95 characters and a NUL). */
@@ -1478,33 +1564,65 @@ static void fingerprint_text(const uint8_t fp[32], char out[96]) {
   }
 }
 
+/* Whether the answer accepts section i: the data channel, or audio and video as planned. */
+static bool sdp_accepted(const struct sdp_offer *o, const struct sdp_local *l, int i) {
+  const struct sdp_media *m = &o->m[i];
+  if (i == o->data_index) return true;
+  return l->plan && l->plan[i].accept && m->media && m->pt >= 0 && m->rtcp_mux && m->mid[0] && o->bundle;
+}
+
+/* An accepted audio or video section: Opus or VP8 alone, rtcp-mux, the mid extension, feedback. */
+static void sdp_write_rtp(struct buf *b, const struct sdp_media *m, const struct sdp_plan *pl) {
+  static const char *const dirs[] = {"sendrecv", "sendonly", "recvonly", "inactive"};
+  bool video = m->media == SDP_VIDEO;
+  buf_addf(b, "a=%s\r\na=rtcp-mux\r\n", dirs[pl->dir]);
+  if (m->rtcp_rsize) buf_adds(b, "a=rtcp-rsize\r\n");
+  if (m->mid_ext) buf_addf(b, "a=extmap:%u " SDP_MID_URI "\r\n", m->mid_ext);
+  buf_addf(b, "a=rtpmap:%d %s\r\n", m->pt, video ? "VP8/90000" : "opus/48000/2");
+  if (video)
+    buf_addf(b, "a=rtcp-fb:%d nack\r\na=rtcp-fb:%d nack pli\r\na=rtcp-fb:%d ccm fir\r\na=rtcp-fb:%d goog-remb\r\n", m->pt,
+             m->pt, m->pt, m->pt);
+  else
+    buf_addf(b, "a=fmtp:%d minptime=10;useinbandfec=1\r\n", m->pt);
+  if (pl->dir == SDP_SENDONLY)
+    buf_addf(b, "a=msid:%s\r\na=ssrc:%lu cname:camus\r\n", pl->msid, (unsigned long)pl->ssrc);
+}
+
 static int sdp_write_answer(struct buf *b, const struct sdp_offer *o, const struct sdp_local *l, const char **err) {
   char fp[96];
-  const struct sdp_media *d = &o->m[o->data_index];
   fingerprint_text(l->fingerprint, fp);
   buf_addf(b, "v=0\r\no=- %llu 2 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\na=ice-lite\r\n",
            (unsigned long long)(l->session_id & 0x7fffffffffffffffull));
-  if (o->bundle && d->mid[0]) buf_addf(b, "a=group:BUNDLE %s\r\n", d->mid);
+  if (o->bundle && o->m[o->data_index].mid[0]) {
+    buf_adds(b, "a=group:BUNDLE");
+    for (int i = 0; i < o->n_media; i++)
+      if (sdp_accepted(o, l, i)) buf_addf(b, " %s", o->m[i].mid);
+    buf_adds(b, "\r\n");
+  }
   for (int i = 0; i < o->n_media; i++) {
     const struct sdp_media *m = &o->m[i];
-    if (i != o->data_index) {
+    if (!sdp_accepted(o, l, i)) {
       buf_addf(b, "m=%s 0 %s %s\r\nc=IN IP4 0.0.0.0\r\n", m->kind, m->proto, m->fmt);
       if (m->mid[0]) buf_addf(b, "a=mid:%s\r\n", m->mid);
       continue;
     }
-    if (m->data == SDP_DATA_NEW)
+    if (m->media)
+      buf_addf(b, "m=%s 9 " SDP_RTP_PROFILE " %d\r\n", m->kind, m->pt);
+    else if (m->data == SDP_DATA_NEW)
       buf_adds(b, "m=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\n");
     else
       buf_adds(b, "m=application 9 DTLS/SCTP " STRINGIFY(CAMUS_SCTP_PORT) "\r\n");
     buf_adds(b, "c=IN IP4 0.0.0.0\r\n");
     if (m->mid[0]) buf_addf(b, "a=mid:%s\r\n", m->mid);
     buf_addf(b, "a=ice-ufrag:%s\r\na=ice-pwd:%s\r\na=fingerprint:sha-256 %s\r\na=setup:%s\r\n", l->ufrag, l->pwd, fp,
-             o->setup == SDP_SETUP_ACTIVE ? "passive" : "active");
-    if (m->data == SDP_DATA_NEW)
+             l->setup ? l->setup : o->setup == SDP_SETUP_ACTIVE ? "passive" : "active");
+    if (m->media)
+      sdp_write_rtp(b, m, &l->plan[i]);
+    else if (m->data == SDP_DATA_NEW)
       buf_adds(b, "a=sctp-port:" STRINGIFY(CAMUS_SCTP_PORT) "\r\n");
     else
       buf_adds(b, "a=sctpmap:" STRINGIFY(CAMUS_SCTP_PORT) " webrtc-datachannel 65535\r\n");
-    buf_addf(b, "a=max-message-size:%u\r\n", (unsigned)l->max_message_size);
+    if (!m->media) buf_addf(b, "a=max-message-size:%u\r\n", (unsigned)l->max_message_size);
     for (int k = 0; k < l->n_cands; k++)
       buf_addf(b, "a=candidate:%d 1 udp %u %s %d typ host\r\n", k + 1, (unsigned)l->cands[k].priority,
                l->cands[k].addr, l->cands[k].port);
@@ -1809,6 +1927,224 @@ static size_t dcep_write_open(uint8_t *out, size_t cap, const char *label) {
   put_u16(out + 8, (uint16_t)ll);
   memcpy(out + 12, label, ll);
   return 12 + ll;
+}
+
+/* --------------------------------------------------------------- RTP, RTCP */
+
+/* RTP headers (RFC 3550) as the SFU reads and rewrites them, with header
+ * extensions in either form (RFC 8285); VP8's payload descriptor (RFC 7741),
+ * to see keyframes; RTCP compound packets walked one packet at a time, and
+ * the few RTCP messages the SFU writes: receiver reports, PLI and generic
+ * NACK (RFC 4585), REMB.  Readers take (pointer, length) and check before
+ * every read; writers take the room they may fill and return 0 if short. */
+enum { RTCP_SR = 200, RTCP_RR = 201, RTCP_SDES = 202, RTCP_BYE = 203, RTCP_RTPFB = 205, RTCP_PSFB = 206 };
+enum { RTCP_FMT_NACK = 1, RTCP_FMT_PLI = 1, RTCP_FMT_FIR = 4, RTCP_FMT_AFB = 15 };
+#define RTP_HDR 12
+#define RTCP_REPORT 24 /* bytes of one report block */
+
+struct rtp_hdr {
+  uint8_t pt;
+  bool marker;
+  uint16_t seq;
+  uint32_t ts, ssrc;
+  uint16_t ext_profile;        /* 0xBEDE: one-byte elements; 0x100x: two-byte; 0: no extension */
+  size_t ext_at, ext_len;      /* the extension's elements: offset and length in bytes */
+  size_t payload, payload_len; /* offset and length of the payload, padding excluded */
+};
+
+/* Reads an RTP header.  Returns 0, or -1 if malformed. */
+static int rtp_parse(const uint8_t *p, size_t n, struct rtp_hdr *h) {
+  if (n < RTP_HDR || (p[0] >> 6) != 2) return -1;
+  size_t at = RTP_HDR + 4u * (p[0] & 15), pad = 0;
+  h->ext_profile = 0;
+  h->ext_at = h->ext_len = 0;
+  if (p[0] & 0x10) {
+    if (n < at + 4) return -1;
+    h->ext_profile = get_u16(p + at);
+    h->ext_len = 4u * get_u16(p + at + 2);
+    h->ext_at = at + 4;
+    at += 4 + h->ext_len;
+  }
+  if (at > n) return -1;
+  if (p[0] & 0x20) {
+    pad = p[n - 1];
+    if (pad == 0 || pad > n - at) return -1;
+  }
+  h->pt = p[1] & 0x7f;
+  h->marker = p[1] >> 7;
+  h->seq = get_u16(p + 2);
+  h->ts = get_u32(p + 4);
+  h->ssrc = get_u32(p + 8);
+  h->payload = at;
+  h->payload_len = n - at - pad;
+  return 0;
+}
+
+/* The value of header extension element id, or NULL (its length in *len). */
+static const uint8_t *rtp_ext_find(const uint8_t *p, const struct rtp_hdr *h, unsigned id, size_t *len) {
+  bool one = h->ext_profile == 0xBEDE, two = (h->ext_profile & 0xfff0) == 0x1000;
+  const uint8_t *e = p + h->ext_at, *end = e + h->ext_len;
+  if (!one && !two) return NULL;
+  while (e < end) {
+    unsigned eid = one ? *e >> 4 : *e;
+    if (eid == 0) { /* padding */
+      e++;
+      continue;
+    }
+    if (one && eid == 15) return NULL;
+    if (two && e + 1 >= end) return NULL;
+    size_t l = one ? (size_t)(*e & 15) + 1 : e[1], hl = one ? 1 : 2;
+    if ((size_t)(end - e) < hl + l) return NULL;
+    if (eid == id) {
+      *len = l;
+      return e + hl;
+    }
+    e += hl + l;
+  }
+  return NULL;
+}
+
+/* Writes the header of a packet we send: version 2, the padding bit as the
+ * original had it, and a one-byte extension carrying the receiver's mid
+ * (RFC 8843) when it negotiated one.  Returns the header's length (cap: at
+ * least RTP_HDR + 20). */
+static size_t rtp_write_header(uint8_t *out, bool padding, bool marker, uint8_t pt, uint16_t seq, uint32_t ts,
+                               uint32_t ssrc, unsigned mid_ext, const char *mid) {
+  size_t ml = mid_ext ? strlen(mid) : 0;
+  bool ext = ml >= 1 && ml <= 16;
+  out[0] = (uint8_t)(0x80 | (padding ? 0x20 : 0) | (ext ? 0x10 : 0));
+  out[1] = (uint8_t)((marker ? 0x80 : 0) | (pt & 0x7f));
+  put_u16(out + 2, seq);
+  put_u32(out + 4, ts);
+  put_u32(out + 8, ssrc);
+  if (!ext) return RTP_HDR;
+  size_t words = (1 + ml + 3) / 4;
+  put_u16(out + 12, 0xBEDE);
+  put_u16(out + 14, (uint16_t)words);
+  out[16] = (uint8_t)(mid_ext << 4 | (ml - 1));
+  memcpy(out + 17, mid, ml);
+  memset(out + 17 + ml, 0, 4 * words - 1 - ml);
+  return RTP_HDR + 4 + 4 * words;
+}
+
+/* Whether a VP8 payload (RFC 7741) starts a keyframe: the first packet of a
+ * frame (S set, partition 0) whose VP8 header has the P bit clear. */
+static bool vp8_keyframe(const uint8_t *p, size_t n) {
+  size_t at = 1;
+  if (n < 1 || !(p[0] & 0x10) || (p[0] & 7) != 0) return false;
+  if (p[0] & 0x80) { /* X: extended control bits */
+    if (n < 2) return false;
+    uint8_t x = p[1];
+    at = 2;
+    if (x & 0x80) { /* I: a picture id of 7 or 15 bits */
+      if (n <= at) return false;
+      at += p[at] & 0x80 ? 2 : 1;
+    }
+    if (x & 0x40) at++;        /* L: TL0PICIDX */
+    if (x & 0x30) at++;        /* T or K: TID, Y, KEYIDX */
+  }
+  return at < n && !(p[at] & 1);
+}
+
+/* One packet of a compound RTCP packet. */
+struct rtcp_pkt {
+  uint8_t pt, count;           /* count: reports, or FMT for feedback */
+  const uint8_t *body;         /* after the 4-byte header */
+  size_t len;                  /* of the body */
+};
+
+/* The packet at *at of the compound p[0..n): 1 and *at moved past it; 0 at
+ * the end; -1 if malformed (a length that runs past the end). */
+static int rtcp_next(const uint8_t *p, size_t n, size_t *at, struct rtcp_pkt *r) {
+  if (*at >= n) return 0;
+  if (n - *at < 4 || (p[*at] >> 6) != 2) return -1;
+  size_t len = 4u * get_u16(p + *at + 2);
+  if (len > n - *at - 4) return -1;
+  r->pt = p[*at + 1];
+  r->count = p[*at] & 31;
+  r->body = p + *at + 4;
+  r->len = len;
+  *at += 4 + len;
+  return 1;
+}
+
+/* A report block about one source (RFC 3550 6.4.1). */
+struct rtcp_report {
+  uint32_t ssrc;
+  uint8_t fraction_lost;       /* of 256, since the last report */
+  int32_t lost;                /* cumulative, 24 bits signed */
+  uint32_t highest, jitter, lsr, dlsr;
+};
+
+static void rtcp_report_read(const uint8_t *b, struct rtcp_report *r) {
+  r->ssrc = get_u32(b);
+  r->fraction_lost = b[4];
+  uint32_t l = (uint32_t)b[5] << 16 | (uint32_t)b[6] << 8 | b[7];
+  r->lost = (int32_t)(l & 0x800000 ? l | 0xff000000u : l);
+  r->highest = get_u32(b + 8);
+  r->jitter = get_u32(b + 12);
+  r->lsr = get_u32(b + 16);
+  r->dlsr = get_u32(b + 20);
+}
+
+/* The header of an RTCP packet of len bytes in all (a multiple of 4). */
+static void rtcp_header(uint8_t *out, uint8_t count, uint8_t pt, size_t len) {
+  out[0] = (uint8_t)(0x80 | (count & 31));
+  out[1] = pt;
+  put_u16(out + 2, (uint16_t)(len / 4 - 1));
+}
+
+/* A receiver report from sender with at most one block.  Returns its length, or 0 if cap is short. */
+static size_t rtcp_write_rr(uint8_t *out, size_t cap, uint32_t sender, const struct rtcp_report *r) {
+  size_t len = 8 + (r ? RTCP_REPORT : 0);
+  if (cap < len) return 0;
+  rtcp_header(out, r ? 1 : 0, RTCP_RR, len);
+  put_u32(out + 4, sender);
+  if (!r) return len;
+  uint8_t *b = out + 8;
+  uint32_t lost = (uint32_t)(r->lost > 0x7fffff ? 0x7fffff : r->lost < -0x800000 ? -0x800000 : r->lost) & 0xffffff;
+  put_u32(b, r->ssrc);
+  put_u32(b + 4, (uint32_t)r->fraction_lost << 24 | lost);
+  put_u32(b + 8, r->highest);
+  put_u32(b + 12, r->jitter);
+  put_u32(b + 16, r->lsr);
+  put_u32(b + 20, r->dlsr);
+  return len;
+}
+
+/* A picture loss indication (RFC 4585 6.3.1) about media.  Returns 12, or 0 if cap is short. */
+static size_t rtcp_write_pli(uint8_t *out, size_t cap, uint32_t sender, uint32_t media) {
+  if (cap < 12) return 0;
+  rtcp_header(out, RTCP_FMT_PLI, RTCP_PSFB, 12);
+  put_u32(out + 4, sender);
+  put_u32(out + 8, media);
+  return 12;
+}
+
+/* A generic NACK (RFC 4585 6.2.1) for packet pid and those of blp's bits (bit i: pid + 1 + i). */
+static size_t rtcp_write_nack(uint8_t *out, size_t cap, uint32_t sender, uint32_t media, uint16_t pid, uint16_t blp) {
+  if (cap < 16) return 0;
+  rtcp_header(out, RTCP_FMT_NACK, RTCP_RTPFB, 16);
+  put_u32(out + 4, sender);
+  put_u32(out + 8, media);
+  put_u16(out + 12, pid);
+  put_u16(out + 14, blp);
+  return 16;
+}
+
+/* Receiver estimated maximum bitrate (draft-alvestrand-rmcat-remb): bps for the n streams ssrcs. */
+static size_t rtcp_write_remb(uint8_t *out, size_t cap, uint32_t sender, uint64_t bps, const uint32_t *ssrcs, int n) {
+  size_t len = 20 + 4u * (size_t)n;
+  if (n < 1 || n > 255 || cap < len) return 0;
+  unsigned exp = 0;
+  while (bps >> exp > 0x3ffff) exp++;
+  rtcp_header(out, RTCP_FMT_AFB, RTCP_PSFB, len);
+  put_u32(out + 4, sender);
+  put_u32(out + 8, 0);
+  memcpy(out + 12, "REMB", 4);
+  put_u32(out + 16, (uint32_t)n << 24 | exp << 18 | (uint32_t)(bps >> exp));
+  for (int i = 0; i < n; i++) put_u32(out + 20 + 4 * i, ssrcs[i]);
+  return len;
 }
 
 /* ================================================================== CRYPTO ================================================================== */
@@ -2139,14 +2475,12 @@ static int srtp_keys_init(struct srtp_keys *k, const uint8_t key[16], const uint
 }
 
 /* One direction's keys from its master key and salt (as DTLS-SRTP exports them).  Returns 0 or an mbedTLS error. */
-__attribute__((unused)) /* used by the unit tests; the SFU will use it */
 static int srtp_init(struct srtp *s, const uint8_t master_key[16], const uint8_t master_salt[14]) {
   memset(s, 0, sizeof *s);
   int rc = srtp_keys_init(&s->rtp, master_key, master_salt, 0);
   return rc ? rc : srtp_keys_init(&s->rtcp, master_key, master_salt, 3);
 }
 
-__attribute__((unused)) /* used by the unit tests; the SFU will use it */
 static void srtp_free(struct srtp *s) {
   for (int i = 0; i < 2; i++) {
     struct srtp_keys *k = i ? &s->rtcp : &s->rtp;
@@ -2156,15 +2490,24 @@ static void srtp_free(struct srtp *s) {
   mbedtls_platform_zeroize(s, sizeof *s);
 }
 
-/* The state of ssrc, made on first sight while there is room. */
-static struct srtp_ssrc *srtp_ssrc(struct srtp *s, uint32_t ssrc) {
+/* The state of ssrc; with make, made on first sight while there is room. */
+static struct srtp_ssrc *srtp_ssrc(struct srtp *s, uint32_t ssrc, bool make) {
   struct srtp_ssrc *free_one = NULL;
   for (int i = 0; i < CAMUS_SRTP_SSRCS; i++) {
     if (s->ssrc[i].used && s->ssrc[i].ssrc == ssrc) return &s->ssrc[i];
     if (!s->ssrc[i].used && !free_one) free_one = &s->ssrc[i];
   }
-  if (free_one) *free_one = (struct srtp_ssrc){.ssrc = ssrc, .used = true};
-  return free_one;
+  if (free_one && make) *free_one = (struct srtp_ssrc){.ssrc = ssrc, .used = true};
+  return make ? free_one : NULL;
+}
+
+/* After a packet of an SSRC not seen before passed its check: its state,
+ * kept from now on (so that forged packets cannot fill the table). */
+static int srtp_keep(struct srtp *s, const struct srtp_ssrc *tmp) {
+  struct srtp_ssrc *st = srtp_ssrc(s, tmp->ssrc, true);
+  if (!st) return SRTP_FULL;
+  *st = *tmp;
+  return SRTP_OK;
 }
 
 /* The 80-bit tag of p[0..n) followed by the 4 bytes of tail (RFC 3711 4.2). */
@@ -2204,14 +2547,13 @@ static uint32_t srtp_roc_guess(const struct srtp_ssrc *st, uint16_t seq) {
   return st->s_l - 32768 > seq ? st->roc + 1 : st->roc;
 }
 
-/* Protects the RTP packet p[0..n) in place, its tag appended (cap: room in p).
- * Returns the new length, or SRTP_MALFORMED / SRTP_FULL (too many SSRCs). */
-__attribute__((unused)) /* used by the unit tests; the SFU will use it */
-static int srtp_protect(struct srtp *s, uint8_t *p, size_t n, size_t cap) {
+/* Protects the RTP packet p[0..n) in place, its tag appended (cap: room in
+ * p), with the sender state st of its SSRC (which the caller keeps: the SFU
+ * holds one per stream it sends).  Returns the new length, or SRTP_MALFORMED. */
+static int srtp_protect_with(struct srtp *s, struct srtp_ssrc *st, uint8_t *p, size_t n, size_t cap) {
   size_t at = rtp_payload_at(p, n);
   if (!at || cap < n + SRTP_TAG || n > INT_MAX - SRTP_TAG) return SRTP_MALFORMED;
-  struct srtp_ssrc *st = srtp_ssrc(s, get_u32(p + 8));
-  if (!st) return SRTP_FULL;
+  st->ssrc = get_u32(p + 8);
   uint16_t seq = get_u16(p + 2);
   uint32_t v = srtp_roc_guess(st, seq); /* a sequence number that wrapped counts one more roll over */
   uint64_t index = (uint64_t)v << 16 | seq;
@@ -2225,16 +2567,24 @@ static int srtp_protect(struct srtp *s, uint8_t *p, size_t n, size_t cap) {
   return (int)(n + SRTP_TAG);
 }
 
+/* The same, with the state of the packet's SSRC kept in s.  Returns the new
+ * length, or SRTP_MALFORMED / SRTP_FULL (too many SSRCs). */
+__attribute__((unused)) /* used by the unit tests */
+static int srtp_protect(struct srtp *s, uint8_t *p, size_t n, size_t cap) {
+  if (n < RTP_HDR) return SRTP_MALFORMED;
+  struct srtp_ssrc *st = srtp_ssrc(s, get_u32(p + 8), true);
+  return st ? srtp_protect_with(s, st, p, n, cap) : SRTP_FULL;
+}
+
 /* Checks and decrypts the SRTP packet p[0..n) in place.  Returns the RTP
  * length, or SRTP_MALFORMED, SRTP_AUTH (wrong tag), SRTP_REPLAYED or SRTP_FULL. */
-__attribute__((unused)) /* used by the unit tests; the SFU will use it */
 static int srtp_unprotect(struct srtp *s, uint8_t *p, size_t n) {
   if (n < 12 + SRTP_TAG) return SRTP_MALFORMED;
   n -= SRTP_TAG;
   size_t at = rtp_payload_at(p, n);
   if (!at) return SRTP_MALFORMED;
-  struct srtp_ssrc *st = srtp_ssrc(s, get_u32(p + 8));
-  if (!st) return SRTP_FULL;
+  struct srtp_ssrc tmp = {.ssrc = get_u32(p + 8), .used = true}, *st = srtp_ssrc(s, tmp.ssrc, false);
+  if (!st) st = &tmp;
   /* The rollover counter the sender used, guessed from the sequence number (RFC 3711 Appendix A). */
   uint16_t seq = get_u16(p + 2);
   uint32_t v = srtp_roc_guess(st, seq);
@@ -2258,16 +2608,15 @@ static int srtp_unprotect(struct srtp *s, uint8_t *p, size_t n) {
     st->rtp_window |= 1ull << (st->rtp_top - index);
   }
   st->rtp_seen = true;
-  return (int)n;
+  return st == &tmp && srtp_keep(s, &tmp) != SRTP_OK ? SRTP_FULL : (int)n;
 }
 
 /* Protects the RTCP packet p[0..n) in place: encrypted after its first 8
- * bytes, then E and the 31-bit SRTCP index, then the tag (RFC 3711 3.4). */
-__attribute__((unused)) /* used by the unit tests; the SFU will use it */
-static int srtcp_protect(struct srtp *s, uint8_t *p, size_t n, size_t cap) {
+ * bytes, then E and the 31-bit SRTCP index, then the tag (RFC 3711 3.4).
+ * st is the state of its first SSRC, kept by the caller. */
+static int srtcp_protect_with(struct srtp *s, struct srtp_ssrc *st, uint8_t *p, size_t n, size_t cap) {
   if (n < 8 || (p[0] >> 6) != 2 || cap < n + 4 + SRTP_TAG || n > INT_MAX - 4 - SRTP_TAG) return SRTP_MALFORMED;
-  struct srtp_ssrc *st = srtp_ssrc(s, get_u32(p + 4));
-  if (!st) return SRTP_FULL;
+  st->ssrc = get_u32(p + 4);
   uint32_t index = st->rtcp_next++ & 0x7fffffff;
   uint8_t iv[16];
   srtp_iv(&s->rtcp, st->ssrc, index, iv);
@@ -2277,13 +2626,19 @@ static int srtcp_protect(struct srtp *s, uint8_t *p, size_t n, size_t cap) {
   return (int)(n + 4 + SRTP_TAG);
 }
 
+/* The same, with the state of the packet's first SSRC kept in s. */
+static int srtcp_protect(struct srtp *s, uint8_t *p, size_t n, size_t cap) {
+  if (n < 8) return SRTP_MALFORMED;
+  struct srtp_ssrc *st = srtp_ssrc(s, get_u32(p + 4), true);
+  return st ? srtcp_protect_with(s, st, p, n, cap) : SRTP_FULL;
+}
+
 /* Checks and decrypts the SRTCP packet p[0..n) in place.  Returns the RTCP length, or an SRTP_ error. */
-__attribute__((unused)) /* used by the unit tests; the SFU will use it */
 static int srtcp_unprotect(struct srtp *s, uint8_t *p, size_t n) {
   if (n < 8 + 4 + SRTP_TAG) return SRTP_MALFORMED;
   size_t body = n - 4 - SRTP_TAG;
-  struct srtp_ssrc *st = srtp_ssrc(s, get_u32(p + 4));
-  if (!st) return SRTP_FULL;
+  struct srtp_ssrc tmp = {.ssrc = get_u32(p + 4), .used = true}, *st = srtp_ssrc(s, tmp.ssrc, false);
+  if (!st) st = &tmp;
   uint32_t e_index = get_u32(p + body), index = e_index & 0x7fffffff;
   if (st->rtcp_seen && index <= st->rtcp_top &&
       (st->rtcp_top - index >= SRTP_WINDOW || (st->rtcp_window >> (st->rtcp_top - index) & 1)))
@@ -2303,7 +2658,7 @@ static int srtcp_unprotect(struct srtp *s, uint8_t *p, size_t n) {
     st->rtcp_window |= 1ull << (st->rtcp_top - index);
   }
   st->rtcp_seen = true;
-  return (int)body;
+  return st == &tmp && srtp_keep(s, &tmp) != SRTP_OK ? SRTP_FULL : (int)body;
 }
 
 /* ================================================================== LOOP ==================================================================== */
@@ -2534,6 +2889,7 @@ static struct {
   struct sockaddr_storage udp_from[CAMUS_UDP_BATCH];
   uint8_t dtls_record[MBEDTLS_SSL_IN_CONTENT_LEN];          /* dtls_step */
   char chat_text[4 * CAMUS_CHAT_MAX + 1];                   /* chat_error */
+  uint8_t media_out[CAMUS_MEDIA_MAX];                       /* rtc_media_buf, for hosts that send by copy */
 } scratch;
 
 /* =============================================================== TRANSPORT ================================================================ */
@@ -2974,12 +3330,12 @@ struct udp_out {
   unsigned n;
   size_t len[CAMUS_UDP_BATCH];
   struct sockaddr_storage to[CAMUS_UDP_BATCH];
-  uint8_t data[CAMUS_UDP_BATCH][CAMUS_MTU];
+  uint8_t data[CAMUS_UDP_BATCH][CAMUS_MEDIA_MAX];
 };
 
 /* The UDP socket every WebRTC session shares.  Datagrams are sorted by their
- * first byte (RFC 7983): 0-3 STUN, 20-63 DTLS; 64-79 (TURN channels) and
- * 128-191 (RTP/RTCP) are none of ours yet. */
+ * first byte (RFC 7983): 0-3 STUN, 20-63 DTLS, 128-191 RTP and RTCP; 64-79
+ * (TURN channels) are none of ours yet. */
 struct udp {
   struct loop *loop;
   int log_level;
@@ -2987,6 +3343,7 @@ struct udp {
   struct udp_out *out;            /* allocated on first use */
   void (*on_stun)(void *ctx, const uint8_t *p, size_t n, const struct sockaddr_storage *from);
   void (*on_dtls)(void *ctx, const uint8_t *p, size_t n, const struct sockaddr_storage *from);
+  void (*on_media)(void *ctx, uint8_t *p, size_t n, const struct sockaddr_storage *from); /* may change p[0..n) */
   void *ctx;
 };
 
@@ -3019,38 +3376,56 @@ static void udp_flush(struct udp *u) {
   o->n = 0;
 }
 
+/* Where a datagram for to goes: a dual-stack socket reaches IPv4 peers through mapped addresses. */
+static const struct sockaddr_storage *udp_dest(const struct udp *u, const struct sockaddr_storage *to,
+                                               struct sockaddr_storage *mapped) {
+  if (u->family != AF_INET6 || to->ss_family != AF_INET) return to;
+  const struct sockaddr_in *v4 = (const void *)to;
+  struct sockaddr_in6 *v6 = (void *)mapped;
+  memset(mapped, 0, sizeof *mapped);
+  v6->sin6_family = AF_INET6;
+  v6->sin6_port = v4->sin_port;
+  v6->sin6_addr.s6_addr[10] = v6->sin6_addr.s6_addr[11] = 0xff;
+  memcpy(&v6->sin6_addr.s6_addr[12], &v4->sin_addr, 4);
+  return mapped;
+}
+
+/* Room for the next datagram of the queue, CAMUS_MEDIA_MAX bytes, written
+ * in place and queued by udp_commit() (nothing else may be queued between).
+ * NULL if there is no queue. */
+static uint8_t *udp_reserve(struct udp *u) {
+  if (!u->out && !(u->out = calloc(1, sizeof *u->out))) return NULL;
+  if (u->out->n == CAMUS_UDP_BATCH) udp_flush(u);
+  return u->out->data[u->out->n];
+}
+
+/* Queues the n bytes written at udp_reserve() for to. */
+static void udp_commit(struct udp *u, size_t n, const struct sockaddr_storage *to) {
+  struct udp_out *o = u->out;
+  unsigned i = o->n++;
+  o->len[i] = n;
+  to = udp_dest(u, to, &o->to[i]);
+  if (to != &o->to[i]) memcpy(&o->to[i], to, addr_len(to));
+}
+
 /* Queues a datagram (sent by udp_flush() at the end of the loop turn). */
 static void udp_send(struct udp *u, const void *data, size_t n, const struct sockaddr_storage *to) {
-  struct sockaddr_storage mapped;
-  if (u->family == AF_INET6 && to->ss_family == AF_INET) {
-    /* A dual-stack socket reaches IPv4 peers through mapped addresses. */
-    const struct sockaddr_in *v4 = (const void *)to;
-    struct sockaddr_in6 *v6 = (void *)&mapped;
-    memset(&mapped, 0, sizeof mapped);
-    v6->sin6_family = AF_INET6;
-    v6->sin6_port = v4->sin_port;
-    v6->sin6_addr.s6_addr[10] = v6->sin6_addr.s6_addr[11] = 0xff;
-    memcpy(&v6->sin6_addr.s6_addr[12], &v4->sin_addr, 4);
-    to = &mapped;
-  }
-  if (!u->out) u->out = calloc(1, sizeof *u->out);
-  struct udp_out *o = u->out;
-  if (!o || n > sizeof o->data[0]) { /* no queue, or larger than we make: send it now, in order */
+  uint8_t *slot = n <= CAMUS_MEDIA_MAX ? udp_reserve(u) : NULL;
+  if (!slot) { /* no queue, or larger than we make: sent now, in order */
+    struct sockaddr_storage mapped;
     udp_flush(u);
+    to = udp_dest(u, to, &mapped);
     if (sendto(u->fd, data, n, 0, (const struct sockaddr *)to, addr_len(to)) < 0 && errno != EAGAIN)
       LOG_D(u, "udp: sendto: %s", strerror(errno));
     return;
   }
-  if (o->n == CAMUS_UDP_BATCH) udp_flush(u);
-  unsigned i = o->n++;
-  memcpy(o->data[i], data, n);
-  o->len[i] = n;
-  memcpy(&o->to[i], to, addr_len(to));
+  memcpy(slot, data, n);
+  udp_commit(u, n, to);
 }
 
 /* One datagram: its sender's address made canonical (a dual-stack socket
  * sees IPv4 peers as mapped IPv6: they are IPv4), then up by its first byte. */
-static void udp_input(struct udp *u, const uint8_t *data, size_t n, const struct sockaddr_storage *from) {
+static void udp_input(struct udp *u, uint8_t *data, size_t n, const struct sockaddr_storage *from) {
   struct sockaddr_storage v4addr;
   const struct sockaddr_in6 *v6 = (const struct sockaddr_in6 *)(const void *)from;
   if (from->ss_family == AF_INET6 && IN6_IS_ADDR_V4MAPPED(&v6->sin6_addr)) {
@@ -3067,6 +3442,8 @@ static void udp_input(struct udp *u, const uint8_t *data, size_t n, const struct
     if (stun_is(data, n)) u->on_stun(u->ctx, data, n, from);
   } else if (b >= 20 && b <= 63) {
     u->on_dtls(u->ctx, data, n, from);
+  } else if (b >= 128 && b <= 191 && u->on_media) {
+    u->on_media(u->ctx, data, n, from);
   }
 }
 
@@ -3190,12 +3567,18 @@ struct rtc_host {
   int log_level;
   /* Down: sends a datagram (the server queues it on its UDP socket). */
   void (*send)(void *ctx, struct rtc *r, const void *data, size_t n, const struct sockaddr_storage *to);
+  /* Down, optional: room for a datagram of CAMUS_MEDIA_MAX bytes written in place (media), then
+   * queued with commit; without them, media goes through a scratch buffer and send. */
+  uint8_t *(*reserve)(void *ctx, struct rtc *r);
+  void (*commit)(void *ctx, struct rtc *r, size_t n, const struct sockaddr_storage *to);
   /* Up: the first valid ICE check (may the session start DTLS?); a data
    * channel opened; a message on one; the session is about to be freed. */
   bool (*on_checked)(void *ctx, struct rtc *r);
   void (*on_open)(void *ctx, struct rtc *r, struct channel *ch);
   void (*on_message)(void *ctx, struct rtc *r, struct channel *ch, const uint8_t *data, size_t n, bool binary);
   void (*on_close)(void *ctx, struct rtc *r);
+  /* Up: an authenticated, decrypted RTP or RTCP packet (p[0..n) may be changed). */
+  void (*on_media)(void *ctx, struct rtc *r, uint8_t *p, size_t n, bool rtcp);
   void *ctx;
 
   bool ready;                    /* DTLS settings made and usrsctp started (at the first session) */
@@ -3210,6 +3593,7 @@ struct rtc_host {
   bool reap;                     /* some session is dead */
   struct early early[CAMUS_EARLY_DATAGRAMS];
   unsigned early_next;
+  struct rtc *handshaking;       /* the session whose DTLS handshake mbedTLS is running (its key export) */
 };
 
 /* What a session is made from: the remote side's offer (or answer). */
@@ -3248,6 +3632,12 @@ struct rtc {
   uint64_t dtls_int_at, dtls_fin_at; /* mbedTLS retransmission timer; fin_at 0 = off */
   const uint8_t *rx;             /* the datagram being handed to mbedTLS */
   size_t rx_len;
+
+  uint8_t *srtp_master;          /* DTLS-SRTP keying material (RFC 5764 4.2), 60 bytes; NULL: none agreed */
+  struct srtp *srtp;             /* [0] what comes in, [1] what goes out: made at the first packet */
+  struct rtc_media_counts {
+    uint32_t in, out, auth, replayed, malformed;
+  } media;
 
   struct socket *sock;           /* usrsctp */
   uint16_t remote_sctp_port;
@@ -3663,12 +4053,32 @@ static int dtls_verify_cb(void *ctx, mbedtls_x509_crt *crt, int depth, uint32_t 
 static void sctp_start(struct rtc *p);
 static void sctp_input(struct rtc *p, const uint8_t *data, size_t n);
 
+/* mbedTLS hands over the master secret as the handshake makes it: the SRTP
+ * keying material is derived from it at once (RFC 5764 4.2, the exporter
+ * of RFC 5705 with label "EXTRACTOR-dtls_srtp"), for the session whose
+ * handshake is running, and kept if the handshake agrees on SRTP. */
+static int dtls_export_keys(void *ctx, const unsigned char *ms, const unsigned char *kb, size_t maclen, size_t keylen,
+                            size_t ivlen, const unsigned char client_random[32], const unsigned char server_random[32],
+                            mbedtls_tls_prf_types prf) {
+  struct rtc_host *s = ctx;
+  struct rtc *p = s->handshaking;
+  uint8_t randoms[64];
+  (void)kb, (void)maclen, (void)keylen, (void)ivlen;
+  if (!p) return 0;
+  if (!p->srtp_master && !(p->srtp_master = malloc(60))) return MBEDTLS_ERR_SSL_ALLOC_FAILED;
+  memcpy(randoms, client_random, 32);
+  memcpy(randoms + 32, server_random, 32);
+  return mbedtls_ssl_tls_prf(prf, ms, 48, "EXTRACTOR-dtls_srtp", randoms, 64, p->srtp_master, 60);
+}
+
 /* Runs the handshake (or reads application data) after input or a timer. */
 static void dtls_step(struct rtc *p) {
   uint8_t *rec = scratch.dtls_record;
   char msg[128];
   if (p->state == RTC_DTLS) {
+    p->host->handshaking = p;
     int rc = mbedtls_ssl_handshake(p->ssl);
+    p->host->handshaking = NULL;
     if (rc == MBEDTLS_ERR_SSL_WANT_READ || rc == MBEDTLS_ERR_SSL_WANT_WRITE) return;
     if (rc == MBEDTLS_ERR_SSL_HELLO_VERIFY_REQUIRED) {
       /* A cookie went back in a HelloVerifyRequest; the ClientHello that returns it starts afresh. */
@@ -3680,7 +4090,15 @@ static void dtls_step(struct rtc *p) {
       rtc_close(p, msg);
       return;
     }
-    LOG_D(p->host, "peer %s: DTLS up (%s)", p->id, mbedtls_ssl_get_ciphersuite(p->ssl));
+    mbedtls_dtls_srtp_info srtp;
+    mbedtls_ssl_get_dtls_srtp_negotiation_result(p->ssl, &srtp);
+    if (srtp.chosen_dtls_srtp_profile != MBEDTLS_TLS_SRTP_AES128_CM_HMAC_SHA1_80 && p->srtp_master) {
+      mbedtls_platform_zeroize(p->srtp_master, 60);
+      free(p->srtp_master);
+      p->srtp_master = NULL;
+    }
+    LOG_D(p->host, "peer %s: DTLS up (%s%s)", p->id, mbedtls_ssl_get_ciphersuite(p->ssl),
+          p->srtp_master ? ", SRTP_AES128_CM_HMAC_SHA1_80" : "");
     p->dtls_up = true;
     /* As DTLS client, the server's Finished covers every flight we sent: if they all went to one
      * address, it receives.  (Sent to several, as when a browser nominates another of its addresses
@@ -3768,9 +4186,84 @@ static int dtls_conf_init(struct rtc_host *s, mbedtls_ssl_config *conf, int endp
   mbedtls_ssl_conf_handshake_timeout(conf, 400, 8000);
   mbedtls_ssl_conf_ciphersuites(conf, suites);
   mbedtls_ssl_conf_curves(conf, curves);
+  static const mbedtls_ssl_srtp_profile srtp_profiles[] = {MBEDTLS_TLS_SRTP_AES128_CM_HMAC_SHA1_80,
+                                                          MBEDTLS_TLS_SRTP_UNSET};
+  rc = mbedtls_ssl_conf_dtls_srtp_protection_profiles(conf, srtp_profiles);
+  if (rc) return rc;
+  mbedtls_ssl_conf_export_keys_ext_cb(conf, dtls_export_keys, s);
   if (endpoint == MBEDTLS_SSL_IS_SERVER) /* HelloVerifyRequest first: no flight to an unproven address */
     mbedtls_ssl_conf_dtls_cookies(conf, mbedtls_ssl_cookie_write, mbedtls_ssl_cookie_check, &s->cookies);
   return mbedtls_ssl_conf_own_cert(conf, &s->id.crt, &s->id.key);
+}
+
+/* --------------------------------------------------------------------- SRTP */
+
+/* Media on a session whose DTLS agreed on SRTP: RTP and RTCP (rtcp-mux, RFC
+ * 5761: an RTCP packet type sits where RTP has its marker and payload type)
+ * from the session's checked addresses, authenticated and decrypted in place
+ * before the layer above sees a byte of them; and out, written in place in
+ * the send queue and protected there, only to the selected address once it
+ * has shown it receives. */
+static bool rtc_media_ready(struct rtc *p) {
+  if (p->srtp) return true;
+  if (!p->srtp_master || !(p->srtp = calloc(2, sizeof *p->srtp))) return false;
+  const uint8_t *m = p->srtp_master; /* client key, server key, client salt, server salt */
+  const uint8_t *ck = m, *sk = m + 16, *cs = m + 32, *ss = m + 46;
+  int rc = srtp_init(&p->srtp[0], p->dtls_server ? ck : sk, p->dtls_server ? cs : ss);
+  if (!rc) rc = srtp_init(&p->srtp[1], p->dtls_server ? sk : ck, p->dtls_server ? ss : cs);
+  if (rc) {
+    srtp_free(&p->srtp[0]);
+    srtp_free(&p->srtp[1]);
+    free(p->srtp);
+    p->srtp = NULL;
+  }
+  return p->srtp != NULL;
+}
+
+static bool rtcp_is(const uint8_t *p, size_t n) { return n >= 2 && p[1] >= 192 && p[1] <= 223; }
+
+/* An RTP or RTCP datagram (the UDP demultiplexer's on_media). */
+static void rtc_media_datagram(void *ctx, uint8_t *data, size_t n, const struct sockaddr_storage *from) {
+  struct rtc_host *s = ctx;
+  struct rtc *p = amap_get(&s->amap, from);
+  if (!p || p->dead || !p->dtls_up || !s->on_media || !rtc_media_ready(p)) return;
+  bool rtcp = rtcp_is(data, n);
+  int len = rtcp ? srtcp_unprotect(&p->srtp[0], data, n) : srtp_unprotect(&p->srtp[0], data, n);
+  if (len < 0) {
+    if (len == SRTP_AUTH) p->media.auth++;
+    else if (len == SRTP_REPLAYED) p->media.replayed++;
+    else p->media.malformed++;
+    return;
+  }
+  p->media.in++;
+  p->last_seen = s->loop->now; /* consent: an authenticated packet */
+  s->on_media(s->ctx, p, data, (size_t)len, rtcp);
+}
+
+/* Room for a packet to p, of CAMUS_MEDIA_MAX bytes (less the SRTP
+ * trailer), written in place and sent by rtc_media_send(); nothing else may
+ * be sent to any session between.  NULL when nothing may go to p now. */
+static uint8_t *rtc_media_buf(struct rtc *p) {
+  struct rtc_host *s = p->host;
+  if (p->dead || !p->dtls_up || p->n_addrs == 0 || !p->addrs[p->sel].proven || !rtc_media_ready(p)) return NULL;
+  return s->reserve ? s->reserve(s->ctx, p) : scratch.media_out;
+}
+
+#define RTC_MEDIA_ROOM (CAMUS_MEDIA_MAX - 4 - SRTP_TAG) /* bytes of RTP or RTCP that fit a rtc_media_buf() */
+
+/* Protects the n bytes written at rtc_media_buf() and sends them.  st: the
+ * sender state of its (first) SSRC, if the caller keeps it; else p keeps it. */
+static void rtc_media_send(struct rtc *p, uint8_t *buf, size_t n, bool rtcp, struct srtp_ssrc *st) {
+  struct rtc_host *s = p->host;
+  struct srtp *out = &p->srtp[1];
+  int len = rtcp ? (st ? srtcp_protect_with(out, st, buf, n, CAMUS_MEDIA_MAX) : srtcp_protect(out, buf, n, CAMUS_MEDIA_MAX))
+                 : (st ? srtp_protect_with(out, st, buf, n, CAMUS_MEDIA_MAX) : srtp_protect(out, buf, n, CAMUS_MEDIA_MAX));
+  if (len < 0) return;
+  p->media.out++;
+  if (s->commit)
+    s->commit(s->ctx, p, (size_t)len, &p->addrs[p->sel].sa);
+  else
+    rtc_xmit(p, buf, (size_t)len, &p->addrs[p->sel].sa);
 }
 
 /* ------------------------------------------------------------- SCTP and DCEP */
@@ -4140,6 +4633,13 @@ static void rtc_free(struct rtc *p) {
     if (amap_get(&s->amap, &p->addrs[i].sa) == p) amap_del(&s->amap, &p->addrs[i].sa);
   buf_free(&p->partial);
   free(p->remote_ufrag);
+  if (p->srtp) {
+    srtp_free(&p->srtp[0]);
+    srtp_free(&p->srtp[1]);
+    free(p->srtp);
+  }
+  if (p->srtp_master) mbedtls_platform_zeroize(p->srtp_master, 60);
+  free(p->srtp_master);
   sessions.table[p->slot] = NULL;
   s->n--;
   free(p);
@@ -4322,6 +4822,7 @@ struct room {
   char id[CAMUS_ROOM_NAME_MAX + 1];   /* slug of the name: [a-z0-9-] */
   char name[CAMUS_ROOM_NAME_MAX + 1]; /* as given, valid UTF-8 */
   bool has_password, public;
+  bool sfu;                           /* media through the server; false: between browsers (p2p) */
   uint8_t salt[16], hash[32];         /* PBKDF2-HMAC-SHA256 of the password */
   uint8_t nonce[16];                  /* binds password proofs to this room, not a later one of the same id */
   unsigned guest_limit;               /* 0: none */
@@ -4354,6 +4855,7 @@ struct client {
   double bytes;                       /* byte rate limit tokens */
   uint64_t bytes_at;
   struct timer ping;                  /* a page that stopped talking is pinged, then removed */
+  struct media *media;                /* SFU rooms: its streams up and down; NULL until it is a member */
 };
 
 /* What one address did in the current window. */
@@ -4400,6 +4902,7 @@ struct camus {
   double hash_us;                /* µs of password hashing the budget still allows */
   uint64_t hash_at;              /* when it was last refilled, ms */
   struct tombstone *tombs;       /* CAMUS_MAX_ROOMS of them, allocated when a room first ends */
+  uint32_t media_ids;            /* the last track id given (msid) */
 };
 
 /* --------------------------------------------------- limits and fair shares */
@@ -4586,7 +5089,7 @@ static bool room_shed(struct camus *s, const uint8_t creator[16]) {
 /* Checks and creates a room for the address creator.  Returns it, or NULL
  * with what went wrong in *e and a message for the user in *err. */
 static struct room *room_create(struct camus *s, const uint8_t creator[16], const char *name, size_t name_len,
-                                const char *password, size_t pw_len, bool public, unsigned guest_limit, enum app_err *e,
+                                const char *password, size_t pw_len, bool public, bool sfu, unsigned guest_limit, enum app_err *e,
                                 const char **err) {
   char slug[CAMUS_ROOM_NAME_MAX + 1];
   *e = APP_INVALID;
@@ -4621,6 +5124,7 @@ static struct room *room_create(struct camus *s, const uint8_t creator[16], cons
   memcpy(rm->name, name, name_len);
   rm->public = public;
   rm->guest_limit = guest_limit;
+  rm->sfu = sfu;
   rm->expiry.fn = room_expired;
   random_bytes(&s->crypto, rm->nonce, sizeof rm->nonce);
   if (pw_len) {
@@ -4633,8 +5137,8 @@ static struct room *room_create(struct camus *s, const uint8_t creator[16], cons
   }
   s->rooms[s->n_rooms++] = rm;
   room_touch(rm);
-  LOG_I(s, "room %s: created (%s%s, guest limit %u)", rm->id, public ? "public" : "private",
-        pw_len ? ", password" : "", guest_limit);
+  LOG_I(s, "room %s: created (%s%s, %s, guest limit %u)", rm->id, public ? "public" : "private",
+        pw_len ? ", password" : "", sfu ? "media through the server" : "media between browsers", guest_limit);
   return rm;
 }
 
@@ -4680,6 +5184,15 @@ static bool token_ok(const struct camus *s, const struct room *rm, struct str to
 }
 
 /* ------------------------------------------------------- the protocol's words */
+
+/* A message being handled: its text and tokens, and where its parts are. */
+struct msg {
+  const char *text;
+  const struct json_tok *t;
+  int type, receiver, data;  /* token indexes; data -1 when absent */
+  char type_s[64], receiver_s[40];
+  struct str data_raw;       /* "null" when absent */
+};
 
 /* The raw JSON text of token i (strings with their quotes). */
 static struct str json_raw(const char *s, const struct json_tok *t, int i) {
@@ -4851,6 +5364,8 @@ static bool client_checked(void *ctx, struct rtc *r) {
   return true;
 }
 
+static void media_free(struct client *c);
+
 /* The session is being freed (on_close): the client leaves its room. */
 static void client_closed(void *ctx, struct rtc *r) {
   (void)ctx;
@@ -4859,6 +5374,7 @@ static void client_closed(void *ctx, struct rtc *r) {
   timer_stop(&c->srv->loop, &c->ping);
   if (rm) {
     room_leave_notify(c, false);
+    media_free(c);
     if (c->seated) rm->n_clients--;
     rm->n_sessions--;
     room_touch(rm);
@@ -4895,6 +5411,15 @@ static void local_candidates(struct camus *s) {
     snprintf(s->cands[s->n_cands++], sizeof s->cands[0], "%s", s->cfg.public_ips[k]);
 }
 
+/* What an answer to c says of us: its session's credentials, our certificate and candidates. */
+static void client_local(struct camus *s, struct client *c, struct sdp_local *l, struct sdp_candidate *cands) {
+  for (unsigned i = 0; i < s->n_cands; i++)
+    cands[i] = (struct sdp_candidate){s->cands[i], s->udp.port, (uint32_t)(126u << 24 | (65535u - i) << 8 | 255u)};
+  *l = (struct sdp_local){.ufrag = c->rtc->ufrag, .pwd = c->rtc->pwd, .fingerprint = s->rtc.id.fingerprint, .cands = cands,
+                          .n_cands = (int)s->n_cands, .max_message_size = CAMUS_MAX_MESSAGE};
+  random_bytes(&s->crypto, &l->session_id, sizeof l->session_id); /* tells nothing of how many came before */
+}
+
 /* POST /rtc/<id>/offer from the address who, once admitted: a client in rm
  * with a new session, and the SDP answer for it.  Returns APP_OK, or what
  * went wrong with a message for the user in *err. */
@@ -4922,10 +5447,8 @@ static enum app_err client_offer(struct camus *s, struct room *rm, const uint8_t
     goto fail;
   }
   struct sdp_candidate cands[CAMUS_MAX_CANDIDATES];
-  for (unsigned i = 0; i < s->n_cands; i++)
-    cands[i] = (struct sdp_candidate){s->cands[i], s->udp.port, (uint32_t)(126u << 24 | (65535u - i) << 8 | 255u)};
-  struct sdp_local l = {c->rtc->ufrag, c->rtc->pwd, s->rtc.id.fingerprint, cands, (int)s->n_cands, CAMUS_MAX_MESSAGE, 0};
-  random_bytes(&s->crypto, &l.session_id, sizeof l.session_id); /* tells nothing of how many came before */
+  struct sdp_local l;
+  client_local(s, c, &l, cands);
   int rc = sdp_write_answer(answer, o, &l, err);
   free(o);
   c->room = rm;
@@ -4943,16 +5466,685 @@ fail:
   return e;
 }
 
-/* ------------------------------------------------------ the messaging protocol */
+/* ------------------------------------------------------------------- media */
 
-/* A message being handled: its text and tokens, and where its parts are. */
-struct msg {
-  const char *text;
-  const struct json_tok *t;
-  int type, receiver, data;  /* token indexes; data -1 when absent */
-  char type_s[64], receiver_s[40];
-  struct str data_raw;       /* "null" when absent */
+/* The SFU: in a room whose media goes through the server, each member's
+ * session carries its own streams up (tracks) and everyone else's down
+ * (subscriptions), over the session Ground Control already uses.  Only the
+ * browser offers (over the data channel, type "offer" to Ground Control);
+ * the server answers, and asks for a new offer ("renegotiate") when what a
+ * member could receive has changed, so that offers never cross.
+ *
+ * A packet in is checked (SRTP), matched to one of its sender's tracks by
+ * SSRC (or by the mid header extension, the first time), counted against
+ * the sender's caps, kept for retransmission (video) and copied once per
+ * subscriber into the send queue with that subscriber's header: its payload
+ * type, SSRC, mid, and sequence numbers and timestamps that continue across
+ * a change of source.  Nothing is allocated per packet. */
+#define NACK_SLOT_BYTES 1280 /* the largest packet kept for retransmission (browsers send at most 1200) */
+enum { TRACK_MIC, TRACK_CAMERA, TRACK_SCREEN };
+static const char *const track_labels[] = {"mic", "camera", "screen"};
+
+struct nack_cache {
+  struct nack_slot {
+    uint16_t seq, len; /* len 0: empty */
+    uint8_t data[NACK_SLOT_BYTES];
+  } slot[CAMUS_NACK_SLOTS];
 };
+
+struct sub;
+
+/* A stream a member publishes: one SSRC, from one sending section of its offer. */
+struct track {
+  struct client *owner;
+  bool used, live;               /* live: in the owner's latest offer */
+  char mid[33];
+  enum sdp_kind kind;
+  int label;                     /* TRACK_ */
+  uint8_t pt, mid_ext;           /* as the owner's offer numbers them */
+  uint32_t ssrc;                 /* 0 until known */
+  uint32_t id;                   /* names it in msid lines */
+  /* Reception (RFC 3550 A.1, A.3, A.8), for receiver reports and NACKs: */
+  bool started;
+  uint16_t max_seq;
+  uint32_t cycles, base_seq, received, expected_prior, received_prior, jitter, transit;
+  uint32_t sr_ntp;               /* the middle 32 bits of the last sender report's NTP time */
+  uint64_t sr_at;                /* when it came, ms; 0: none */
+  uint64_t pli_at, steer_at;     /* when we last asked for a keyframe; last changed remb */
+  uint32_t remb;                 /* bit/s we steer the owner's video to */
+  struct nack_cache *cache;      /* video: what came lately, for retransmission */
+  struct sub *subs;              /* who receives it */
+};
+
+/* A stream a member receives: one receiving section of its offer. */
+struct sub {
+  struct client *viewer;
+  struct track *src;             /* what it carries; NULL: inactive */
+  struct sub *next;              /* in src->subs */
+  bool live;                     /* in the viewer's latest offer */
+  char mid[33];
+  enum sdp_kind kind;
+  uint8_t pt, mid_ext;           /* as the viewer's offer numbers them */
+  uint32_t ssrc;                 /* ours */
+  struct srtp_ssrc rtp, rtcp;    /* SRTP sender states of that SSRC */
+  bool rebase;                   /* the next packet starts a new source */
+  bool need_key;                 /* video: nothing is sent before a keyframe */
+  uint16_t seq_off, last_seq;    /* sent = received + offset */
+  uint32_t ts_off, last_ts;
+  uint32_t packets, octets;      /* sent, for sender reports */
+  uint64_t assigned_at;
+  double nack_tokens;            /* retransmissions it may still ask for */
+  uint64_t nack_at;
+};
+
+/* A member's media, made at its first offer in an SFU room. */
+struct media {
+  struct track tracks[CAMUS_SFU_TRACKS];
+  struct sub *subs[CAMUS_SFU_SUBS];
+  int n_subs;
+  uint32_t ssrc;                 /* ours, as the sender of our RTCP to it */
+  struct srtp_ssrc rtcp;
+  struct timer report;           /* receiver reports and REMB to it */
+  double tokens, bytes;          /* packets and bytes it may still publish */
+  uint64_t tokens_at, bytes_at;
+  struct media_counts {
+    uint32_t forwarded, retransmitted, nacks_sent, plis_sent, unknown, over_cap, keyframe_ms;
+  } n;
+};
+
+static uint32_t media_random_ssrc(struct camus *s) {
+  uint32_t v = 0;
+  while (v == 0) random_bytes(&s->crypto, &v, sizeof v);
+  return v;
+}
+
+/* Sends an RTCP compound to c: a receiver report (with r, if given) first, as RFC 3550 wants, then fb[0..n). */
+static void media_rtcp_send(struct client *c, const struct rtcp_report *r, const uint8_t *fb, size_t n) {
+  uint8_t *out = rtc_media_buf(c->rtc);
+  if (!out) return;
+  size_t len = rtcp_write_rr(out, RTC_MEDIA_ROOM, c->media->ssrc, r);
+  if (!len || len + n > RTC_MEDIA_ROOM) return;
+  memcpy(out + len, fb, n);
+  rtc_media_send(c->rtc, out, len + n, true, &c->media->rtcp);
+}
+
+/* Asks a video track's owner for a keyframe, at most once in CAMUS_PLI_MS. */
+static void track_want_key(struct track *t) {
+  struct client *o = t->owner;
+  uint64_t now = o->srv->loop.now;
+  uint8_t pli[12];
+  if (t->kind != SDP_VIDEO || !t->ssrc || (t->pli_at && now - t->pli_at < CAMUS_PLI_MS)) return;
+  t->pli_at = now;
+  o->media->n.plis_sent++;
+  media_rtcp_send(o, NULL, pli, rtcp_write_pli(pli, sizeof pli, o->media->ssrc, t->ssrc));
+}
+
+/* The receiver report block of what came of t (RFC 3550 A.3). */
+static void track_report(struct track *t, uint64_t now, struct rtcp_report *r) {
+  uint32_t ext_max = t->cycles + t->max_seq, expected = ext_max - t->base_seq + 1;
+  uint32_t exp_int = expected - t->expected_prior, rec_int = t->received - t->received_prior;
+  int64_t lost_int = (int64_t)exp_int - rec_int;
+  t->expected_prior = expected;
+  t->received_prior = t->received;
+  *r = (struct rtcp_report){.ssrc = t->ssrc, .lost = (int32_t)((int64_t)expected - t->received), .highest = ext_max,
+                            .jitter = t->jitter >> 4, .lsr = t->sr_at ? t->sr_ntp : 0};
+  r->fraction_lost = exp_int == 0 || lost_int <= 0 ? 0 : (uint8_t)MIN(255, (lost_int << 8) / exp_int);
+  if (t->sr_at) r->dlsr = (uint32_t)((now - t->sr_at) * 65536 / 1000);
+}
+
+/* Every CAMUS_RTCP_MS: a receiver report of each of c's tracks, then one
+ * REMB for its video (the sum of what each stream is steered to). */
+static void media_report(struct timer *tm) {
+  struct media *m = CONTAINER(tm, struct media, report);
+  struct client *c = m->tracks[0].owner;
+  struct camus *s = c->srv;
+  uint32_t ssrcs[CAMUS_SFU_TRACKS];
+  uint64_t bps = 0;
+  int nv = 0;
+  for (int i = 0; i < CAMUS_SFU_TRACKS; i++) {
+    struct track *t = &m->tracks[i];
+    if (!t->used || !t->started) continue;
+    struct rtcp_report r;
+    track_report(t, s->loop.now, &r);
+    media_rtcp_send(c, &r, NULL, 0);
+    if (t->kind == SDP_VIDEO) ssrcs[nv++] = t->ssrc, bps += t->remb;
+  }
+  if (nv) {
+    uint8_t remb[20 + 4 * CAMUS_SFU_TRACKS];
+    size_t n = rtcp_write_remb(remb, sizeof remb, m->ssrc, bps, ssrcs, nv);
+    if (n) media_rtcp_send(c, NULL, remb, n);
+  }
+  timer_in(&s->loop, &m->report, CAMUS_RTCP_MS);
+}
+
+/* Steers a video track's bitrate by what one of its receivers reports:
+ * down by 15 % past 10 % loss, up by 5 % under 2 %, at most once a second,
+ * between 100 kbit/s and the operator's cap. */
+static void track_steer(struct track *t, uint8_t fraction_lost) {
+  struct camus *s = t->owner->srv;
+  uint32_t cap = s->cfg.max_bitrate_kbps * 1000u;
+  if (t->kind != SDP_VIDEO || (t->steer_at && s->loop.now - t->steer_at < 1000)) return;
+  if (fraction_lost > 25)
+    t->remb = MAX(100000u, t->remb / 20 * 17);
+  else if (fraction_lost < 5)
+    t->remb = MIN(cap, t->remb / 20 * 21);
+  else
+    return;
+  t->steer_at = s->loop.now;
+}
+
+/* A packet of t came: its place in the sequence (RFC 3550 A.1), the jitter
+ * (A.8), and for video, a NACK for packets skipped over (RFC 4585). */
+static void track_received(struct track *t, const struct rtp_hdr *h, uint32_t clock) {
+  struct client *o = t->owner;
+  uint32_t arrival = (uint32_t)(mono_us() * clock / 1000000);
+  uint32_t transit = arrival - h->ts;
+  if (!t->started) {
+    t->started = true;
+    t->base_seq = t->max_seq = h->seq;
+    t->transit = transit;
+  }
+  int32_t d = (int32_t)(transit - t->transit);
+  t->transit = transit;
+  t->jitter += (uint32_t)(d < 0 ? -d : d) - ((t->jitter + 8) >> 4);
+  t->received++;
+  uint16_t delta = (uint16_t)(h->seq - t->max_seq);
+  if (delta == 0) return;
+  if (delta < 0x8000) { /* ahead */
+    if (h->seq < t->max_seq) t->cycles += 65536;
+    t->max_seq = h->seq;
+    if (t->kind == SDP_VIDEO && delta > 1 && delta <= 17) {
+      uint8_t nack[16];
+      uint16_t pid = (uint16_t)(h->seq - delta + 1), blp = (uint16_t)((1u << (delta - 2)) - 1);
+      o->media->n.nacks_sent++;
+      media_rtcp_send(o, NULL, nack, rtcp_write_nack(nack, sizeof nack, o->media->ssrc, t->ssrc, pid, blp));
+    }
+  }
+}
+
+/* Sends a packet of sub's source to its viewer: the header rewritten, the payload copied once. */
+static void sub_send(struct sub *sub, const uint8_t *p, size_t n, const struct rtp_hdr *h, bool retransmit) {
+  struct client *v = sub->viewer;
+  if (sub->rebase && !retransmit) { /* a new source: its numbers continue ours */
+    sub->seq_off = (uint16_t)(sub->last_seq + 1 - h->seq);
+    sub->ts_off = sub->last_ts + (sub->kind == SDP_VIDEO ? 3000 : 960) - h->ts;
+    sub->rebase = false;
+  }
+  uint8_t *out = rtc_media_buf(v->rtc);
+  if (!out) return;
+  size_t body = n - h->payload; /* payload and padding */
+  uint16_t seq = (uint16_t)(h->seq + sub->seq_off);
+  uint32_t ts = h->ts + sub->ts_off;
+  size_t hl = rtp_write_header(out, p[0] & 0x20, h->marker, sub->pt, seq, ts, sub->ssrc, sub->mid_ext, sub->mid);
+  if (hl + body > RTC_MEDIA_ROOM) return;
+  memcpy(out + hl, p + h->payload, body);
+  if ((int16_t)(seq - sub->last_seq) > 0) sub->last_seq = seq, sub->last_ts = ts;
+  sub->packets++;
+  sub->octets += (uint32_t)(body);
+  rtc_media_send(v->rtc, out, hl + body, false, &sub->rtp);
+}
+
+/* A packet of track t, to each of its subscribers; a subscriber that waits
+ * for a keyframe gets none before one (and the owner is asked for one). */
+static void track_forward(struct track *t, const uint8_t *p, size_t n, const struct rtp_hdr *h) {
+  bool key = t->kind == SDP_VIDEO && vp8_keyframe(p + h->payload, h->payload_len);
+  struct media_counts *mc = &t->owner->media->n;
+  for (struct sub *sub = t->subs; sub; sub = sub->next) {
+    if (sub->need_key && !key) {
+      track_want_key(t);
+      continue;
+    }
+    if (sub->need_key) {
+      sub->need_key = false;
+      uint32_t ms = (uint32_t)(t->owner->srv->loop.now - sub->assigned_at);
+      mc->keyframe_ms = ms;
+      LOG_D(t->owner->srv, "peer %s: first keyframe of %s's %s after %u ms", sub->viewer->rtc->id, t->owner->rtc->id,
+            track_labels[t->label], (unsigned)ms);
+    }
+    sub_send(sub, p, n, h, false);
+    mc->forwarded++;
+  }
+}
+
+/* CAMUS_PUBLISH_PPS packets a second, and the operator's bitrate cap (twice
+ * over, for a camera and a screen, plus audio), for all of c's streams. */
+static bool media_publish_ok(struct client *c, size_t n) {
+  struct media *m = c->media;
+  uint64_t now = c->srv->loop.now;
+  double pps = CAMUS_PUBLISH_PPS, bps = c->srv->cfg.max_bitrate_kbps * 250.0 + 16000; /* bytes/s */
+  return bucket_take(&m->tokens, &m->tokens_at, pps, pps, 1, now) &&
+         bucket_take(&m->bytes, &m->bytes_at, bps, bps, (double)n, now);
+}
+
+/* A packet kept for retransmission, by sequence number. */
+static void nack_put(struct nack_cache *nc, const uint8_t *p, size_t n, uint16_t seq) {
+  struct nack_slot *sl = &nc->slot[seq % CAMUS_NACK_SLOTS];
+  if (n > sizeof sl->data) {
+    sl->len = 0;
+    return;
+  }
+  sl->seq = seq;
+  sl->len = (uint16_t)n;
+  memcpy(sl->data, p, n);
+}
+
+static const struct nack_slot *nack_get(const struct nack_cache *nc, uint16_t seq) {
+  const struct nack_slot *sl = &nc->slot[seq % CAMUS_NACK_SLOTS];
+  return sl->len && sl->seq == seq ? sl : NULL;
+}
+
+/* An RTP packet from c (the session's on_media, via client_media). */
+static void media_rtp_input(struct client *c, uint8_t *p, size_t n) {
+  struct media *m = c->media;
+  struct rtp_hdr h;
+  struct track *t = NULL;
+  if (rtp_parse(p, n, &h) != 0) return;
+  for (int i = 0; i < CAMUS_SFU_TRACKS && !t; i++)
+    if (m->tracks[i].used && m->tracks[i].ssrc == h.ssrc) t = &m->tracks[i];
+  for (int i = 0; i < CAMUS_SFU_TRACKS && !t; i++) { /* an SSRC its offer did not name: known by its mid */
+    struct track *u = &m->tracks[i];
+    size_t len;
+    const uint8_t *mid = u->used && !u->ssrc && u->mid_ext ? rtp_ext_find(p, &h, u->mid_ext, &len) : NULL;
+    if (mid && len == strlen(u->mid) && !memcmp(mid, u->mid, len)) (t = u)->ssrc = h.ssrc;
+  }
+  if (!t || h.pt != t->pt) {
+    m->n.unknown++;
+    return;
+  }
+  if (!media_publish_ok(c, n)) {
+    m->n.over_cap++;
+    return;
+  }
+  track_received(t, &h, t->kind == SDP_VIDEO ? 90000 : 48000);
+  if (t->kind == SDP_VIDEO && (t->cache || (t->cache = calloc(1, sizeof *t->cache)))) nack_put(t->cache, p, n, h.seq);
+  track_forward(t, p, n, &h);
+}
+
+/* The subscription of c whose SSRC (ours) is ssrc. */
+static struct sub *media_sub_by_ssrc(struct media *m, uint32_t ssrc) {
+  for (int i = 0; i < m->n_subs; i++)
+    if (m->subs[i]->ssrc == ssrc) return m->subs[i];
+  return NULL;
+}
+
+/* A generic NACK from a viewer: what its source still holds goes again,
+ * within a budget of retransmissions (as many as 100 packets a second). */
+static void media_nack(struct client *c, struct sub *sub, const uint8_t *fci, size_t len) {
+  struct track *t = sub->src;
+  if (!t || !t->cache) return;
+  for (size_t at = 0; at + 4 <= len; at += 4) {
+    uint16_t pid = get_u16(fci + at), blp = get_u16(fci + at + 2);
+    for (int k = 0; k < 17; k++) {
+      if (k && !(blp >> (k - 1) & 1)) continue;
+      if (!bucket_take(&sub->nack_tokens, &sub->nack_at, 100, 100, 1, c->srv->loop.now)) return;
+      const struct nack_slot *sl = nack_get(t->cache, (uint16_t)(pid + k - sub->seq_off));
+      struct rtp_hdr h;
+      if (!sl || rtp_parse(sl->data, sl->len, &h) != 0) continue;
+      sub_send(sub, sl->data, sl->len, &h, true);
+      c->media->n.retransmitted++;
+    }
+  }
+}
+
+/* A publisher's sender report: kept for our receiver reports, and passed to
+ * each subscriber in its own numbers (its SSRC, its timestamps, its counts). */
+static void media_sr(struct client *c, const struct rtcp_pkt *r) {
+  struct media *m = c->media;
+  if (r->len < 24) return;
+  uint32_t ssrc = get_u32(r->body);
+  for (int i = 0; i < CAMUS_SFU_TRACKS; i++) {
+    struct track *t = &m->tracks[i];
+    if (!t->used || t->ssrc != ssrc) continue;
+    t->sr_ntp = get_u32(r->body + 6);
+    t->sr_at = c->srv->loop.now;
+    for (struct sub *sub = t->subs; sub; sub = sub->next) {
+      uint8_t *out = sub->rebase || sub->need_key ? NULL : rtc_media_buf(sub->viewer->rtc);
+      if (!out) continue;
+      rtcp_header(out, 0, RTCP_SR, 28);
+      put_u32(out + 4, sub->ssrc);
+      memcpy(out + 8, r->body + 4, 8); /* NTP time */
+      put_u32(out + 16, get_u32(r->body + 12) + sub->ts_off);
+      put_u32(out + 20, sub->packets);
+      put_u32(out + 24, sub->octets);
+      rtc_media_send(sub->viewer->rtc, out, 28, true, &sub->rtcp);
+    }
+  }
+}
+
+/* An RTCP compound from c: sender reports of its streams; reports, NACKs
+ * and keyframe requests about the streams it receives from us. */
+static void media_rtcp_input(struct client *c, const uint8_t *p, size_t n) {
+  struct media *m = c->media;
+  struct rtcp_pkt r;
+  size_t at = 0;
+  while (rtcp_next(p, n, &at, &r) == 1) {
+    if (r.pt == RTCP_SR || r.pt == RTCP_RR) {
+      if (r.pt == RTCP_SR) media_sr(c, &r);
+      size_t first = r.pt == RTCP_SR ? 24 : 4;
+      for (size_t k = 0; k < r.count && first + (k + 1) * RTCP_REPORT <= r.len; k++) {
+        struct rtcp_report rep;
+        rtcp_report_read(r.body + first + k * RTCP_REPORT, &rep);
+        struct sub *sub = media_sub_by_ssrc(m, rep.ssrc);
+        if (sub && sub->src) track_steer(sub->src, rep.fraction_lost);
+      }
+    } else if ((r.pt == RTCP_RTPFB && r.count == RTCP_FMT_NACK) || r.pt == RTCP_PSFB) {
+      if (r.len < 8) continue;
+      uint32_t media_ssrc = get_u32(r.body + 4);
+      if (r.pt == RTCP_PSFB && r.count == RTCP_FMT_FIR && r.len >= 16) media_ssrc = get_u32(r.body + 8);
+      struct sub *sub = media_sub_by_ssrc(m, media_ssrc);
+      if (!sub || !sub->src) continue;
+      if (r.pt == RTCP_RTPFB)
+        media_nack(c, sub, r.body + 8, r.len - 8);
+      else if (r.count == RTCP_FMT_PLI || r.count == RTCP_FMT_FIR)
+        track_want_key(sub->src);
+    }
+  }
+}
+
+/* An authenticated RTP or RTCP packet from a client's session (on_media). */
+static void client_media(void *ctx, struct rtc *r, uint8_t *p, size_t n, bool rtcp) {
+  (void)ctx;
+  struct client *c = r->user;
+  if (!c->media || !c->member) return;
+  if (rtcp)
+    media_rtcp_input(c, p, n);
+  else
+    media_rtp_input(c, p, n);
+}
+
+/* --- renegotiation --- */
+
+/* Whether t can go to the member whose media is m (the codec's kind is all that differs: every member has Opus and VP8). */
+static bool track_offered(const struct track *t, const struct client *v) {
+  return t->used && t->live && t->owner != v && t->owner->member;
+}
+
+/* Asks v for a new offer: what it could receive has changed.  data: how
+ * many audio and video streams it should have sections for. */
+static void media_renegotiate(struct client *v) {
+  unsigned na = 0, nv = 0;
+  char data[48];
+  if (!v->media || !v->member) return;
+  for (struct client *o = v->room->members; o; o = o->next_member)
+    for (int i = 0; o->media && i < CAMUS_SFU_TRACKS; i++)
+      if (track_offered(&o->media->tracks[i], v)) *(o->media->tracks[i].kind == SDP_AUDIO ? &na : &nv) += 1;
+  snprintf(data, sizeof data, "{\"audio\":%u,\"video\":%u}", MIN(na, CAMUS_SFU_SUBS / 2u), MIN(nv, CAMUS_SFU_SUBS / 2u));
+  msg_send(v, GROUND_CONTROL, "renegotiate", (struct str){data, strlen(data)});
+}
+
+/* Everyone in c's room but c is asked for a new offer. */
+static void media_renegotiate_others(struct client *c) {
+  for (struct client *q = c->room->members; q; q = q->next_member)
+    if (q != c) media_renegotiate(q);
+}
+
+static void sub_detach(struct sub *sub) {
+  if (!sub->src) return;
+  struct sub **pp = &sub->src->subs;
+  while (*pp && *pp != sub) pp = &(*pp)->next;
+  if (*pp) *pp = sub->next;
+  sub->src = NULL;
+  sub->next = NULL;
+}
+
+static void sub_attach(struct sub *sub, struct track *t) {
+  sub->src = t;
+  sub->next = t->subs;
+  t->subs = sub;
+  sub->rebase = true;
+  sub->need_key = t->kind == SDP_VIDEO;
+  sub->assigned_at = t->owner->srv->loop.now;
+  t->pli_at = 0; /* a new viewer needs a keyframe now */
+  track_want_key(t);
+}
+
+/* A track its owner no longer sends: its subscribers go idle. */
+static void track_end(struct track *t) {
+  while (t->subs) sub_detach(t->subs);
+  free(t->cache);
+  memset(t, 0, sizeof *t);
+}
+
+/* The free track or subscription slot for mid, or the one that has it. */
+static struct track *media_track(struct media *m, const char *mid) {
+  struct track *free_one = NULL;
+  for (int i = 0; i < CAMUS_SFU_TRACKS; i++) {
+    if (m->tracks[i].used && !strcmp(m->tracks[i].mid, mid)) return &m->tracks[i];
+    if (!m->tracks[i].used && !free_one) free_one = &m->tracks[i];
+  }
+  return free_one;
+}
+
+static struct sub *media_sub(struct client *c, const char *mid) {
+  struct media *m = c->media;
+  for (int i = 0; i < m->n_subs; i++)
+    if (!strcmp(m->subs[i]->mid, mid)) return m->subs[i];
+  if (m->n_subs == CAMUS_SFU_SUBS) return NULL;
+  struct sub *sub = calloc(1, sizeof *sub);
+  if (!sub) return NULL;
+  sub->viewer = c;
+  memcpy(sub->mid, mid, sizeof sub->mid);
+  do
+    sub->ssrc = media_random_ssrc(c->srv);
+  while (media_sub_by_ssrc(m, sub->ssrc) || sub->ssrc == m->ssrc);
+  random_bytes(&c->srv->crypto, &sub->last_seq, sizeof sub->last_seq);
+  random_bytes(&c->srv->crypto, &sub->last_ts, sizeof sub->last_ts);
+  m->subs[m->n_subs++] = sub;
+  return sub;
+}
+
+static struct media *media_new(struct client *c) {
+  struct media *m = calloc(1, sizeof *m);
+  if (!m) return NULL;
+  m->ssrc = media_random_ssrc(c->srv);
+  m->report.fn = media_report;
+  m->tokens = CAMUS_PUBLISH_PPS;
+  m->tokens_at = m->bytes_at = c->srv->loop.now;
+  for (int i = 0; i < CAMUS_SFU_TRACKS; i++) m->tracks[i].owner = c;
+  timer_in(&c->srv->loop, &m->report, CAMUS_RTCP_MS);
+  return m;
+}
+
+/* c leaves: its tracks end (the others are asked to renegotiate), its subscriptions go. */
+static void media_free(struct client *c) {
+  struct media *m = c->media;
+  bool had = false;
+  if (!m) return;
+  for (int i = 0; i < CAMUS_SFU_TRACKS; i++)
+    if (m->tracks[i].used) had = true, track_end(&m->tracks[i]);
+  for (int i = 0; i < m->n_subs; i++) {
+    sub_detach(m->subs[i]);
+    free(m->subs[i]);
+  }
+  timer_stop(&c->srv->loop, &m->report);
+  LOG_I(c->srv, "peer %s: media: %u packets in, %u forwarded, %u retransmitted on NACK, %u NACKs and %u PLIs sent, "
+        "%u dropped (%u unknown SSRC, %u over the caps, %u failed SRTP, %u replayed)",
+        c->rtc->id, c->rtc->media.in, m->n.forwarded, m->n.retransmitted, m->n.nacks_sent, m->n.plis_sent,
+        m->n.unknown + m->n.over_cap + c->rtc->media.auth + c->rtc->media.replayed, m->n.unknown, m->n.over_cap,
+        c->rtc->media.auth, c->rtc->media.replayed);
+  free(m);
+  c->media = NULL;
+  if (had && c->room) media_renegotiate_others(c);
+}
+
+/* The label a member gave its sending section mid in the offer's "tracks" ({"<mid>": "camera"}), else by kind. */
+static int media_label(const struct msg *msg, int tracks, const char *mid, enum sdp_kind kind) {
+  char v[16];
+  int i = tracks >= 0 ? json_find(msg->text, msg->t, tracks, mid) : -1;
+  if (i >= 0 && json_str(msg->text, msg->t, i, v, sizeof v) > 0)
+    for (int k = 0; k < 3; k++)
+      if (!strcmp(v, track_labels[k]) && (k == TRACK_MIC) == (kind == SDP_AUDIO)) return k;
+  return kind == SDP_AUDIO ? TRACK_MIC : TRACK_CAMERA;
+}
+
+/* The sending sections of an offer become c's tracks; those gone end.  Returns whether any came or went. */
+static bool media_publish(struct client *c, const struct sdp_offer *o, const struct msg *msg, int tracks,
+                          struct sdp_plan *plan) {
+  struct media *m = c->media;
+  bool changed = false;
+  for (int i = 0; i < CAMUS_SFU_TRACKS; i++) m->tracks[i].live = false;
+  for (int i = 0; i < o->n_media; i++) {
+    const struct sdp_media *sm = &o->m[i];
+    if (!sm->media || sm->pt < 0 || (sm->dir != SDP_SENDONLY && sm->dir != SDP_SENDRECV)) continue;
+    struct track *t = media_track(m, sm->mid);
+    if (!t || t->live) continue; /* no room, or a mid named twice: refused */
+    plan[i] = (struct sdp_plan){.dir = SDP_RECVONLY, .accept = true};
+    if (!t->used) {
+      *t = (struct track){.owner = c, .used = true, .kind = sm->media, .remb = c->srv->cfg.max_bitrate_kbps * 1000u};
+      memcpy(t->mid, sm->mid, sizeof t->mid);
+      t->id = ++c->srv->media_ids;
+      changed = true;
+    } else if (t->kind != sm->media) {
+      plan[i].accept = false;
+      continue;
+    }
+    t->live = true;
+    t->pt = (uint8_t)sm->pt;
+    t->mid_ext = sm->mid_ext;
+    t->label = media_label(msg, tracks, sm->mid, sm->media);
+    if (sm->ssrc && sm->ssrc != t->ssrc) { /* a new source on the same section: its viewers start afresh */
+      t->ssrc = sm->ssrc;
+      t->started = false;
+      for (struct sub *sub = t->subs; sub; sub = sub->next) sub->rebase = true, sub->need_key = t->kind == SDP_VIDEO;
+    }
+  }
+  for (int i = 0; i < CAMUS_SFU_TRACKS; i++)
+    if (m->tracks[i].used && !m->tracks[i].live) track_end(&m->tracks[i]), changed = true;
+  return changed;
+}
+
+/* The receiving sections of an offer become c's subscriptions, each kept on
+ * its stream while that lives; free ones take streams nobody sends c yet.
+ * Returns whether some stream c could receive has no section. */
+static bool media_subscribe(struct client *c, const struct sdp_offer *o, struct sdp_plan *plan) {
+  struct media *m = c->media;
+  for (int i = 0; i < m->n_subs; i++) m->subs[i]->live = false;
+  for (int i = 0; i < o->n_media; i++) {
+    const struct sdp_media *sm = &o->m[i];
+    if (!sm->media || sm->pt < 0 || sm->dir != SDP_RECVONLY) continue;
+    struct sub *sub = media_sub(c, sm->mid);
+    if (!sub || sub->live || (sub->kind && sub->kind != sm->media)) continue;
+    sub->live = true;
+    sub->kind = sm->media;
+    sub->pt = (uint8_t)sm->pt;
+    sub->mid_ext = sm->mid_ext;
+    plan[i] = (struct sdp_plan){.dir = SDP_INACTIVE, .accept = true};
+  }
+  for (int i = 0; i < m->n_subs;) { /* sections gone from the offer */
+    if (m->subs[i]->live) {
+      i++;
+      continue;
+    }
+    sub_detach(m->subs[i]);
+    free(m->subs[i]);
+    m->subs[i] = m->subs[--m->n_subs];
+  }
+  unsigned want[3] = {0}, have[3] = {0}; /* by kind: streams c could receive; sections it gave */
+  for (int i = 0; i < m->n_subs; i++) have[m->subs[i]->kind]++;
+  for (struct client *q = c->room->members; q; q = q->next_member)
+    for (int k = 0; q->media && k < CAMUS_SFU_TRACKS; k++) {
+      struct track *t = &q->media->tracks[k];
+      bool has = false;
+      if (!track_offered(t, c)) continue;
+      want[t->kind]++;
+      for (struct sub *sub = t->subs; sub && !has; sub = sub->next) has = sub->viewer == c;
+      for (int i = 0; !has && i < m->n_subs; i++)
+        if (!m->subs[i]->src && m->subs[i]->kind == t->kind) sub_attach(m->subs[i], t), has = true;
+    }
+  /* What media_renegotiate asks for: it is short if it gave fewer sections (and can take more). */
+  bool short_of_sections = m->n_subs < CAMUS_SFU_SUBS && (have[SDP_AUDIO] < MIN(want[SDP_AUDIO], CAMUS_SFU_SUBS / 2u) ||
+                                                           have[SDP_VIDEO] < MIN(want[SDP_VIDEO], CAMUS_SFU_SUBS / 2u));
+  for (int i = 0; i < o->n_media; i++) {
+    struct sub *sub = plan[i].accept && plan[i].dir == SDP_INACTIVE ? media_sub(c, o->m[i].mid) : NULL;
+    if (!sub || !sub->src) continue;
+    plan[i].dir = SDP_SENDONLY;
+    plan[i].ssrc = sub->ssrc;
+    snprintf(plan[i].msid, sizeof plan[i].msid, "%.32s-%s t%u", sub->src->owner->rtc->id, track_labels[sub->src->label],
+             (unsigned)sub->src->id);
+  }
+  return short_of_sections;
+}
+
+/* {"type": "answer", "sdp": ..., "streams": {"<mid>": {"peer", "label"}}} */
+static void media_answer_json(struct buf *b, struct client *c, const struct buf *sdp) {
+  struct media *m = c->media;
+  bool first = true;
+  buf_adds(b, "{\"type\":\"answer\",\"sdp\":");
+  json_write_str(b, sdp->p, sdp->len);
+  buf_adds(b, ",\"streams\":{");
+  for (int i = 0; i < m->n_subs; i++) {
+    struct sub *sub = m->subs[i];
+    if (!sub->src) continue;
+    buf_adds(b, first ? "" : ",");
+    json_write_str(b, sub->mid, strlen(sub->mid));
+    buf_adds(b, ":{\"peer\":\"");
+    buf_add(b, sub->src->owner->rtc->id, 32);
+    buf_addf(b, "\",\"label\":\"%s\"}", track_labels[sub->src->label]);
+    first = false;
+  }
+  buf_adds(b, "}}");
+}
+
+static void client_local(struct camus *s, struct client *c, struct sdp_local *l, struct sdp_candidate *cands);
+
+/* {"type": "offer", "sdp": ..., "tracks": {...}} to Ground Control, in an
+ * SFU room: a new description of the member's one session. */
+static void gc_offer(struct client *c, const struct msg *msg) {
+  struct camus *s = c->srv;
+  const struct json_tok *t = msg->t;
+  if (!c->room->sfu) {
+    msg_error(c, "This room's media goes directly between browsers: send offers to members");
+    return;
+  }
+  int isdp = msg->data >= 0 ? json_find(msg->text, t, msg->data, "sdp") : -1;
+  int tracks = msg->data >= 0 ? json_find(msg->text, t, msg->data, "tracks") : -1;
+  if (isdp < 0 || t[isdp].type != JSON_STRING) {
+    msg_error(c, "Invalid offer: data.sdp must be a string");
+    return;
+  }
+  if (tracks >= 0 && t[tracks].type != JSON_OBJECT) tracks = -1;
+  char *sdp = malloc(CAMUS_SDP_MAX + 1);
+  struct sdp_offer *o = malloc(sizeof *o);
+  struct sdp_plan *plan = calloc(CAMUS_SDP_MAX_MEDIA, sizeof *plan);
+  struct buf ans = {0}, json = {0};
+  const char *err = "out of memory";
+  int n = sdp && o && plan ? json_str(msg->text, t, isdp, sdp, CAMUS_SDP_MAX + 1) : -1;
+  if (!sdp || !o || !plan || (!c->media && !(c->media = media_new(c)))) goto fail;
+  if (n < 0) {
+    err = "offer too large";
+    goto fail;
+  }
+  if (sdp_parse_offer(sdp, (size_t)n, o, &err) != 0) goto fail;
+  if (strcmp(o->ufrag, c->rtc->remote_ufrag) || strcmp(o->pwd, c->rtc->remote_pwd) ||
+      memcmp(o->fingerprint, c->rtc->remote_fp, 32)) {
+    err = "new ICE credentials or a new certificate: an ICE restart is not supported, rejoin instead";
+    goto fail;
+  }
+  bool changed = media_publish(c, o, msg, tracks, plan);
+  bool short_of_sections = media_subscribe(c, o, plan);
+  struct sdp_candidate cands[CAMUS_MAX_CANDIDATES];
+  struct sdp_local l;
+  client_local(s, c, &l, cands);
+  l.plan = plan;
+  l.setup = c->rtc->dtls_server ? "passive" : "active";
+  if (sdp_write_answer(&ans, o, &l, &err) != 0) goto fail;
+  media_answer_json(&json, c, &ans);
+  if (json.err) goto fail;
+  msg_send(c, GROUND_CONTROL, "answer", (struct str){json.p, json.len});
+  if (changed) media_renegotiate_others(c);
+  if (short_of_sections) media_renegotiate(c);
+  goto done;
+fail:
+  msg_error(c, "Invalid offer: %s", err);
+done:
+  buf_free(&ans);
+  buf_free(&json);
+  free(sdp);
+  free(o);
+  free(plan);
+}
+
+/* ------------------------------------------------------ the messaging protocol */
 
 static void gc_ping(struct client *c, const struct msg *m) { msg_send(c, GROUND_CONTROL, "pong", m->data_raw); }
 
@@ -4988,7 +6180,7 @@ static const struct {
   void (*fn)(struct client *c, const struct msg *m);
 } gc_handlers[] = {
     {"ping", gc_ping}, {"get-room-info", gc_room_info}, {"profile", gc_profile},
-    {"bye", gc_bye},   {"greeting", gc_ignore},         {"pong", gc_ignore},
+    {"bye", gc_bye},   {"greeting", gc_ignore},         {"pong", gc_ignore}, {"offer", gc_offer},
 };
 
 /* A message for another member or the whole room, relayed with its real
@@ -5089,6 +6281,7 @@ static void client_open(void *ctx, struct rtc *r, struct channel *ch) {
   c->last_msg = c->srv->loop.now;
   msg_send_text(c, "greeting", "This is Ground Control to Major Tom: you have joined the room.");
   room_member_add(c);
+  if (c->room && c->room->sfu && (c->media || (c->media = media_new(c)))) media_renegotiate(c);
 }
 
 /* A message on any channel (on_message): the rate limit first, then echo or the protocol. */
@@ -5242,7 +6435,7 @@ static void json_room(struct buf *b, const struct camus *s, const struct room *r
     buf_addf(b, "%u", rm->guest_limit);
   else
     buf_adds(b, "null");
-  buf_addf(b, ",\"password\":%s", rm->has_password ? "true" : "false");
+  buf_addf(b, ",\"password\":%s,\"media\":\"%s\"", rm->has_password ? "true" : "false", rm->sfu ? "sfu" : "p2p");
   if (detail)
     buf_addf(b, ",\"public\":%s}", rm->public ? "true" : "false");
   else
@@ -5340,6 +6533,12 @@ static void api_create_room(struct conn *c, const struct http_req *r) {
     return;
   }
   if (plen < 0) plen = 0;
+  int mlen = body_field(r, &jb, "media", tmp, sizeof tmp);
+  bool sfu = mlen == -1 || (mlen >= 0 && !strcmp(tmp, "sfu"));
+  if (mlen != -1 && !sfu && (mlen < 0 || strcmp(tmp, "p2p") != 0)) {
+    http_error(c, r, 400, "media must be \"sfu\" or \"p2p\"");
+    return;
+  }
   if (form) {
     /* An unchecked box is simply absent from a form. */
     int n = form_get(r->body, "public", tmp, sizeof tmp);
@@ -5378,7 +6577,7 @@ static void api_create_room(struct conn *c, const struct http_req *r) {
   }
   enum app_err e;
   const char *err;
-  struct room *rm = room_create(s, c->host, name, (size_t)nlen, pw, (size_t)plen, public, (unsigned)limit, &e, &err);
+  struct room *rm = room_create(s, c->host, name, (size_t)nlen, pw, (size_t)plen, public, sfu, (unsigned)limit, &e, &err);
   if (!rm) {
     http_error(c, r, app_status(e), err);
     return;
@@ -5678,6 +6877,7 @@ void camus_config_init(struct camus_config *cfg) {
   cfg->udp_port = -1;
   cfg->log_level = CAMUS_LOG_INFO;
   cfg->room_expiry_sec = CAMUS_ROOM_EXPIRY_SEC;
+  cfg->max_bitrate_kbps = CAMUS_MAX_BITRATE;
   cfg->max_connections = CAMUS_MAX_CONNECTIONS;
   cfg->request_timeout_sec = CAMUS_REQUEST_TIMEOUT_SEC;
   cfg->idle_timeout_sec = CAMUS_IDLE_TIMEOUT_SEC;
@@ -5696,6 +6896,16 @@ static void wake_drain(void *ctx, short revents) {
 static void server_send(void *ctx, struct rtc *r, const void *data, size_t n, const struct sockaddr_storage *to) {
   (void)r;
   udp_send(ctx, data, n, to);
+}
+
+static uint8_t *server_reserve(void *ctx, struct rtc *r) {
+  (void)r;
+  return udp_reserve(ctx);
+}
+
+static void server_commit(void *ctx, struct rtc *r, size_t n, const struct sockaddr_storage *to) {
+  (void)r;
+  udp_commit(ctx, n, to);
 }
 
 /* The HTTPS settings: the certificate, TLS 1.2 with forward secrecy and AEAD only. */
@@ -5738,6 +6948,8 @@ struct camus *camus_new(const struct camus_config *cfg, char *err, unsigned errl
   if (!s->cfg.host) s->cfg.host = "0.0.0.0";
   if (!s->cfg.msg_rate) s->cfg.msg_rate = CAMUS_MSG_RATE;
   if (!s->cfg.room_expiry_sec) s->cfg.room_expiry_sec = CAMUS_ROOM_EXPIRY_SEC;
+  if (!s->cfg.max_bitrate_kbps) s->cfg.max_bitrate_kbps = CAMUS_MAX_BITRATE;
+  s->cfg.max_bitrate_kbps = MIN(MAX(s->cfg.max_bitrate_kbps, 100u), 100000u);
   if (!s->cfg.request_timeout_sec) s->cfg.request_timeout_sec = CAMUS_REQUEST_TIMEOUT_SEC;
   if (!s->cfg.idle_timeout_sec) s->cfg.idle_timeout_sec = CAMUS_IDLE_TIMEOUT_SEC;
   if (!s->cfg.max_connections) s->cfg.max_connections = CAMUS_MAX_CONNECTIONS;
@@ -5749,7 +6961,7 @@ struct camus *camus_new(const struct camus_config *cfg, char *err, unsigned errl
                               .request_timeout_sec = s->cfg.request_timeout_sec,
                               .idle_timeout_sec = s->cfg.idle_timeout_sec, .on_request = http_request, .ctx = s};
   s->udp = (struct udp){.loop = &s->loop, .log_level = s->log_level, .fd = -1, .on_stun = stun_input,
-                        .on_dtls = rtc_dtls_datagram, .ctx = &s->rtc};
+                        .on_dtls = rtc_dtls_datagram, .on_media = rtc_media_datagram, .ctx = &s->rtc};
   identity_init(&s->https_id);
   mbedtls_ssl_config_init(&s->tls_conf);
   if (crypto_init(&s->crypto) != 0) {
@@ -5760,6 +6972,9 @@ struct camus *camus_new(const struct camus_config *cfg, char *err, unsigned errl
    * flushed, datagrams sent. */
   if (rtc_host_init(&s->rtc, &s->loop, &s->crypto, s->log_level) != 0) goto nomem;
   s->rtc.send = server_send;
+  s->rtc.reserve = server_reserve;
+  s->rtc.commit = server_commit;
+  s->rtc.on_media = client_media;
   s->rtc.on_checked = client_checked;
   s->rtc.on_open = client_open;
   s->rtc.on_message = client_message;
@@ -5855,6 +7070,7 @@ static void usage(FILE *f) {
           "  --stun URL, --turn URL extra ICE servers for browsers (repeatable; none by default)\n"
           "  --room-expiry SEC      delete an empty room after SEC seconds (default 3600)\n"
           "  --max-connections N    concurrent HTTP connections (default 1000)\n"
+          "  --max-bitrate KBPS     steer each video sent through the server to at most KBPS kbit/s (default 2500)\n"
           "  --request-timeout SEC  time allowed to send a request (default 10)\n"
           "  --idle-timeout SEC     close idle keep-alive connections after SEC (default 60)\n"
           "  --msg-rate N           messages a second one client may send, in bursts of 4 s worth (default 50)\n"
@@ -5941,6 +7157,8 @@ static int parse_options(int argc, char **argv, struct camus_config *c) {
       cfg.request_timeout_sec = (unsigned)opt_num(a, v, 1, 3600);
     } else if (!strcmp(a, "--idle-timeout")) {
       cfg.idle_timeout_sec = (unsigned)opt_num(a, v, 1, 86400);
+    } else if (!strcmp(a, "--max-bitrate")) {
+      cfg.max_bitrate_kbps = (unsigned)opt_num(a, v, 100, 100000);
     } else if (!strcmp(a, "--msg-rate")) {
       cfg.msg_rate = (unsigned)opt_num(a, v, 1, 10000000);
     } else if (!strcmp(a, "--log-level")) {

@@ -26,7 +26,7 @@ enum camus_log_level { CAMUS_LOG_ERROR, CAMUS_LOG_WARN, CAMUS_LOG_INFO, CAMUS_LO
 /* Server settings.  Start from camus_config_init(), which sets every field
  * to its default (given below).  Strings are borrowed: they must outlive the
  * server.  Where zero has no meaning (room_expiry_sec, max_connections,
- * request_timeout_sec, idle_timeout_sec, msg_rate) and for a NULL host,
+ * request_timeout_sec, idle_timeout_sec, msg_rate, max_bitrate_kbps) and for a NULL host,
  * camus_new() takes the default; elsewhere zero means what it says (port 0
  * picks a free port, tls 0 is plain HTTP, log_level 0 is CAMUS_LOG_ERROR).
  * Each server logs to stderr at its own log_level. */
@@ -51,6 +51,7 @@ struct camus_config {
   unsigned request_timeout_sec; /* time allowed to send one whole request; 10 */
   unsigned idle_timeout_sec;    /* idle keep-alive connections are closed after this; 60 */
   unsigned msg_rate;            /* messages a second one client may send (bursts of 4 s worth); 50 */
+  unsigned max_bitrate_kbps;    /* kbit/s each published video is steered to at most (SFU rooms); 2500 */
 };
 
 struct camus;

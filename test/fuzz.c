@@ -355,7 +355,7 @@ static void fuzz_setup(void) {
   enum app_err status;
   const char *err = NULL;
   srv = fuzz_server();
-  room = room_create(srv, (const uint8_t[16]){0}, "Fuzz Room", 9, NULL, 0, true, 0, &status, &err);
+  room = room_create(srv, (const uint8_t[16]){0}, "Fuzz Room", 9, NULL, 0, true, true, 0, &status, &err);
   FUZZ_CHECK(room != NULL);
   offer = fuzz_fixture("chromium-datachannel.sdp", &offer_len);
   other = fuzz_member(other_id);
@@ -446,7 +446,7 @@ static void fuzz_setup(void) {
   enum app_err status;
   const char *err = NULL;
   srv = fuzz_server();
-  room = room_create(srv, (const uint8_t[16]){0}, "Fuzz UDP", 8, NULL, 0, true, 0, &status, &err);
+  room = room_create(srv, (const uint8_t[16]){0}, "Fuzz UDP", 8, NULL, 0, true, true, 0, &status, &err);
   FUZZ_CHECK(room != NULL);
   offer = fuzz_fixture("chromium-datachannel.sdp", &offer_len);
   /* The same offer with a=setup:active: the browser is the DTLS client, we are the server. */

@@ -245,14 +245,14 @@ static void test_rooms_and_tokens(void) {
   if (!s) return;
   enum app_err status;
   const char *err;
-  struct room *a = room_create(s, (const uint8_t[16]){0}, " Team A ", 8, "pw", 2, true, 0, &status, &err);
+  struct room *a = room_create(s, (const uint8_t[16]){0}, " Team A ", 8, "pw", 2, true, true, 0, &status, &err);
   CHECK(a && !strcmp(a->id, "team-a") && !strcmp(a->name, "Team A") && a->has_password);
-  CHECK(!room_create(s, (const uint8_t[16]){0}, "team a", 6, NULL, 0, true, 0, &status, &err) && status == APP_CONFLICT);
-  CHECK(!room_create(s, (const uint8_t[16]){0}, "***", 3, NULL, 0, true, 0, &status, &err) && status == APP_INVALID);
-  CHECK(!room_create(s, (const uint8_t[16]){0}, "   ", 3, NULL, 0, true, 0, &status, &err) && status == APP_INVALID);
-  CHECK(!room_create(s, (const uint8_t[16]){0}, "a\x01", 2, NULL, 0, true, 0, &status, &err) && status == APP_INVALID);
-  CHECK(!room_create(s, (const uint8_t[16]){0}, "a\xff", 2, NULL, 0, true, 0, &status, &err) && status == APP_INVALID);
-  CHECK(!room_create(s, (const uint8_t[16]){0}, "ok", 2, NULL, 0, true, CAMUS_GUEST_LIMIT_MAX + 1, &status, &err) && status == APP_INVALID);
+  CHECK(!room_create(s, (const uint8_t[16]){0}, "team a", 6, NULL, 0, true, true, 0, &status, &err) && status == APP_CONFLICT);
+  CHECK(!room_create(s, (const uint8_t[16]){0}, "***", 3, NULL, 0, true, true, 0, &status, &err) && status == APP_INVALID);
+  CHECK(!room_create(s, (const uint8_t[16]){0}, "   ", 3, NULL, 0, true, true, 0, &status, &err) && status == APP_INVALID);
+  CHECK(!room_create(s, (const uint8_t[16]){0}, "a\x01", 2, NULL, 0, true, true, 0, &status, &err) && status == APP_INVALID);
+  CHECK(!room_create(s, (const uint8_t[16]){0}, "a\xff", 2, NULL, 0, true, true, 0, &status, &err) && status == APP_INVALID);
+  CHECK(!room_create(s, (const uint8_t[16]){0}, "ok", 2, NULL, 0, true, true, CAMUS_GUEST_LIMIT_MAX + 1, &status, &err) && status == APP_INVALID);
   if (!a) {
     camus_free(s);
     return;
@@ -274,7 +274,7 @@ static void test_rooms_and_tokens(void) {
   CHECK(!token_ok(s, a, (struct str){"", 0}));
   CHECK(!token_ok(s, a, (struct str){"1.00", 4}));
   s->hash_us = 1; /* hashing is budgeted in time, and slow under valgrind: a fresh budget */
-  struct room *b = room_create(s, (const uint8_t[16]){0}, "Team B", 6, "pw", 2, false, 3, &status, &err);
+  struct room *b = room_create(s, (const uint8_t[16]){0}, "Team B", 6, "pw", 2, false, true, 3, &status, &err);
   CHECK(b && !token_ok(s, b, (struct str){tok, strlen(tok)})); /* bound to its room */
   /* An expired proof: re-sign a past expiry with the real key. */
   uint8_t mac[32];
@@ -449,7 +449,7 @@ static void test_srtp(void) {
     if (m != 42 || srtp_unprotect(&rx, rtp, (size_t)m) != 32 || rtp[12] != (uint8_t)i) all = false;
     if (i == 50 && (early_n <= 0 || srtp_unprotect(&rx, early, (size_t)early_n) != 32 || early[12] != 30)) all = false;
   }
-  struct srtp_ssrc *st = srtp_ssrc(&rx, 0x11223344);
+  struct srtp_ssrc *st = srtp_ssrc(&rx, 0x11223344, false);
   CHECK(all && st && st->roc == 1 && st->s_l == (uint16_t)(65500 + 199));
 
   /* SRTCP: encrypted after 8 bytes, E|index and the tag appended; replays and tampering refused. */
@@ -494,7 +494,7 @@ static void test_sdp(void) {
                {"firefox-datachannel.sdp", 1, 0, SDP_DATA_NEW, 5000}, {"aiortc-datachannel.sdp", 1, 0, SDP_DATA_OLD, 5000}};
   static const uint8_t fp[32] = {1, 2, 3};
   const struct sdp_candidate cand = {"127.0.0.1", 5000, 2130706431u};
-  const struct sdp_local local = {"00000abcdefghijk", "0123456789abcdef0123456789abcdef", fp, &cand, 1, 65536, 42};
+  const struct sdp_local local = {"00000abcdefghijk", "0123456789abcdef0123456789abcdef", fp, &cand, 1, 65536, 42, NULL, NULL};
   static struct sdp_offer o;
   const char *err = NULL;
   for (size_t k = 0; k < COUNT(cases); k++) {
@@ -591,7 +591,7 @@ static void test_demux(void) {
   if (!s) return;
   enum app_err status;
   const char *err;
-  struct room *rm = room_create(s, (const uint8_t[16]){0}, "udp", 3, NULL, 0, true, 0, &status, &err);
+  struct room *rm = room_create(s, (const uint8_t[16]){0}, "udp", 3, NULL, 0, true, true, 0, &status, &err);
   size_t len;
   char *offer = read_fixture("chromium-datachannel.sdp", &len);
   struct buf answer = {0};
