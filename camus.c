@@ -242,7 +242,7 @@
 #define CAMUS_RATE_WINDOW_MS 60000 /* ms: the window of the per-address and per-room counters */
 #endif
 #ifndef CAMUS_SRTP_SSRCS
-#define CAMUS_SRTP_SSRCS 16 /* SSRCs one direction of an SRTP session keeps state for (rollover counter, replay window) */
+#define CAMUS_SRTP_SSRCS 32 /* SSRCs one direction of an SRTP session keeps state for (rollover counter, replay window) */
 #endif
 #ifndef CAMUS_MEDIA_MAX
 #define CAMUS_MEDIA_MAX 1400 /* bytes in an RTP or RTCP packet we forward or send, SRTP tag included */
@@ -4222,11 +4222,10 @@ static bool rtc_media_ready(struct rtc *p) {
 
 static bool rtcp_is(const uint8_t *p, size_t n) { return n >= 2 && p[1] >= 192 && p[1] <= 223; }
 
-/* An RTP or RTCP datagram (the UDP demultiplexer's on_media). */
-static void rtc_media_datagram(void *ctx, uint8_t *data, size_t n, const struct sockaddr_storage *from) {
-  struct rtc_host *s = ctx;
-  struct rtc *p = amap_get(&s->amap, from);
-  if (!p || p->dead || !p->dtls_up || !s->on_media || !rtc_media_ready(p)) return;
+/* An RTP or RTCP packet from p's remote side: checked, decrypted in place, handed up. */
+static void rtc_media_input(struct rtc *p, uint8_t *data, size_t n) {
+  struct rtc_host *s = p->host;
+  if (p->dead || !p->dtls_up || !s->on_media || !rtc_media_ready(p)) return;
   bool rtcp = rtcp_is(data, n);
   int len = rtcp ? srtcp_unprotect(&p->srtp[0], data, n) : srtp_unprotect(&p->srtp[0], data, n);
   if (len < 0) {
@@ -4238,6 +4237,12 @@ static void rtc_media_datagram(void *ctx, uint8_t *data, size_t n, const struct 
   p->media.in++;
   p->last_seen = s->loop->now; /* consent: an authenticated packet */
   s->on_media(s->ctx, p, data, (size_t)len, rtcp);
+}
+
+/* An RTP or RTCP datagram (the UDP demultiplexer's on_media): to the session whose checked address sent it. */
+static void rtc_media_datagram(void *ctx, uint8_t *data, size_t n, const struct sockaddr_storage *from) {
+  struct rtc *p = amap_get(&((struct rtc_host *)ctx)->amap, from);
+  if (p) rtc_media_input(p, data, n);
 }
 
 /* Room for a packet to p, of CAMUS_MEDIA_MAX bytes (less the SRTP
@@ -5860,14 +5865,17 @@ static bool track_offered(const struct track *t, const struct client *v) {
 }
 
 /* Asks v for a new offer: what it could receive has changed.  data: how
- * many audio and video streams it should have sections for. */
-static void media_renegotiate(struct client *v) {
+ * many audio and video streams it should have sections for.  (A newcomer,
+ * whose first offer may come any time, hears of it only if there is
+ * something to receive: a client that sends no media never hears it.) */
+static void media_renegotiate(struct client *v, bool newcomer) {
   unsigned na = 0, nv = 0;
   char data[48];
   if (!v->media || !v->member) return;
   for (struct client *o = v->room->members; o; o = o->next_member)
     for (int i = 0; o->media && i < CAMUS_SFU_TRACKS; i++)
       if (track_offered(&o->media->tracks[i], v)) *(o->media->tracks[i].kind == SDP_AUDIO ? &na : &nv) += 1;
+  if (newcomer && !na && !nv) return;
   snprintf(data, sizeof data, "{\"audio\":%u,\"video\":%u}", MIN(na, CAMUS_SFU_SUBS / 2u), MIN(nv, CAMUS_SFU_SUBS / 2u));
   msg_send(v, GROUND_CONTROL, "renegotiate", (struct str){data, strlen(data)});
 }
@@ -5875,7 +5883,7 @@ static void media_renegotiate(struct client *v) {
 /* Everyone in c's room but c is asked for a new offer. */
 static void media_renegotiate_others(struct client *c) {
   for (struct client *q = c->room->members; q; q = q->next_member)
-    if (q != c) media_renegotiate(q);
+    if (q != c) media_renegotiate(q, false);
 }
 
 static void sub_detach(struct sub *sub) {
@@ -6132,7 +6140,7 @@ static void gc_offer(struct client *c, const struct msg *msg) {
   if (json.err) goto fail;
   msg_send(c, GROUND_CONTROL, "answer", (struct str){json.p, json.len});
   if (changed) media_renegotiate_others(c);
-  if (short_of_sections) media_renegotiate(c);
+  if (short_of_sections) media_renegotiate(c, false);
   goto done;
 fail:
   msg_error(c, "Invalid offer: %s", err);
@@ -6281,7 +6289,7 @@ static void client_open(void *ctx, struct rtc *r, struct channel *ch) {
   c->last_msg = c->srv->loop.now;
   msg_send_text(c, "greeting", "This is Ground Control to Major Tom: you have joined the room.");
   room_member_add(c);
-  if (c->room && c->room->sfu && (c->media || (c->media = media_new(c)))) media_renegotiate(c);
+  if (c->room && c->room->sfu && (c->media || (c->media = media_new(c)))) media_renegotiate(c, true);
 }
 
 /* A message on any channel (on_message): the rate limit first, then echo or the protocol. */

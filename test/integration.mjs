@@ -33,6 +33,7 @@ test('rooms: create, list, get, conflicts and invalid input', async () => {
     [{}, 'missing'], [{ name: 5 }, 'number'], [{ name: 'ok1', guest_limit: 0 }, 'limit 0'],
     [{ name: 'ok2', guest_limit: 1001 }, 'limit 1001'], [{ name: 'ok3', guest_limit: 2.5 }, 'limit 2.5'],
     [{ name: 'ok4', public: 'yes' }, 'public string'], [{ name: 'ok5', password: 'p'.repeat(257) }, 'long password'],
+    [{ name: 'ok6', media: 'mcu' }, 'media mcu'], [{ name: 'ok7', media: 1 }, 'media number'], [{ name: 'ok8', media: 'SFU' }, 'media SFU'],
     ['[1,2]', 'array'], ['{"name":', 'truncated'], ['{"name":"a\\ud800"}', 'lone surrogate'], ['\xff', 'bad utf-8']]) {
     r = await srv.post('/api/rooms', body);
     assert.equal(r.status, 400, `${what}: ${r.text}`);
@@ -43,7 +44,8 @@ test('rooms: create, list, get, conflicts and invalid input', async () => {
   const ids = r.json.map((x) => x.id);
   assert.ok(ids.includes('my-room') && ids.includes('form-room') && !ids.includes('hidden'), ids.join());
   const form = r.json.find((x) => x.id === 'form-room');
-  assert.deepEqual(Object.keys(form).sort(), ['active_ago', 'clients', 'guest_limit', 'id', 'name', 'password']);
+  assert.deepEqual(Object.keys(form).sort(), ['active_ago', 'clients', 'guest_limit', 'id', 'media', 'name', 'password']);
+  assert.equal(form.media, 'sfu', 'media goes through the server unless the room says otherwise');
   assert.equal(form.guest_limit, 3);
   assert.equal(form.password, true);
   assert.equal(form.clients, 0);
@@ -53,6 +55,15 @@ test('rooms: create, list, get, conflicts and invalid input', async () => {
   r = await srv.get('/api/rooms/hidden');
   assert.equal(r.status, 200);
   assert.equal(r.json.public, false);
+  assert.equal(r.json.media, 'sfu');
+  r = await srv.post('/api/rooms', { name: 'Direct', media: 'p2p' });
+  assert.equal(r.status, 201, r.text);
+  assert.equal((await srv.get('/api/rooms/direct')).json.media, 'p2p');
+  r = await srv.post('/api/rooms', 'name=Direct+Form&media=p2p', { 'Content-Type': 'application/x-www-form-urlencoded', Origin: srv.url });
+  assert.equal(r.status, 201, r.text);
+  assert.equal((await srv.get('/api/rooms/direct-form')).json.media, 'p2p');
+  r = await srv.post('/api/rooms', { name: 'Bad media', media: 'mesh' });
+  assert.equal(r.json.error, 'media must be "sfu" or "p2p"');
   assert.equal((await srv.get('/api/rooms/nope')).status, 404);
 });
 
