@@ -1307,7 +1307,7 @@ struct sdp_media {
   /* audio and video (RTP) sections: */
   enum sdp_kind media;
   enum sdp_dir dir;
-  bool rtcp_mux, rtcp_rsize;
+  bool rtcp_mux, rtcp_rsize, bundle_only;
   int pt;                      /* payload type of Opus (audio) or VP8 (video); -1 none */
   uint8_t mid_ext;             /* a=extmap id of the mid header extension; 0 none */
   uint32_t ssrc;               /* the first a=ssrc (of an FID group, the first of it); 0 none */
@@ -1383,6 +1383,7 @@ static int sdp_rtp_attribute(struct sdp_media *m, struct str name, struct str v)
   for (int d = 0; d < 4; d++)
     if (str_eq(name, dirs[d])) m->dir = (enum sdp_dir)d;
   if (str_eq(name, "rtcp-mux")) m->rtcp_mux = true;
+  if (str_eq(name, "bundle-only")) m->bundle_only = true;
   if (str_eq(name, "rtcp-rsize")) m->rtcp_rsize = true;
   if (str_eq(name, "rtpmap")) { /* "<pt> <name>/<rate>[/<channels>]": the first Opus or VP8 */
     struct str w = sdp_word(&v), codec = sdp_word(&v);
@@ -1476,7 +1477,7 @@ static int sdp_media_line(struct sdp_media *m, struct str v, const char **err) {
     return *err = "bad m= line", -1;
   m->port = (int)p;
   m->pt = -1;
-  if (p != 0 && str_eq(proto, SDP_RTP_PROFILE))
+  if (str_eq(proto, SDP_RTP_PROFILE)) /* (port 0 refuses it, unless a=bundle-only says it is new in the bundle) */
     m->media = str_eq(kind, "audio") ? SDP_AUDIO : str_eq(kind, "video") ? SDP_VIDEO : SDP_OTHER;
   if (str_eq(kind, "application") && p != 0) {
     if (str_eq(proto, "UDP/DTLS/SCTP") && str_eq(fmt, "webrtc-datachannel")) m->data = SDP_DATA_NEW;
@@ -1521,6 +1522,8 @@ static int sdp_parse_offer(const char *s, size_t len, struct sdp_offer *o, const
     }
   }
   if (o->data_index < 0) return *err = "no data channel (m=application) section", -1;
+  for (int i = 0; i < o->n_media; i++)
+    if (o->m[i].port == 0 && !o->m[i].bundle_only) o->m[i].media = SDP_OTHER;
   if (!src.ufrag || !src.pwd) return *err = "no ICE credentials (a=ice-ufrag, a=ice-pwd)", -1;
   if (!src.fp) return *err = src.other_fp ? "no sha-256 fingerprint" : "no a=fingerprint", -1;
   if (!o->m[o->data_index].sctp_port) o->m[o->data_index].sctp_port = CAMUS_SCTP_PORT;
