@@ -3640,6 +3640,7 @@ struct rtc {
   struct srtp *srtp;             /* [0] what comes in, [1] what goes out: made at the first packet */
   struct rtc_media_counts {
     uint32_t in, out, auth, replayed, malformed;
+    uint64_t bytes_in, bytes_out;
   } media;
 
   struct socket *sock;           /* usrsctp */
@@ -4238,6 +4239,7 @@ static void rtc_media_input(struct rtc *p, uint8_t *data, size_t n) {
     return;
   }
   p->media.in++;
+  p->media.bytes_in += n;
   p->last_seen = s->loop->now; /* consent: an authenticated packet */
   s->on_media(s->ctx, p, data, (size_t)len, rtcp);
 }
@@ -4268,6 +4270,7 @@ static void rtc_media_send(struct rtc *p, uint8_t *buf, size_t n, bool rtcp, str
                  : (st ? srtp_protect_with(out, st, buf, n, CAMUS_MEDIA_MAX) : srtp_protect(out, buf, n, CAMUS_MEDIA_MAX));
   if (len < 0) return;
   p->media.out++;
+  p->media.bytes_out += (unsigned)len;
   if (s->commit)
     s->commit(s->ctx, p, (size_t)len, &p->addrs[p->sel].sa);
   else
@@ -5968,9 +5971,10 @@ static void media_free(struct client *c) {
     free(m->subs[i]);
   }
   timer_stop(&c->srv->loop, &m->report);
-  LOG_I(c->srv, "peer %s: media: %u packets in, %u forwarded, %u retransmitted on NACK, %u NACKs and %u PLIs sent, "
-        "%u dropped (%u unknown SSRC, %u over the caps, %u failed SRTP, %u replayed)",
-        c->rtc->id, c->rtc->media.in, m->n.forwarded, m->n.retransmitted, m->n.nacks_sent, m->n.plis_sent,
+  LOG_I(c->srv, "peer %s: media: %u packets (%llu bytes) in, %u (%llu bytes) out, %u forwarded, %u retransmitted on NACK, "
+        "%u NACKs and %u PLIs sent, %u dropped (%u unknown SSRC, %u over the caps, %u failed SRTP, %u replayed)",
+        c->rtc->id, c->rtc->media.in, (unsigned long long)c->rtc->media.bytes_in, c->rtc->media.out,
+        (unsigned long long)c->rtc->media.bytes_out, m->n.forwarded, m->n.retransmitted, m->n.nacks_sent, m->n.plis_sent,
         m->n.unknown + m->n.over_cap + c->rtc->media.auth + c->rtc->media.replayed, m->n.unknown, m->n.over_cap,
         c->rtc->media.auth, c->rtc->media.replayed);
   free(m);
