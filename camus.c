@@ -5555,6 +5555,7 @@ struct media {
   int n_subs;
   uint32_t ssrc;                 /* ours, as the sender of our RTCP to it */
   struct srtp_ssrc rtcp;
+  bool asked;                    /* it was asked to renegotiate and has not offered since */
   struct timer report;           /* receiver reports and REMB to it */
   double tokens, bytes;          /* packets and bytes it may still publish */
   uint64_t tokens_at, bytes_at;
@@ -5877,12 +5878,13 @@ static bool track_offered(const struct track *t, const struct client *v) {
 static void media_renegotiate(struct client *v, bool newcomer) {
   unsigned na = 0, nv = 0;
   char data[48];
-  if (!v->media || !v->member) return;
+  if (!v->media || !v->member || v->media->asked) return; /* its coming offer will find the news */
   for (struct client *o = v->room->members; o; o = o->next_member)
     for (int i = 0; o->media && i < CAMUS_SFU_TRACKS; i++)
       if (track_offered(&o->media->tracks[i], v)) *(o->media->tracks[i].kind == SDP_AUDIO ? &na : &nv) += 1;
   if (newcomer && !na && !nv) return;
   snprintf(data, sizeof data, "{\"audio\":%u,\"video\":%u}", MIN(na, CAMUS_SFU_SUBS / 2u), MIN(nv, CAMUS_SFU_SUBS / 2u));
+  v->media->asked = true;
   msg_send(v, GROUND_CONTROL, "renegotiate", (struct str){data, strlen(data)});
 }
 
@@ -6129,6 +6131,7 @@ static void gc_offer(struct client *c, const struct msg *msg) {
     err = "offer too large";
     goto fail;
   }
+  c->media->asked = false;
   if (sdp_parse_offer(sdp, (size_t)n, o, &err) != 0) goto fail;
   if (strcmp(o->ufrag, c->rtc->remote_ufrag) || strcmp(o->pwd, c->rtc->remote_pwd) ||
       memcmp(o->fingerprint, c->rtc->remote_fp, 32)) {
