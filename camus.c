@@ -196,7 +196,7 @@
 #define CAMUS_JSON_MAX_DEPTH 32 /* nesting levels of arrays and objects */
 #endif
 #ifndef CAMUS_SDP_MAX
-#define CAMUS_SDP_MAX 32768 /* bytes in an offer */
+#define CAMUS_SDP_MAX 60000 /* bytes in an offer (one of a member's renegotiations fits a 64 KiB message) */
 #endif
 #ifndef CAMUS_SDP_MAX_MEDIA
 #define CAMUS_SDP_MAX_MEDIA 64 /* m= sections in an offer (an SFU member: its own, and one per stream it receives) */
@@ -1542,7 +1542,7 @@ struct sdp_candidate {
 struct sdp_plan {
   enum sdp_dir dir;            /* ours: SDP_RECVONLY (a member's own stream), SDP_SENDONLY (another's), SDP_INACTIVE */
   bool accept;                 /* false: refused (port 0) */
-  uint32_t ssrc;               /* SDP_SENDONLY: the SSRC we send it with */
+  uint32_t ssrc;               /* a section we send on (or will): the SSRC we send it with; 0 none */
   char msid[48];               /* SDP_SENDONLY: "<stream id> <track id>" */
 };
 
@@ -1588,8 +1588,8 @@ static void sdp_write_rtp(struct buf *b, const struct sdp_media *m, const struct
              m->pt, m->pt, m->pt);
   else
     buf_addf(b, "a=fmtp:%d minptime=10;useinbandfec=1\r\n", m->pt);
-  if (pl->dir == SDP_SENDONLY)
-    buf_addf(b, "a=msid:%s\r\na=ssrc:%lu cname:camus\r\n", pl->msid, (unsigned long)pl->ssrc);
+  if (pl->dir == SDP_SENDONLY) buf_addf(b, "a=msid:%s\r\n", pl->msid);
+  if (pl->ssrc) buf_addf(b, "a=ssrc:%lu cname:camus\r\n", (unsigned long)pl->ssrc);
 }
 
 static int sdp_write_answer(struct buf *b, const struct sdp_offer *o, const struct sdp_local *l, const char **err) {
@@ -6065,6 +6065,8 @@ static bool media_subscribe(struct client *c, const struct sdp_offer *o, struct 
   for (int i = 0; i < m->n_subs; i++) m->subs[i]->live = false;
   for (int i = 0; i < o->n_media; i++) {
     const struct sdp_media *sm = &o->m[i];
+    if (sm->media && sm->pt >= 0 && sm->dir == SDP_INACTIVE) /* a paused sender: kept, nothing flows */
+      plan[i] = (struct sdp_plan){.dir = SDP_INACTIVE, .accept = true};
     if (!sm->media || sm->pt < 0 || sm->dir != SDP_RECVONLY) continue;
     struct sub *sub = media_sub(c, sm->mid);
     if (!sub || sub->live || (sub->kind && sub->kind != sm->media)) continue;
@@ -6099,10 +6101,11 @@ static bool media_subscribe(struct client *c, const struct sdp_offer *o, struct 
   bool short_of_sections = m->n_subs < CAMUS_SFU_SUBS && (have[SDP_AUDIO] < MIN(want[SDP_AUDIO], CAMUS_SFU_SUBS / 2u) ||
                                                            have[SDP_VIDEO] < MIN(want[SDP_VIDEO], CAMUS_SFU_SUBS / 2u));
   for (int i = 0; i < o->n_media; i++) {
-    struct sub *sub = plan[i].accept && plan[i].dir == SDP_INACTIVE ? media_sub(c, o->m[i].mid) : NULL;
-    if (!sub || !sub->src) continue;
+    struct sub *sub = plan[i].accept && o->m[i].dir == SDP_RECVONLY ? media_sub(c, o->m[i].mid) : NULL;
+    if (!sub) continue;
+    plan[i].ssrc = sub->ssrc; /* named even while idle: Chromium shows nothing more on a slot that lost it */
+    if (!sub->src) continue;
     plan[i].dir = SDP_SENDONLY;
-    plan[i].ssrc = sub->ssrc;
     snprintf(plan[i].msid, sizeof plan[i].msid, "%.32s-%s t%u", sub->src->owner->rtc->id, track_labels[sub->src->label],
              (unsigned)sub->src->id);
   }

@@ -25,7 +25,8 @@ function render(rooms) {
     return el('li', {}, el('div', { class: 'info' },
       el('div', { class: 'name' }, r.name),
       el('div', { class: 'meta' }, el('span', {}, people), el('span', {}, ago(r.active_ago)),
-        r.password ? el('span', { class: 'lock' }, 'Password') : null)), join);
+        r.password ? el('span', { class: 'lock' }, 'Password') : null,
+        r.media === 'p2p' ? el('span', { class: 'tag', title: 'Video goes directly between browsers' }, 'Direct') : null)), join);
   }));
   empty.hidden = rooms.length > 0;
 }
@@ -58,7 +59,9 @@ form.addEventListener('submit', async (e) => {
   const name = document.getElementById('room-name').value.trim();
   const password = document.getElementById('room-password').value;
   const limit = document.getElementById('room-limit').value;
-  const body = { name, public: document.getElementById('room-public').checked, guest_limit: limit ? Number(limit) : null };
+  const media = form.querySelector('input[name=media]:checked');
+  const body = { name, public: document.getElementById('room-public').checked, guest_limit: limit ? Number(limit) : null,
+    media: media ? media.value : 'sfu' };
   if (password) body.password = password;
   const r = await api('POST', '/api/rooms', body);
   if (!r.ok) {

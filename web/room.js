@@ -1,5 +1,10 @@
-// The room: a data channel to Ground Control (the server) carries chat and the signaling that
-// connects every pair of browsers directly; media flows peer to peer with perfect negotiation.
+// The room: a data channel to Ground Control (the server) carries chat and signaling.  A room's
+// media travels one of two ways (room.json.media):
+//   p2p — Ground Control relays the signaling that connects every pair of browsers directly, and
+//         media flows peer to peer with perfect negotiation (one RTCPeerConnection per member);
+//   sfu — media goes through the server on Ground Control's own connection: this page sends its
+//         microphone, camera and screen there, and receives everyone else's on recvonly slots the
+//         server fills; only this page offers, one offer at a time (see the SFU section).
 import { api, el } from '/common.js';
 
 const $ = (id) => document.getElementById(id);
@@ -10,8 +15,10 @@ const NAME_MAX = 64; // bytes of UTF-8, as the server counts them
 // The page's whole state, in one place.
 const state = {
   me: { id: null, name: '', stream: new MediaStream(), cam: null, mic: null, screen: null },
-  peers: new Map(),  // client id -> peer (see createPeer for what one holds)
+  peers: new Map(),  // client id -> the other member (createPeer in a P2P room, addMember in an SFU one)
   gc: null,          // Ground Control: {pc, dc}
+  media: 'p2p',      // how this room's media travels: 'p2p' or 'sfu' (set by prejoin)
+  sfu: null,         // the SFU side of Ground Control's connection, in an SFU room (see sfuStart)
   iceServers: [],
   members: [],       // [{id, username}] as Ground Control last said
   unread: 0,
@@ -76,6 +83,11 @@ async function prejoin() {
   document.title = `${room.json.name} — Camus`;
   for (const id of ['room-title', 'room-name-shown', 'join-room-name']) $(id).textContent = room.json.name;
   $('password-row').hidden = !room.json.password;
+  // A server from before the SFU does not say: its rooms are all peer to peer.
+  state.media = room.json.media === 'sfu' ? 'sfu' : 'p2p';
+  $('media-note').textContent = state.media === 'sfu' ? 'Video travels through this server.'
+    : 'Video travels directly between browsers, encrypted end to end.';
+  if (state.media === 'sfu') window.camus.remoteStreams = remoteStreams;
   if (config.ok) {
     state.iceServers = [{ urls: `stun:${location.hostname}:${config.json.stun_port}` }];
     for (const url of config.json.ice_servers) {
@@ -149,6 +161,7 @@ function lost() {
   if (!state.gc) return;
   notice('Connection to the server lost. Reload to rejoin.');
   state.gc = null;
+  sfuStop();
 }
 
 // Ground Control writes `sender` itself: "ground control" for its own messages, the member's id for
@@ -167,13 +180,17 @@ function onServerMessage(m) {
       me.id = m.receiver;
       send(GC, 'profile', { username: me.name });
       send(GC, 'get-room-info', null);
+      if (state.media === 'sfu') sfuStart();
       break;
     case 'ping': send(GC, 'pong', m.data); break;
     case 'room-info': if (m.data && Array.isArray(m.data.clients)) onRoomInfo(m.data.clients); break;
+    case 'renegotiate': onRenegotiate(m); break;
+    case 'answer': onSfuAnswer(m); break;
     case 'error':
       console.warn('ground control:', m.data);
       // A refused name is the user's to fix; other errors are the client's own doing.
       if (typeof m.data === 'string' && /^Invalid username/.test(m.data)) toast('The server refused your name: ' + m.data);
+      else onSfuRefused(m);
       break;
     default: break;
   }
@@ -183,7 +200,7 @@ function onMemberMessage(m) {
   if (m.sender === me.id && m.type !== 'text') return;
   switch (m.type) {
     case 'text': showText(m.sender, m.data); break;
-    case 'offer': case 'answer': case 'icecandidate': signal(m.sender, m.type, m.data); break;
+    case 'offer': case 'answer': case 'icecandidate': if (state.media === 'p2p') signal(m.sender, m.type, m.data); break;
     case 'bye': removePeer(m.sender); break;
     default: break;
   }
@@ -193,12 +210,13 @@ function onRoomInfo(clients) {
   state.members = clients.filter((c) => c && typeof c.id === 'string' && typeof c.username === 'string');
   clients = state.members;
   const ids = new Set(clients.map((c) => c.id));
-  for (const c of clients) if (c.id !== me.id && !peers.has(c.id)) createPeer(c.id);
+  for (const c of clients) if (c.id !== me.id && !peers.has(c.id)) (state.media === 'sfu' ? addMember : createPeer)(c.id);
   for (const id of [...peers.keys()]) if (!ids.has(id)) removePeer(id);
   for (const p of peers.values()) {
     p.label.textContent = nameOf(p.id);
     p.avatar.textContent = initial(nameOf(p.id));
   }
+  if (state.media === 'sfu') showStreams();
   $('people-count').textContent = `(${clients.length})`;
   $('people').replaceChildren(...clients.map((c) => el('li', {}, c.id === me.id ? `${c.username} (you)` : c.username)));
   renderConns();
@@ -309,32 +327,338 @@ function removePeer(id) {
   peers.delete(id);
   clearTimeout(peer.watchdog);
   clearTimeout(peer.attachTimer);
-  peer.pc.close();
+  if (peer.pc) peer.pc.close();
   peer.tile.remove();
+  if (state.media === 'sfu') showStreams(); // its screen tile goes too
   renderConns();
   layout();
 }
 
 function renderConns() {
+  if (state.media === 'sfu') return; // one entry, the server's, kept by sfuStats
   $('conns').replaceChildren(...[...peers.values()].map((p) => el('li', {}, el('div', {}, nameOf(p.id)),
     el('div', { class: 'state' }, `connection: ${p.pc.connectionState} · ice: ${p.pc.iceConnectionState}`))));
 }
 
+// ---------------------------------------------------------------------------------------- media through the server (SFU)
+
+// In an SFU room Ground Control's connection carries the media.  This page sends on transceivers of
+// its own (sendonly, or inactive while off) and receives on recvonly ones, which it adds as
+// `renegotiate` asks and never removes; each answer's `streams` says whose stream every recvonly
+// mid now carries.  Only this page offers, one offer at a time: what changes while an offer is out
+// is offered once its answer is in.
+const LABELS = { audio: ['mic'], video: ['camera', 'screen'] }; // what a received stream of each kind may be
+const ANSWER_WAIT = 10000; // ms to wait for an answer before taking the offer back and offering again
+const MAX_SLOTS = 60;      // recvonly transceivers of one kind at most (a bound; the server asks for fewer)
+const MID_URI = 'urn:ietf:params:rtp-hdrext:sdes:mid'; // the one header extension the server reads
+
+// A member of an SFU room: its tile, and an <audio> for its microphone, heard with or without video.
+function addMember(id) {
+  const peer = { id, pc: null, audio: el('audio', { autoplay: true }) };
+  peers.set(id, peer);
+  addTile(peer);
+  peer.tile.append(peer.audio);
+  return peer;
+}
+
+// On the greeting: our microphone and camera go on transceivers of their own, then the first offer.
+function sfuStart() {
+  const pc = state.gc.pc;
+  const sfu = state.sfu = {
+    send: { mic: null, camera: null, screen: null }, // our transceivers, by label
+    want: { audio: 0, video: 0 },  // streams to receive, as the last `renegotiate` said
+    streams: new Map(),            // recvonly mid -> {peer, label, kind, track}, as the last answer said
+    screens: new Map(),            // member id -> the tile of its screen share
+    selfScreen: null,              // the tile of our own screen share
+    pending: false,                // an offer is being made, is out, or its answer is being applied
+    out: false, timer: 0,          // an offer is out (and when to give up on its answer)
+    again: false,                  // something changed since the pending offer was made
+    ssrcs: new Map(),              // mid -> the a=ssrc line the server's answers gave it last (keepSsrcs)
+    stats: { state: pc.connectionState, rtt: null, up: null, down: null }, last: null, statsTimer: 0,
+    statsLine: el('div', { class: 'state' }, 'connection: new'),
+  };
+  if (me.mic) sfu.send.mic = sendTransceiver(me.mic, 'sendonly');
+  if (me.cam) sfu.send.camera = sendTransceiver(me.cam, me.cam.enabled ? 'sendonly' : 'inactive');
+  $('conns').replaceChildren(el('li', {}, el('div', {}, 'Server'), sfu.statsLine));
+  sfu.statsTimer = setInterval(sfuStats, 1000);
+  sfuOffer();
+}
+
+function sfuStop() {
+  const sfu = state.sfu;
+  if (!sfu) return;
+  clearTimeout(sfu.timer);
+  clearInterval(sfu.statsTimer);
+  sfu.statsLine.textContent = 'connection: closed';
+  state.sfu = null;
+}
+
+function sendTransceiver(track, direction) {
+  const t = state.gc.pc.addTransceiver(track, { direction, streams: [me.stream] });
+  trimOffer(t, track.kind);
+  return t;
+}
+
+// The server answers Opus or VP8 and the mid header extension, nothing else: offering only those
+// keeps each section small (about 500 bytes instead of 3 KB in Chromium, which lists a dozen video
+// codecs and header extensions), so that an offer with many sections fits what the server reads.
+function trimOffer(t, kind) {
+  const want = kind === 'audio' ? /^audio\/opus$/i : /^video\/vp8$/i;
+  try {
+    const codecs = t.setCodecPreferences && RTCRtpReceiver.getCapabilities
+      ? RTCRtpReceiver.getCapabilities(kind).codecs.filter((c) => want.test(c.mimeType)) : [];
+    if (codecs.length) t.setCodecPreferences(codecs);
+    if (t.setHeaderExtensionsToNegotiate) {
+      t.setHeaderExtensionsToNegotiate(t.getHeaderExtensionsToNegotiate()
+        .map((e) => (e.uri === MID_URI ? e : { ...e, direction: 'stopped' })));
+    }
+  } catch (err) {
+    console.warn('could not trim the offer', err);
+  }
+}
+
+// Our own transceivers are sendonly or inactive, so the recvonly ones are the receiving slots.
+const recvSlots = (kind) => state.gc.pc.getTransceivers().filter((t) => t.direction === 'recvonly' && t.receiver.track.kind === kind);
+// A section the server rejected (port 0 in its answer) stops its transceiver for good.
+const usable = (t) => !!t && t.direction !== 'stopped' && t.currentDirection !== 'stopped';
+
+function onRenegotiate(m) {
+  const sfu = state.sfu;
+  if (m.sender !== GC || !sfu || !m.data || typeof m.data !== 'object') return;
+  for (const kind of ['audio', 'video']) {
+    const n = m.data[kind];
+    if (Number.isInteger(n) && n >= 0) sfu.want[kind] = Math.min(n, MAX_SLOTS);
+  }
+  sfuOffer();
+}
+
+// Offers what we send and enough recvonly slots for what the server has for us; if an offer is
+// already pending, only notes that another is needed.
+async function sfuOffer() {
+  const sfu = state.sfu;
+  if (!sfu || !state.gc) return;
+  if (sfu.pending) {
+    sfu.again = true;
+    return;
+  }
+  sfu.pending = true;
+  sfu.again = false;
+  const pc = state.gc.pc;
+  try {
+    for (const kind of ['audio', 'video'])
+      for (let n = recvSlots(kind).length; n < sfu.want[kind]; n++) trimOffer(pc.addTransceiver(kind, { direction: 'recvonly' }), kind);
+    await pc.setLocalDescription(await pc.createOffer());
+    if (state.sfu !== sfu) return; // left meanwhile
+    const tracks = {};
+    for (const [label, t] of Object.entries(sfu.send)) if (t && t.mid !== null && t.direction === 'sendonly') tracks[t.mid] = label;
+    send(GC, 'offer', { type: 'offer', sdp: pc.localDescription.sdp, tracks });
+    sfu.out = true;
+    sfu.timer = setTimeout(() => sfuTakeBack('no answer', true), ANSWER_WAIT);
+  } catch (err) {
+    console.warn('offer to the server failed', err);
+    sfu.pending = false;
+  }
+}
+
+async function onSfuAnswer(m) {
+  const sfu = state.sfu, d = m.data;
+  if (m.sender !== GC || !sfu || !sfu.out || !d || typeof d !== 'object' || typeof d.sdp !== 'string') return;
+  sfu.out = false;
+  clearTimeout(sfu.timer);
+  const pc = state.gc.pc;
+  try {
+    await pc.setRemoteDescription({ type: 'answer', sdp: keepSsrcs(d.sdp, sfu.ssrcs) });
+    if (state.sfu === sfu) mapStreams(d.streams);
+  } catch (err) {
+    console.warn('the server\'s answer did not apply', err);
+    if (pc.signalingState === 'have-local-offer') await pc.setLocalDescription({ type: 'rollback' }).catch(() => {});
+  }
+  sfu.pending = false;
+  if (sfu.again) sfuOffer();
+}
+
+// An offer the server refused (it says so with an error instead of an answer) or did not answer
+// in time is taken back; then what changed meanwhile is offered, or the same again after a timeout.
+async function sfuTakeBack(why, again) {
+  const sfu = state.sfu;
+  if (!sfu || !sfu.out) return;
+  sfu.out = false;
+  clearTimeout(sfu.timer);
+  console.warn('the server did not take our offer:', why);
+  if (state.gc && state.gc.pc.signalingState === 'have-local-offer')
+    await state.gc.pc.setLocalDescription({ type: 'rollback' }).catch((err) => console.warn('rollback failed', err));
+  sfu.pending = false;
+  if (again || sfu.again) sfuOffer();
+}
+
+// Ground Control's refusals of an offer name it ("Invalid offer: ..."); other errors leave it be.
+function onSfuRefused(m) {
+  if (m.sender === GC && typeof m.data === 'string' && /offer/i.test(m.data)) sfuTakeBack(m.data, false);
+}
+
+// Chromium (156) shows nothing more of a slot whose section an answer made inactive without its
+// a=ssrc once a later answer brings the stream back: it decodes, but its track gets no frames.
+// So an inactive section keeps the a=ssrc line its slot had last (ssrcs: mid -> that line).
+function keepSsrcs(sdp, ssrcs) {
+  return sdp.split('\r\nm=').map((section) => {
+    const mid = (section.match(/\r\na=mid:([^\r]*)/) || [])[1];
+    const ssrc = (section.match(/\r\n(a=ssrc:\d+ [^\r]*)/) || [])[1];
+    if (mid === undefined) return section;
+    if (ssrc) ssrcs.set(mid, ssrc);
+    else if (ssrcs.has(mid) && /\r\na=inactive\r\n/.test(section)) return section.replace(/\r\na=mid:[^\r]*/, (m) => `${m}\r\n${ssrcs.get(mid)}`);
+    return section;
+  }).join('\r\nm=');
+}
+
+// Notes whose stream each of our recvonly mids carries now; the others carry nothing.
+function mapStreams(streams) {
+  const sfu = state.sfu;
+  if (!streams || typeof streams !== 'object') streams = {};
+  sfu.streams.clear();
+  for (const t of state.gc.pc.getTransceivers()) {
+    if (t.mid === null || t.direction !== 'recvonly' || !Object.hasOwn(streams, t.mid)) continue;
+    const s = streams[t.mid], kind = t.receiver.track.kind;
+    if (!s || typeof s.peer !== 'string' || !/^[0-9a-f]{32}$/.test(s.peer) || s.peer === me.id || !LABELS[kind].includes(s.label)) continue;
+    sfu.streams.set(t.mid, { peer: s.peer, label: s.label, kind, track: t.receiver.track });
+  }
+  showStreams();
+}
+
+// Puts each received stream where it belongs: camera and microphone in the member's tile, a screen
+// in a tile of its own.  Tiles are for members the room-info lists; the stream of someone it does
+// not list yet waits for it.
+function showStreams() {
+  const sfu = state.sfu;
+  const streams = sfu ? [...sfu.streams.values()] : [];
+  const find = (id, label) => (streams.find((s) => s.peer === id && s.label === label) || {}).track || null;
+  for (const p of peers.values()) {
+    const camera = find(p.id, 'camera');
+    play(p.video, camera);
+    p.avatar.hidden = !!camera;
+    play(p.audio, find(p.id, 'mic'));
+  }
+  if (!sfu) return;
+  for (const [id, t] of sfu.screens) {
+    if (peers.has(id) && find(id, 'screen')) continue;
+    t.tile.remove();
+    sfu.screens.delete(id);
+  }
+  for (const p of peers.values()) {
+    const track = find(p.id, 'screen');
+    if (!track) continue;
+    let t = sfu.screens.get(p.id);
+    if (!t) {
+      t = makeTile('tile screen', '', '', '');
+      t.avatar.hidden = true;
+      t.tile.dataset.screenOf = p.id;
+      sfu.screens.set(p.id, t);
+    }
+    t.label.textContent = `${nameOf(p.id)} — screen`;
+    t.tile.setAttribute('aria-label', `Spotlight the screen of ${nameOf(p.id)}`);
+    play(t.video, track);
+  }
+  layout();
+}
+
+// Shows `track` (or nothing) in a media element, leaving it be if it shows that track already.
+// (Emptied once, an element stays paused when given a stream again: it is told to play.)
+function play(media, track) {
+  const now = media.srcObject ? media.srcObject.getTracks()[0] || null : null;
+  if (now === track) return;
+  media.srcObject = track ? new MediaStream([track]) : null;
+  if (track) media.play().catch(() => {});
+}
+
+// Starts (track) or stops (null) sending our camera or screen, and offers it.  A transceiver is
+// made once and kept (inactive while off), unless the server rejected its section.
+function sfuSend(label, track) {
+  const sfu = state.sfu;
+  if (!sfu || !state.gc) return;
+  const tx = sfu.send[label];
+  if (usable(tx)) {
+    if (label === 'screen') tx.sender.replaceTrack(track).catch((err) => console.warn('replaceTrack', err));
+    tx.direction = track ? 'sendonly' : 'inactive';
+  } else if (track) {
+    sfu.send[label] = sendTransceiver(track, 'sendonly');
+  }
+  sfuOffer();
+  if (label === 'screen') showOwnScreen(track);
+}
+
+// Our own screen share has a tile of its own, as it has at the others'.
+function showOwnScreen(track) {
+  const sfu = state.sfu;
+  if (track && !sfu.selfScreen) {
+    sfu.selfScreen = makeTile('tile self screen', `${me.name} (you) — screen`, 'Spotlight your screen', '');
+    sfu.selfScreen.avatar.hidden = true;
+    sfu.selfScreen.video.muted = true;
+  }
+  if (track) play(sfu.selfScreen.video, track);
+  else if (sfu.selfScreen) {
+    sfu.selfScreen.tile.remove();
+    sfu.selfScreen = null;
+    layout();
+  }
+}
+
+// The Connections panel's one entry: the path to the server, from getStats() every second.
+async function sfuStats() {
+  const sfu = state.sfu, gc = state.gc;
+  if (!sfu || !gc) return;
+  let report;
+  try {
+    report = await gc.pc.getStats();
+  } catch {
+    return;
+  }
+  if (state.sfu !== sfu) return;
+  let pair = null;
+  for (const s of report.values()) if (s.type === 'transport' && s.selectedCandidatePairId) pair = report.get(s.selectedCandidatePairId) || null;
+  const st = sfu.stats, last = sfu.last;
+  st.state = gc.pc.connectionState;
+  st.rtt = pair && typeof pair.currentRoundTripTime === 'number' ? pair.currentRoundTripTime * 1000 : null;
+  sfu.last = pair ? { id: pair.id, time: pair.timestamp, sent: pair.bytesSent || 0, received: pair.bytesReceived || 0 } : null;
+  if (pair && last && last.id === pair.id && pair.timestamp > last.time) {
+    const seconds = (pair.timestamp - last.time) / 1000;
+    st.up = (sfu.last.sent - last.sent) * 8 / seconds;
+    st.down = (sfu.last.received - last.received) * 8 / seconds;
+  } else {
+    st.up = st.down = null;
+  }
+  sfu.statsLine.textContent = `connection: ${st.state} · round trip: ${st.rtt === null ? '–' : `${Math.round(st.rtt)} ms`}` +
+    ` · up: ${bitrate(st.up)} · down: ${bitrate(st.down)}`;
+}
+
+const bitrate = (bits) => (bits === null ? '–' : bits >= 1e6 ? `${(bits / 1e6).toFixed(1)} Mbit/s` : `${Math.round(bits / 1e3)} kbit/s`);
+
+// What is mapped now, for tests: [{peer, label, kind, mid}].
+function remoteStreams() {
+  return state.sfu ? [...state.sfu.streams].map(([mid, s]) => ({ peer: s.peer, label: s.label, kind: s.kind, mid })) : [];
+}
+
 // ---------------------------------------------------------------------------------------- video tiles
 
+// A member's tile (peer), or our own (null).
 function addTile(peer) {
-  const video = el('video', { autoplay: true, playsinline: true });
-  const label = el('span', { class: 'label' }, peer ? nameOf(peer.id) : `${me.name} (you)`);
-  const avatar = el('div', { class: 'avatar', 'aria-hidden': 'true' }, initial(peer ? nameOf(peer.id) : me.name));
-  const tile = el('div', { class: peer ? 'tile' : 'tile self', tabindex: '0', role: 'button',
-    'aria-label': peer ? `Spotlight ${nameOf(peer.id)}` : 'Spotlight yourself' }, video, avatar, label);
+  const t = makeTile(peer ? 'tile' : 'tile self', peer ? nameOf(peer.id) : `${me.name} (you)`,
+    peer ? `Spotlight ${nameOf(peer.id)}` : 'Spotlight yourself', initial(peer ? nameOf(peer.id) : me.name));
   if (peer) {
-    tile.dataset.clientId = peer.id;
-    Object.assign(peer, { tile, video, label, avatar });
+    t.tile.dataset.clientId = peer.id;
+    Object.assign(peer, t);
   } else {
-    video.muted = true;
-    tile.id = 'self-tile';
+    t.video.muted = true;
+    t.tile.id = 'self-tile';
+    showSelf();
   }
+}
+
+// A tile in the grid: a video, an avatar shown while there is none, a label; a click or Enter
+// spotlights it.  Returns {tile, video, label, avatar}.
+function makeTile(cls, text, ariaLabel, letter) {
+  const video = el('video', { autoplay: true, playsinline: true });
+  const label = el('span', { class: 'label' }, text);
+  const avatar = el('div', { class: 'avatar', 'aria-hidden': 'true' }, letter);
+  const tile = el('div', { class: cls, tabindex: '0', role: 'button', 'aria-label': ariaLabel }, video, avatar, label);
   const spot = () => {
     const on = !tile.classList.contains('spot');
     for (const t of $('grid').children) t.classList.remove('spot');
@@ -344,8 +668,8 @@ function addTile(peer) {
   tile.addEventListener('click', spot);
   tile.addEventListener('keydown', (e) => { if (e.key === 'Enter' || e.key === ' ') { e.preventDefault(); spot(); } });
   $('grid').append(tile);
-  if (!peer) showSelf();
   layout();
+  return { tile, video, label, avatar };
 }
 
 function layout() {
@@ -359,7 +683,8 @@ function showSelf() {
   const tile = $('self-tile');
   if (!tile) return;
   const video = tile.querySelector('video');
-  const track = currentVideo();
+  // Peer to peer, the screen replaces the camera; through the server, it has a tile of its own.
+  const track = state.media === 'sfu' ? me.cam : currentVideo();
   video.srcObject = track ? new MediaStream([track]) : null;
   video.classList.toggle('mirror', !!track && track === me.cam);
   tile.querySelector('.avatar').hidden = !!track;
@@ -378,6 +703,8 @@ $('toggle-camera').addEventListener('click', () => {
   if (!me.cam) return toast('No camera');
   me.cam.enabled = !me.cam.enabled;
   setPressed($('toggle-camera'), me.cam.enabled);
+  // Through the server, a camera that is off is not sent at all: the others see an avatar.
+  if (state.sfu) sfuSend('camera', me.cam.enabled ? me.cam : null);
 });
 
 $('toggle-mic').addEventListener('click', () => {
@@ -402,7 +729,8 @@ async function startShare() {
     const s = await navigator.mediaDevices.getDisplayMedia({ video: true, audio: false });
     me.screen = s.getVideoTracks()[0];
     me.screen.onended = stopShare;
-    sendVideo(me.screen);
+    if (state.media === 'sfu') sfuSend('screen', me.screen);
+    else sendVideo(me.screen);
     $('toggle-screen').setAttribute('aria-pressed', 'true');
   } catch (err) {
     toast('Screen sharing was not started');
@@ -414,7 +742,8 @@ function stopShare() {
   me.screen.onended = null;
   me.screen.stop();
   me.screen = null;
-  sendVideo(me.cam);
+  if (state.media === 'sfu') sfuSend('screen', null);
+  else sendVideo(me.cam);
   $('toggle-screen').setAttribute('aria-pressed', 'false');
 }
 
@@ -442,10 +771,11 @@ if (matchMedia('(max-width: 760px)').matches) {
 
 function leave() {
   send(GC, 'bye', null);
-  for (const p of peers.values()) p.pc.close();
+  for (const p of peers.values()) if (p.pc) p.pc.close();
   peers.clear();
   if (state.gc) state.gc.pc.close();
   state.gc = null;
+  sfuStop();
   for (const t of me.stream.getTracks()) t.stop();
   if (me.screen) me.screen.stop();
 }
@@ -512,5 +842,7 @@ function toast(text) {
 }
 
 prejoin();
-// For tests and the curious: the state of this page.
-window.camus = { me, peers, members: () => state.members, state };
+// For tests and the curious: the state of this page.  `peers` holds the other members (with their
+// RTCPeerConnection `pc` in a P2P room, pc null in an SFU room); `media` is the room's mode, and an
+// SFU room adds remoteStreams() (set by prejoin).
+window.camus = { me, peers, members: () => state.members, state, get media() { return state.media; } };
