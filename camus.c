@@ -5885,10 +5885,12 @@ static void client_media(void *ctx, struct rtc *r, uint8_t *p, size_t n, bool rt
   (void)ctx;
   struct client *c = r->user;
   if (!c->media || !c->member) return;
-  if (rtcp)
+  if (!rtcp)
+    media_rtp_input(c, p, n);
+  else if (media_publish_ok(c, n)) /* what it makes us send is bounded by what it may send */
     media_rtcp_input(c, p, n);
   else
-    media_rtp_input(c, p, n);
+    c->media->n.over_cap++;
 }
 
 /* --- renegotiation --- */
