@@ -255,7 +255,7 @@
 #define CAMUS_SFU_SUBS 48 /* streams one member may receive (its offer's receiving sections) */
 #endif
 #ifndef CAMUS_NACK_SLOTS
-#define CAMUS_NACK_SLOTS 384 /* packets of a published video stream kept for retransmission (384 x 1.3 KiB) */
+#define CAMUS_NACK_SLOTS 256 /* packets of a published video stream kept for retransmission (256 x 1.3 KiB; divides 65536) */
 #endif
 #ifndef CAMUS_MAX_BITRATE
 #define CAMUS_MAX_BITRATE 2500 /* kbit/s a publisher's video is steered to at most (REMB); --max-bitrate */
@@ -1312,6 +1312,7 @@ struct sdp_media {
   int pt;                      /* payload type of Opus (audio) or VP8 (video); -1 none */
   uint8_t mid_ext;             /* a=extmap id of the mid header extension; 0 none */
   uint32_t ssrc;               /* the first a=ssrc (of an FID group, the first of it); 0 none */
+  bool ssrc_group;             /* ssrc came from an FID group */
 };
 
 struct sdp_offer {
@@ -1407,7 +1408,8 @@ static int sdp_rtp_attribute(struct sdp_media *m, struct str name, struct str v)
     }
     int64_t ssrc = sdp_num(w, UINT32_MAX);
     if (ssrc < 0) return -1;
-    if (!m->ssrc || str_eq(name, "ssrc-group")) m->ssrc = (uint32_t)ssrc;
+    if (str_eq(name, "ssrc-group") ? !m->ssrc_group : !m->ssrc) m->ssrc = (uint32_t)ssrc;
+    m->ssrc_group |= str_eq(name, "ssrc-group");
   }
   return 0;
 }
@@ -1572,7 +1574,8 @@ static void fingerprint_text(const uint8_t fp[32], char out[96]) {
 static bool sdp_accepted(const struct sdp_offer *o, const struct sdp_local *l, int i) {
   const struct sdp_media *m = &o->m[i];
   if (i == o->data_index) return true;
-  return l->plan && l->plan[i].accept && m->media && m->pt >= 0 && m->rtcp_mux && m->mid[0] && o->bundle;
+  return l->plan && l->plan[i].accept && m->media && m->pt >= 0 && m->rtcp_mux && m->mid[0] && o->bundle &&
+         o->m[o->data_index].mid[0]; /* inside the bundle the answer lists */
 }
 
 /* An accepted audio or video section: Opus or VP8 alone, rtcp-mux, the mid extension, feedback. */
@@ -2011,7 +2014,7 @@ static const uint8_t *rtp_ext_find(const uint8_t *p, const struct rtp_hdr *h, un
 /* Writes the header of a packet we send: version 2, the padding bit as the
  * original had it, and a one-byte extension carrying the receiver's mid
  * (RFC 8843) when it negotiated one.  Returns the header's length (cap: at
- * least RTP_HDR + 20). */
+ * least RTP_HDR + 24). */
 static size_t rtp_write_header(uint8_t *out, bool padding, bool marker, uint8_t pt, uint16_t seq, uint32_t ts,
                                uint32_t ssrc, unsigned mid_ext, const char *mid) {
   size_t ml = mid_ext ? strlen(mid) : 0;
@@ -5523,6 +5526,8 @@ fail:
 enum { TRACK_MIC, TRACK_CAMERA, TRACK_SCREEN };
 static const char *const track_labels[] = {"mic", "camera", "screen"};
 
+_Static_assert(65536 % CAMUS_NACK_SLOTS == 0, "CAMUS_NACK_SLOTS must divide 65536: the ring keeps its depth across a sequence wrap");
+
 struct nack_cache {
   struct nack_slot {
     uint16_t seq, len; /* len 0: empty */
@@ -5603,7 +5608,7 @@ static void media_rtcp_send(struct client *c, const struct rtcp_report *r, const
   if (!out) return;
   size_t len = rtcp_write_rr(out, RTC_MEDIA_ROOM, c->media->ssrc, r);
   if (!len || len + n > RTC_MEDIA_ROOM) return;
-  memcpy(out + len, fb, n);
+  if (n) memcpy(out + len, fb, n);
   rtc_media_send(c->rtc, out, len + n, true, &c->media->rtcp);
 }
 
@@ -5984,6 +5989,7 @@ static struct media *media_new(struct client *c) {
   m->ssrc = media_random_ssrc(c->srv);
   m->report.fn = media_report;
   m->tokens = CAMUS_PUBLISH_PPS;
+  m->bytes = c->srv->cfg.max_bitrate_kbps * 250.0 + 16000;
   m->tokens_at = m->bytes_at = c->srv->loop.now;
   for (int i = 0; i < CAMUS_SFU_TRACKS; i++) m->tracks[i].owner = c;
   timer_in(&c->srv->loop, &m->report, CAMUS_RTCP_MS);

@@ -5,17 +5,22 @@
  *
  *   http  http_parse(), then form_get() on the body
  *   json  json_parse() and every reader over its tokens; json_write_str() round trip
- *   sdp   sdp_parse_offer(), then sdp_write_answer(), whose answer must parse back
+ *   sdp   sdp_parse_offer(), then sdp_write_answer() with no plan and with one, whose answers must parse back
  *   stun  stun_parse() and stun_integrity_ok(); an answer written for it must parse back
  *   dcep  dcep_parse_open(), whose fields must encode back to the same bytes
- *   srtp  srtp_unprotect() and srtcp_unprotect() of any bytes; protect then unprotect gives them back
+ *   rtp   rtp_parse() and rtp_ext_find() of every id, vp8_keyframe() of the same bytes; a header written back
+ *   rtcp  rtcp_next() to the end of a compound, rtcp_report_read() of each report block; writers give the same bytes
+ *   srtp  srtp_unprotect() and srtcp_unprotect() of any bytes, leaving no state if refused; protect (with the
+ *         sender's state or the caller's) then unprotect gives them back
  *   msg   msg_input() of a room member with an open message channel, on a real server
+ *   media the SFU on a real server: RTP and RTCP (SRTP-protected, or not) through udp_input() from a publisher
+ *         and a viewer, report timers, new offers
  *   udp   udp_input() on a real server with one session in ICE and two in DTLS (client, server)
  *
  * Build:  clang -fsanitize=fuzzer,address,undefined -DFUZZ_json -o fuzz-json test/fuzz.c \
  *           -lmbedtls -lmbedx509 -lmbedcrypto -lusrsctp -lpthread
  * or simply `sh test/fuzz.sh`, which builds and runs them all on test/corpus/<name>/.
- * FUZZ_LOG=1 in the environment shows the server's debug log in the msg and udp targets.
+ * FUZZ_LOG=1 in the environment shows the server's debug log in the msg, media and udp targets.
  */
 #define CAMUS_NO_MAIN
 #include "../camus.c"
@@ -155,7 +160,7 @@ static void fuzz(const uint8_t *data, size_t size) {
   static struct sdp_offer o, back;
   static const uint8_t fp[32] = {0xde, 0xad, 0xbe, 0xef, 1, 2, 3};
   static const struct sdp_candidate cands[] = {{"127.0.0.1", 5000, 2130706431u}, {"::1", 5000, 2130706175u}};
-  const struct sdp_local local = {"00000abcdefghijk", "0123456789abcdef0123456789abcdef", fp, cands, 2, 65536, 42};
+  const struct sdp_local local = {"00000abcdefghijk", "0123456789abcdef0123456789abcdef", fp, cands, 2, 65536, 42, NULL, NULL};
   const char *err = NULL;
   if (sdp_parse_offer((const char *)data, size, &o, &err) != 0) {
     FUZZ_CHECK(err != NULL);
@@ -179,6 +184,38 @@ static void fuzz(const uint8_t *data, size_t size) {
   FUZZ_CHECK(back.setup == (o.setup == SDP_SETUP_ACTIVE ? SDP_SETUP_PASSIVE : SDP_SETUP_ACTIVE));
   for (int i = 0; i < o.n_media; i++)
     FUZZ_CHECK(!strcmp(back.m[i].kind, o.m[i].kind) && !strcmp(back.m[i].mid, o.m[i].mid));
+  /* Planned as the SFU plans (receiving, sending with msid, inactive; with an SSRC or none; refused), the
+   * audio and video sections it can take read back with the plan's direction and SSRC, the offer's numbers. */
+  static struct sdp_plan plan[CAMUS_SDP_MAX_MEDIA];
+  static const enum sdp_dir dirs[] = {SDP_RECVONLY, SDP_SENDONLY, SDP_INACTIVE};
+  for (int i = 0; i < o.n_media; i++) {
+    size_t k = (size_t)i + size;
+    plan[i] = (struct sdp_plan){.dir = dirs[k % 3], .accept = k % 4 != 3, .ssrc = k % 5 ? 0x10000u + (uint32_t)i : 0};
+    snprintf(plan[i].msid, sizeof plan[i].msid, "0123456789abcdef0123456789abcdef-camera t%d", i);
+  }
+  struct sdp_local planned = local;
+  planned.plan = plan;
+  planned.setup = size % 2 ? "passive" : NULL;
+  b.len = 0;
+  err = NULL;
+  FUZZ_CHECK(sdp_write_answer(&b, &o, &planned, &err) == 0 && !b.err);
+  rc = sdp_parse_offer(b.p, b.len, &back, &err);
+  if (rc != 0) fprintf(stderr, "fuzz: planned answer refused: %s\n%s", err, b.p);
+  FUZZ_CHECK(rc == 0 && back.n_media == o.n_media && back.data_index == o.data_index);
+  bool bundled = false;
+  for (int i = 0; i < o.n_media; i++) {
+    const struct sdp_media *m = &o.m[i], *a = &back.m[i];
+    if (i == o.data_index) continue;
+    bool took = plan[i].accept && m->media && m->pt >= 0 && m->rtcp_mux && m->mid[0] && o.bundle && o.m[o.data_index].mid[0];
+    FUZZ_CHECK(took == sdp_accepted(&o, &planned, i) && took == (a->port != 0));
+    if (!took) continue;
+    bundled = true;
+    FUZZ_CHECK(a->media == m->media && a->pt == m->pt && a->mid_ext == m->mid_ext && a->rtcp_mux && a->dir == plan[i].dir &&
+               a->ssrc == plan[i].ssrc && a->rtcp_rsize == m->rtcp_rsize);
+  }
+  /* Every section taken is in the bundle (when the data channel, which always is, has a mid). */
+  if (bundled && o.m[o.data_index].mid[0]) FUZZ_CHECK(back.bundle && strstr(b.p, "a=group:BUNDLE "));
+  FUZZ_CHECK(back.setup == (planned.setup || o.setup == SDP_SETUP_ACTIVE ? SDP_SETUP_PASSIVE : SDP_SETUP_ACTIVE));
   buf_free(&b);
 }
 
@@ -238,37 +275,153 @@ static void fuzz(const uint8_t *data, size_t size) {
   FUZZ_CHECK(!memcmp(hdr, data, 12));
 }
 
+/* --------------------------------------------------------------- RTP, RTCP ---------------------------------------------------------------- */
+#elif defined(FUZZ_rtp)
+
+/* The same bytes as an RTP packet (rtp_parse, then every element rtp_ext_find can name) and as VP8
+ * (vp8_keyframe, of the whole and of the packet's payload); a header written from what was read (as
+ * the SFU forwards it, with a mid element) reads back the same. */
+static void fuzz(const uint8_t *data, size_t size) {
+  static const char *const mids[] = {"0", "video-1", "0123456789abcdef"};
+  uint8_t *p = malloc(size ? size : 1); /* exactly size bytes, so ASan sees any read past them */
+  struct rtp_hdr h, back;
+  memcpy(p, data, size);
+  (void)vp8_keyframe(p, size);
+  if (rtp_parse(p, size, &h) != 0) {
+    free(p);
+    return;
+  }
+  size_t at = RTP_HDR + 4u * (p[0] & 15);
+  FUZZ_CHECK(size >= at && h.payload >= at && h.payload <= size && h.payload_len <= size - h.payload);
+  FUZZ_CHECK(h.pt == (p[1] & 0x7f) && h.marker == (p[1] >> 7) && h.seq == get_u16(p + 2) && h.ts == get_u32(p + 4) &&
+             h.ssrc == get_u32(p + 8));
+  if (p[0] & 0x10)
+    FUZZ_CHECK(h.ext_at == at + 4 && h.ext_profile == get_u16(p + at) && h.ext_at + h.ext_len == h.payload);
+  else
+    FUZZ_CHECK(h.ext_profile == 0 && h.ext_len == 0 && h.payload == at);
+  FUZZ_CHECK(h.payload + h.payload_len + ((p[0] & 0x20) ? p[size - 1] : 0) == size && (!(p[0] & 0x20) || p[size - 1] > 0));
+  bool one = h.ext_profile == 0xBEDE, two = (h.ext_profile & 0xfff0) == 0x1000;
+  for (unsigned id = 0; id < 256; id++) {
+    size_t len = 0;
+    const uint8_t *v = rtp_ext_find(p, &h, id, &len);
+    if (!v) continue;
+    /* An element of the extension, with the id and length its own header gives. */
+    FUZZ_CHECK((one || two) && id != 0 && (!one || id < 15) && v >= p + h.ext_at + (one ? 1 : 2) && v + len <= p + h.payload);
+    FUZZ_CHECK(one ? (unsigned)(v[-1] >> 4) == id && (size_t)(v[-1] & 15) + 1 == len : v[-2] == id && v[-1] == len);
+  }
+  (void)vp8_keyframe(p + h.payload, h.payload_len);
+  uint8_t out[RTP_HDR + 32];
+  const char *mid = mids[h.seq % 3];
+  unsigned mid_ext = 1 + h.ssrc % 14;
+  size_t hl = rtp_write_header(out, p[0] & 0x20, h.marker, h.pt, h.seq, h.ts, h.ssrc, mid_ext, mid), len = 0;
+  out[hl] = 1; /* the padding count, if the bit is set; else a byte of payload */
+  FUZZ_CHECK(hl <= RTP_HDR + 24 && rtp_parse(out, hl + 1, &back) == 0 && back.pt == h.pt && back.marker == h.marker &&
+             back.seq == h.seq && back.ts == h.ts && back.ssrc == h.ssrc && back.payload == hl);
+  const uint8_t *v = rtp_ext_find(out, &back, mid_ext, &len);
+  FUZZ_CHECK(v && len == strlen(mid) && !memcmp(v, mid, len));
+  free(p);
+}
+
+#elif defined(FUZZ_rtcp)
+
+/* The bytes as a compound RTCP packet, walked with rtcp_next() to its end or to the first malformed
+ * packet; each report block read as media_rtcp_input() reads them, written back by rtcp_write_rr()
+ * to the same bytes; a PLI, a generic NACK or a REMB in canonical form written back the same. */
+static void fuzz(const uint8_t *data, size_t size) {
+  uint8_t *p = malloc(size ? size : 1), out[20 + 4 * 255];
+  struct rtcp_pkt r;
+  size_t at = 0, prev = 0;
+  int rc;
+  memcpy(p, data, size);
+  while ((rc = rtcp_next(p, size, &at, &r)) == 1) {
+    FUZZ_CHECK(at > prev && at <= size && r.body == p + prev + 4 && r.len % 4 == 0 && r.body + r.len == p + at);
+    FUZZ_CHECK(r.pt == p[prev + 1] && r.count == (p[prev] & 31) && (p[prev] >> 6) == 2);
+    size_t first = r.pt == RTCP_SR ? 24 : 4;
+    for (size_t k = 0; (r.pt == RTCP_SR || r.pt == RTCP_RR) && k < r.count && first + (k + 1) * RTCP_REPORT <= r.len; k++) {
+      struct rtcp_report rep;
+      const uint8_t *block = r.body + first + k * RTCP_REPORT;
+      rtcp_report_read(block, &rep);
+      FUZZ_CHECK(rep.lost >= -0x800000 && rep.lost <= 0x7fffff && rep.ssrc == get_u32(block));
+      FUZZ_CHECK(rtcp_write_rr(out, sizeof out, get_u32(r.body), &rep) == 8 + RTCP_REPORT &&
+                 !memcmp(out + 8, block, RTCP_REPORT));
+    }
+    bool plain = (p[prev] & 0x20) == 0; /* no padding bit: our writers never set it */
+    if (plain && r.pt == RTCP_PSFB && r.count == RTCP_FMT_PLI && r.len == 8)
+      FUZZ_CHECK(rtcp_write_pli(out, sizeof out, get_u32(r.body), get_u32(r.body + 4)) == 12 && !memcmp(out, p + prev, 12));
+    if (plain && r.pt == RTCP_RTPFB && r.count == RTCP_FMT_NACK && r.len == 12)
+      FUZZ_CHECK(rtcp_write_nack(out, sizeof out, get_u32(r.body), get_u32(r.body + 4), get_u16(r.body + 8),
+                                 get_u16(r.body + 10)) == 16 &&
+                 !memcmp(out, p + prev, 16));
+    if (plain && r.pt == RTCP_PSFB && r.count == RTCP_FMT_AFB && r.len >= 16 && !memcmp(r.body + 8, "REMB", 4) &&
+        get_u32(r.body + 4) == 0) {
+      uint32_t word = get_u32(r.body + 12), n = word >> 24, exp = word >> 18 & 63, mantissa = word & 0x3ffff;
+      uint32_t ssrcs[255];
+      for (uint32_t i = 0; i < n && 16 + 4 * (i + 1) <= r.len; i++) ssrcs[i] = get_u32(r.body + 16 + 4 * i);
+      /* Canonical: the smallest exponent, and as many SSRCs as the count says. */
+      if (n >= 1 && r.len == 16 + 4 * n && exp <= 46 && (exp == 0 || mantissa >= 0x20000))
+        FUZZ_CHECK(rtcp_write_remb(out, sizeof out, get_u32(r.body), (uint64_t)mantissa << exp, ssrcs, (int)n) == 4 + r.len &&
+                   !memcmp(out, p + prev, 4 + r.len));
+    }
+    prev = at;
+  }
+  FUZZ_CHECK(rc == 0 ? at == size : rc == -1 && at == prev && at < size);
+  free(p);
+}
+
 /* --------------------------------------------------------- A SERVER WITH PEERS ------------------------------------------------------------ */
 #elif defined(FUZZ_srtp)
 
-/* The input as SRTP and as SRTCP to a receiver (each refused cleanly, or taken whole), and as RTP and
- * RTCP to a sender, whose output another receiver must give back unchanged.  Fresh keys each input. */
+/* The input as SRTP and as SRTCP to a receiver (each refused cleanly, leaving no state behind, or taken
+ * whole), and as RTP and RTCP to a sender, keeping its own state (srtp_protect) or the caller's
+ * (srtp_protect_with, as the SFU sends), whose output another receiver must give back unchanged.
+ * Fresh keys each input. */
 static void fuzz(const uint8_t *data, size_t size) {
   static const uint8_t mk[16] = {0xe1, 0xf9, 0x7a, 0x0d, 0x3e, 0x01, 0x8b, 0xe0,
                                  0xd6, 0x4f, 0xa3, 0x2c, 0x06, 0xde, 0x41, 0x39};
   static const uint8_t ms[14] = {0x0e, 0xc6, 0x75, 0xad, 0x49, 0x8a, 0xfe, 0xeb, 0xb6, 0x96, 0x0b, 0x3a, 0xab, 0xe6};
   static uint8_t buf[2048 + 32];
-  struct srtp rx, tx, rx2;
-  FUZZ_CHECK(srtp_init(&rx, mk, ms) == 0 && srtp_init(&tx, mk, ms) == 0 && srtp_init(&rx2, mk, ms) == 0);
+  static struct srtp_ssrc before[CAMUS_SRTP_SSRCS];
+  struct srtp rx, tx, rx2, rx3;
+  struct srtp_ssrc st = {0};
+  FUZZ_CHECK(srtp_init(&rx, mk, ms) == 0 && srtp_init(&tx, mk, ms) == 0 && srtp_init(&rx2, mk, ms) == 0 &&
+             srtp_init(&rx3, mk, ms) == 0);
   size_t n = MIN(size, (size_t)2048);
   memcpy(buf, data, n);
+  memcpy(before, rx.ssrc, sizeof before);
   int r = srtp_unprotect(&rx, buf, n);
   FUZZ_CHECK(r == SRTP_MALFORMED || r == SRTP_AUTH || (r >= 12 && (size_t)r == n - SRTP_TAG));
+  FUZZ_CHECK(r >= 0 || !memcmp(before, rx.ssrc, sizeof before)); /* forged packets cannot fill the table */
   memcpy(buf, data, n);
+  memcpy(before, rx.ssrc, sizeof before);
   r = srtcp_unprotect(&rx, buf, n);
   FUZZ_CHECK(r == SRTP_MALFORMED || r == SRTP_AUTH || (r >= 8 && (size_t)r == n - 4 - SRTP_TAG));
+  FUZZ_CHECK(r >= 0 || !memcmp(before, rx.ssrc, sizeof before));
   memcpy(buf, data, n);
   r = srtp_protect(&tx, buf, n, sizeof buf);
   if (r > 0) FUZZ_CHECK(srtp_unprotect(&rx2, buf, (size_t)r) == (int)n && !memcmp(buf, data, n));
   memcpy(buf, data, n);
   r = srtcp_protect(&tx, buf, n, sizeof buf);
   if (r > 0) FUZZ_CHECK(srtcp_unprotect(&rx2, buf, (size_t)r) == (int)n && !memcmp(buf, data, n));
+  /* The caller's state: the sender's own table is left alone. */
+  memcpy(before, tx.ssrc, sizeof before);
+  memcpy(buf, data, n);
+  r = srtp_protect_with(&tx, &st, buf, n, sizeof buf);
+  if (r > 0)
+    FUZZ_CHECK(st.ssrc == get_u32(data + 8) && st.rtp_seen && srtp_unprotect(&rx3, buf, (size_t)r) == (int)n &&
+               !memcmp(buf, data, n));
+  memcpy(buf, data, n);
+  r = srtcp_protect_with(&tx, &st, buf, n, sizeof buf);
+  if (r > 0)
+    FUZZ_CHECK(st.ssrc == get_u32(data + 4) && st.rtcp_next == 1 && srtcp_unprotect(&rx3, buf, (size_t)r) == (int)n &&
+               !memcmp(buf, data, n));
+  FUZZ_CHECK(!memcmp(before, tx.ssrc, sizeof before));
   srtp_free(&rx);
   srtp_free(&tx);
   srtp_free(&rx2);
+  srtp_free(&rx3);
 }
 
-#elif defined(FUZZ_msg) || defined(FUZZ_udp)
+#elif defined(FUZZ_msg) || defined(FUZZ_media) || defined(FUZZ_udp)
 
 /* A real server on loopback (ports picked by the kernel), made once per process.  It logs only
  * errors; FUZZ_LOG=1 in the environment shows its debug log (for replays). */
@@ -386,6 +539,191 @@ static void fuzz(const uint8_t *data, size_t size) {
     p = fuzz_live(member);
   }
   FUZZ_CHECK(room->members == o->user && room->members->next_member == p->user && room->last_member == p->user);
+}
+
+/* ------------------------------------------------------------------ MEDIA ----------------------------------------------------------------- */
+#elif defined(FUZZ_media)
+
+/* Input: records of [op][length, 2 bytes big-endian][payload], while they last; op's low 4 bits, mod 6:
+ *   op 0  the payload as RTP from the publisher, protected with its browser's keys so that it passes SRTP
+ *         (sent as it is if it cannot be); op bit 4 makes it a packet of the publisher's camera (its
+ *         version, payload type and SSRC), bit 5 of its microphone
+ *   op 1  the payload as RTCP from the viewer, protected; "SUBV" and "SUBA" in it become the SSRCs the
+ *         server sends the camera and the microphone to the viewer with
+ *   op 2  the payload as RTCP from the publisher, protected
+ *   op 3  the payload as a datagram from source payload[0] % 3 (publisher, viewer, nobody's address), its
+ *         first byte made 128-191, not protected: what the demultiplexer hands rtc_media_datagram()
+ *   op 4  payload[0] * 4 ms pass (caps refill, CAMUS_PLI_MS runs out) and both members' report timers
+ *         fire (receiver reports, REMB)
+ *   op 5  an offer again: payload[0] % 4 picks the publisher's first, its camera with a new SSRC, its
+ *         camera gone, or the viewer's (taking up what it may receive now)
+ * Made afresh for each input: a publisher sending a microphone and a camera (chromium-av-datachannel.sdp)
+ * and a viewer receiving both (the same offer, recvonly), members of an SFU room with SRTP keys as if
+ * their DTLS handshakes had agreed on them. */
+enum { MEDIA_SRC = 3 };
+#define CAMERA_SSRC 2583404429u
+#define MIC_SSRC 3157627856u
+
+struct end {
+  void *h;        /* the session's handle */
+  struct srtp tx; /* what its browser sends with */
+};
+
+static struct camus *srv;
+static struct room *room;
+static char *offers[3], *view;
+static size_t offer_len;
+static struct sockaddr_storage src[MEDIA_SRC]; /* bound sinks; the last one no session's */
+static struct end pub, sub;
+
+/* Replaces every from in text by to, of the same length; how many. */
+static int fuzz_edit(char *text, const char *from, const char *to) {
+  int k = 0;
+  for (char *p = text; (p = strstr(p, from)) != NULL; p += strlen(from), k++) memcpy(p, to, strlen(to));
+  return k;
+}
+
+static void fuzz_setup(void) {
+  enum app_err status;
+  const char *err = NULL;
+  srv = fuzz_server();
+  room = room_create(srv, (const uint8_t[16]){0}, "Fuzz SFU", 8, NULL, 0, true, true, 0, &status, &err);
+  FUZZ_CHECK(room != NULL && room->sfu);
+  for (int i = 0; i < 3; i++) offers[i] = fuzz_fixture("chromium-av-datachannel.sdp", &offer_len);
+  view = fuzz_fixture("chromium-av-datachannel.sdp", &offer_len);
+  FUZZ_CHECK(fuzz_edit(offers[1], "2583404429", "2583404430") == 3 && fuzz_edit(offers[2], "m=video 9 ", "m=video 0 ") == 1 &&
+             fuzz_edit(view, "a=sendrecv", "a=recvonly") == 2);
+  for (int i = 0; i < MEDIA_SRC; i++) {
+    addr_parse("127.0.0.1", 0, &src[i]);
+    int fd = socket_bind(&src[i], SOCK_DGRAM);
+    addr_parse("127.0.0.1", fd >= 0 ? socket_port(fd) : 40000 + i, &src[i]);
+  }
+}
+
+/* An offer from p's page to Ground Control. */
+static void fuzz_offer(struct rtc *p, const char *sdp) {
+  struct buf b = {0};
+  buf_adds(&b, "{\"type\":\"offer\",\"receiver\":\"ground control\",\"data\":{\"sdp\":");
+  json_write_str(&b, sdp, strlen(sdp));
+  buf_adds(&b, ",\"tracks\":{\"1\":\"camera\"}}}");
+  FUZZ_CHECK(!b.err);
+  msg_input(p->user, b.p, b.len);
+  buf_free(&b);
+}
+
+/* A member from source i: checked over ICE, DTLS-SRTP keys made up (the browser is the DTLS server), its
+ * message channel open, its offer sent. */
+static void fuzz_member(struct end *e, int i, const char *sdp) {
+  uint8_t req[256], txid[12] = "fuzz-media-0";
+  char user[300];
+  struct rtc *p = fuzz_peer(srv, room, sdp, offer_len);
+  struct stun_writer w = {req, sizeof req, 0, false};
+  txid[11] = (uint8_t)i;
+  snprintf(user, sizeof user, "%s:%s", p->ufrag, p->remote_ufrag);
+  stun_begin(&w, STUN_BINDING_REQUEST, txid);
+  stun_attr(&w, STUN_A_USERNAME, user, (uint16_t)strlen(user));
+  stun_attr_u32(&w, STUN_A_PRIORITY, 0x6e0001ff);
+  stun_attr(&w, STUN_A_USE_CANDIDATE, NULL, 0);
+  stun_integrity(&w, p->pwd, strlen(p->pwd));
+  stun_fingerprint(&w);
+  udp_input(&srv->udp, req, w.len, &src[i]);
+  FUZZ_CHECK(p->state == RTC_DTLS && p->n_addrs == 1 && !p->dtls_server && (p->srtp_master = malloc(60)) != NULL);
+  for (int k = 0; k < 60; k++) p->srtp_master[k] = (uint8_t)(17 * i + k);
+  p->dtls_up = true;
+  p->addrs[p->sel].proven = true;
+  FUZZ_CHECK(srtp_init(&e->tx, p->srtp_master + 16, p->srtp_master + 46) == 0);
+  rtc_set_state(p, RTC_OPEN);
+  p->ch[0] = (struct channel){.sid = 1, .type = 0, .open = true};
+  client_open(srv, p, &p->ch[0]);
+  struct client *c = p->user;
+  FUZZ_CHECK(c->member && c->media);
+  fuzz_offer(p, sdp);
+  e->h = rtc_handle(p);
+}
+
+/* The SSRC the viewer receives kind with, or 0. */
+static uint32_t fuzz_sub_ssrc(enum sdp_kind kind) {
+  struct rtc *p = fuzz_live(sub.h);
+  struct client *c = p ? p->user : NULL;
+  for (int i = 0; c && c->media && i < c->media->n_subs; i++)
+    if (c->media->subs[i]->kind == kind) return c->media->subs[i]->ssrc;
+  return 0;
+}
+
+/* n bytes (at most 2048) as a datagram from source from, in a buffer of exactly their size. */
+static void fuzz_datagram(const uint8_t *p, size_t n, const struct sockaddr_storage *from) {
+  uint8_t *d = malloc(n ? n : 1);
+  memcpy(d, p, n);
+  udp_input(&srv->udp, d, n, from);
+  free(d);
+}
+
+static void fuzz(const uint8_t *data, size_t size) {
+  static uint8_t buf[2048 + 32];
+  if (!srv) fuzz_setup();
+  fuzz_member(&pub, 0, offers[0]);
+  fuzz_member(&sub, 1, view);
+  srv->loop.now += 1000; /* the caps fill (a member's byte budget starts empty) */
+  FUZZ_CHECK(fuzz_sub_ssrc(SDP_AUDIO) && fuzz_sub_ssrc(SDP_VIDEO));
+  /* The viewer's numbers start where an input can name them (they are random): its first packet of
+   * each stream is 0xfff1, so a NACK can ask for 0xfff1 and on, across the wrap. */
+  struct client *viewer = fuzz_live(sub.h)->user;
+  for (int i = 0; i < viewer->media->n_subs; i++) {
+    viewer->media->subs[i]->last_seq = 0xfff0;
+    viewer->media->subs[i]->last_ts = 0xffff0000u;
+  }
+  while (size >= 3) {
+    uint8_t op = data[0];
+    size_t n = MIN((size_t)get_u16(data + 1), size - 3);
+    const uint8_t *arg = data + 3;
+    data += 3 + n;
+    size -= 3 + n;
+    int kind = (op & 15) % 6;
+    struct end *e = kind == 1 || (kind == 5 && n && arg[0] % 4 == 3) ? &sub : &pub;
+    struct rtc *p = fuzz_live(e->h);
+    n = MIN(n, (size_t)2048 - 4 - SRTP_TAG);
+    memcpy(buf, arg, n);
+    if (kind == 0 && (op & 0x30) && n >= RTP_HDR) {
+      buf[0] = (uint8_t)(0x80 | (buf[0] & 0x3f));
+      buf[1] = (uint8_t)((buf[1] & 0x80) | (op & 0x10 ? 96 : 111));
+      put_u32(buf + 8, op & 0x10 ? CAMERA_SSRC : MIC_SSRC);
+    }
+    if (kind <= 2) {
+      bool rtcp = kind != 0;
+      for (size_t i = 0; rtcp && i + 4 <= n; i++)
+        if (!memcmp(buf + i, "SUBV", 4) || !memcmp(buf + i, "SUBA", 4))
+          put_u32(buf + i, fuzz_sub_ssrc(buf[i + 3] == 'V' ? SDP_VIDEO : SDP_AUDIO));
+      int len = rtcp ? srtcp_protect(&e->tx, buf, n, sizeof buf) : srtp_protect(&e->tx, buf, n, sizeof buf);
+      if (p) fuzz_datagram(buf, len > 0 ? (size_t)len : n, &src[e == &sub]);
+    } else if (kind == 3) {
+      if (n) buf[0] = (uint8_t)(128 | (buf[0] & 63));
+      fuzz_datagram(buf, n, &src[n ? arg[0] % MEDIA_SRC : 0]);
+    } else if (kind == 4) {
+      srv->loop.now += 4u * (n ? arg[0] : 0);
+      for (int i = 0; i < 2; i++) {
+        struct rtc *q = fuzz_live(i ? sub.h : pub.h);
+        struct client *c = q ? q->user : NULL;
+        if (!c || !c->media || !c->media->report.slot) continue;
+        timer_stop(&srv->loop, &c->media->report); /* as timers_run() fires it */
+        c->media->report.fn(&c->media->report);
+      }
+    } else if (p) {
+      fuzz_offer(p, e == &sub ? view : offers[n ? arg[0] % 4 : 0]);
+    }
+  }
+  /* Everything goes, as camus_free() closes its sessions: the next input starts afresh. */
+  for (int i = 0; i < 2; i++) {
+    struct end *e = i ? &sub : &pub;
+    struct rtc *q = fuzz_live(e->h);
+    if (q) q->dtls_up = false; /* its handshake never finished: no close_notify */
+    srtp_free(&e->tx);
+  }
+  for (uint32_t i = 0; i < sessions.cap; i++)
+    if (sessions.table[i] && sessions.table[i]->host == &srv->rtc) rtc_close(sessions.table[i], "fuzz: next input");
+  rtc_reap(&srv->rtc);
+  udp_flush(&srv->udp);
+  FUZZ_CHECK(srv->rtc.n == 0 && srv->rtc.n_handshakes == 0 && srv->rtc.n_unchecked == 0 && srv->rtc.amap.n == 0 &&
+             room->n_sessions == 0 && room->members == NULL);
 }
 
 /* ------------------------------------------------------------------ UDP ------------------------------------------------------------------- */
@@ -516,7 +854,7 @@ static void fuzz(const uint8_t *data, size_t size) {
 
 #endif
 #else
-#error "choose a target: -DFUZZ_http, -DFUZZ_json, -DFUZZ_sdp, -DFUZZ_stun, -DFUZZ_dcep, -DFUZZ_srtp, -DFUZZ_msg or -DFUZZ_udp"
+#error "choose a target: -DFUZZ_http, -DFUZZ_json, -DFUZZ_sdp, -DFUZZ_stun, -DFUZZ_dcep, -DFUZZ_rtp, -DFUZZ_rtcp, -DFUZZ_srtp, -DFUZZ_msg, -DFUZZ_media or -DFUZZ_udp"
 #endif
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
