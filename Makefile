@@ -62,13 +62,16 @@ test/unit: test/unit.c camus.c camus.h camus_web.h
 test: camus test/unit check-symbols
 	sh test/run.sh ./test/unit
 
-# The benchmark: the C load generator drives the server and reads its figures from /proc.
+# The benchmark: the C load generator drives the server and reads its figures from /proc; then
+# test/roomcost.mjs: what a room of four Chromium pages costs the server, media through it or not.
 test/loadgen: test/loadgen.c camus.c camus.h camus_web.h
 	$(CC) $(CFLAGS) -o $@ test/loadgen.c $(LDLIBS)
 
 bench: camus camus-static test/loadgen
 	@mkdir -p test/out
 	./test/loadgen --server ./camus --static ./camus-static --json test/out/bench.json
+	@[ -d test/node_modules ] || (cd test && npm ci --no-audit --no-fund >/dev/null 2>&1) || (cd test && npm install --no-audit --no-fund)
+	CAMUS_BIN=$$PWD/camus node test/roomcost.mjs
 
 # libFuzzer targets (clang) over every parser and state machine; FUZZ_SECONDS each.
 FUZZ_SECONDS ?= 10

@@ -5555,6 +5555,8 @@ struct track {
   uint64_t sr_at;                /* when it came, ms; 0: none */
   uint64_t pli_at, steer_at;     /* when we last asked for a keyframe; last changed remb */
   uint32_t remb;                 /* bit/s we steer the owner's video to */
+  double up_tokens;              /* NACKs for it we may still send its owner on a viewer's behalf */
+  uint64_t up_at;
   struct nack_cache *cache;      /* video: what came lately, for retransmission */
   struct sub *subs;              /* who receives it */
 };
@@ -5812,21 +5814,37 @@ static struct sub *media_sub_by_ssrc(struct media *m, uint32_t ssrc) {
 }
 
 /* A generic NACK from a viewer: what its source still holds goes again,
- * within a budget of retransmissions (as many as 100 packets a second). */
+ * within a budget of retransmissions (as many as 100 packets a second).
+ * What never reached us (lost on the publisher's uplink, and its own NACK
+ * for it too) is asked of the publisher again, at most 50 times a second a
+ * stream: its retransmission then goes to every viewer. */
 static void media_nack(struct client *c, struct sub *sub, const uint8_t *fci, size_t len) {
   struct track *t = sub->src;
+  uint64_t now = c->srv->loop.now;
   if (!t || !t->cache) return;
   for (size_t at = 0; at + 4 <= len; at += 4) {
-    uint16_t pid = get_u16(fci + at), blp = get_u16(fci + at + 2);
+    uint16_t pid = (uint16_t)(get_u16(fci + at) - sub->seq_off), blp = get_u16(fci + at + 2), up_blp = 0;
+    int up_first = -1;
     for (int k = 0; k < 17; k++) {
       if (k && !(blp >> (k - 1) & 1)) continue;
-      if (!bucket_take(&sub->nack_tokens, &sub->nack_at, 100, 100, 1, c->srv->loop.now)) return;
-      const struct nack_slot *sl = nack_get(t->cache, (uint16_t)(pid + k - sub->seq_off));
+      uint16_t seq = (uint16_t)(pid + k);
+      const struct nack_slot *sl = nack_get(t->cache, seq);
       struct rtp_hdr h;
-      if (!sl || rtp_parse(sl->data, sl->len, &h) != 0) continue;
+      if (!sl || rtp_parse(sl->data, sl->len, &h) != 0) {
+        if ((uint16_t)(t->max_seq - seq) >= CAMUS_NACK_SLOTS) continue; /* ahead of what came, or long gone */
+        if (up_first < 0) up_first = k;
+        else up_blp |= (uint16_t)(1u << (k - up_first - 1));
+        continue;
+      }
+      if (!bucket_take(&sub->nack_tokens, &sub->nack_at, 100, 100, 1, now)) return;
       sub_send(sub, sl->data, sl->len, &h, true);
       c->media->n.retransmitted++;
     }
+    struct client *o = t->owner;
+    uint8_t nack[16];
+    if (up_first < 0 || !bucket_take(&t->up_tokens, &t->up_at, 50, 50, 1, now)) continue;
+    o->media->n.nacks_sent++;
+    media_rtcp_send(o, NULL, nack, rtcp_write_nack(nack, sizeof nack, o->media->ssrc, t->ssrc, (uint16_t)(pid + up_first), up_blp));
   }
 }
 

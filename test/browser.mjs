@@ -1,5 +1,7 @@
 // The web client in headless Chromium: the lobby, and rooms of three people who see, hear and
 // chat with each other, share a screen, leave, or vanish.  Screenshots go to test/out/.
+// Its rooms are peer to peer (media: 'p2p'): test/sfu.mjs drives the client in rooms whose
+// media goes through the server.
 import { mkdirSync } from 'node:fs';
 import { startServer, test, assert, run, sleep, launchChromium, launchKillableChromium } from './lib.mjs';
 
@@ -94,7 +96,7 @@ test('three people in a room: names, chat, video, screen sharing, leaving and va
   const browser = await launchChromium();
   const crashy = await launchKillableChromium();
   try {
-    await srv.post('/api/rooms', { name: 'Trio' });
+    await srv.post('/api/rooms', { name: 'Trio', media: 'p2p' });
     const url = srv.url + '/rtc/trio';
     const [a, b] = [await newPage(browser), await newPage(browser)];
     const c = await newPage(crashy);
@@ -161,7 +163,7 @@ test('password rooms, guest limits and a user without a camera', async () => {
   const srv = await startServer();
   const browser = await launchChromium();
   try {
-    await srv.post('/api/rooms', { name: 'Locked', password: 'open sesame' });
+    await srv.post('/api/rooms', { name: 'Locked', password: 'open sesame', media: 'p2p' });
     const p = await newPage(browser);
     await p.goto(srv.url + '/rtc/locked');
     await p.waitForSelector('#password-row:not([hidden])');
@@ -184,7 +186,7 @@ test('password rooms, guest limits and a user without a camera', async () => {
     await l.click('#password-form button[type=submit]');
     await l.waitForURL(/\/rtc\/locked$/);
 
-    await srv.post('/api/rooms', { name: 'Pair', guest_limit: 2 });
+    await srv.post('/api/rooms', { name: 'Pair', guest_limit: 2, media: 'p2p' });
     const [x, y, z] = [await newPage(browser), await newPage(browser), await newPage(browser)];
     await join(x, srv.url + '/rtc/pair', 'X');
     // y joins with no camera or microphone: it still chats and sees x.

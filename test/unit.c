@@ -1554,6 +1554,14 @@ static void test_sfu(void) {
   fl = rtcp_write_nack(fb, sizeof fb, 0x0b0b0b0b, sv->ssrc, (uint16_t)(vseq0 - 5), 0); /* never sent: not in the cache */
   sfu_rtcp(s, &b, fb, fl);
   CHECK(sfu_recv(s, &b, false, wire, &wn, out) == SFU_NONE && bm->n.retransmitted == 2);
+  /* ... so it is asked of the publisher, in the publisher's numbers (7000 came in as vseq0). */
+  n = sfu_recv(s, &a, true, wire, &wn, out);
+  bool up = false;
+  struct rtcp_pkt rp;
+  for (size_t at = 0; n > 0 && rtcp_next(out, (size_t)n, &at, &rp) == 1;)
+    if (rp.pt == RTCP_RTPFB && rp.count == RTCP_FMT_NACK && rp.len == 12)
+      up = get_u32(rp.body + 4) == 2583404429u && get_u16(rp.body + 8) == (uint16_t)(7000 - 5) && get_u16(rp.body + 10) == 0;
+  CHECK(up);
   /* A PLI from the viewer goes up as one about the publisher's own SSRC (once CAMUS_PLI_MS passed). */
   s->loop.now += CAMUS_PLI_MS;
   fl = rtcp_write_pli(fb, sizeof fb, 0x0b0b0b0b, sv->ssrc);

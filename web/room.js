@@ -779,7 +779,16 @@ function leave() {
   for (const t of me.stream.getTracks()) t.stop();
   if (me.screen) me.screen.stop();
 }
-$('leave').addEventListener('click', () => { leave(); location.href = '/'; });
+// Leave waits (half a second at most) for the bye to be on its way: closing the connection at once
+// could drop it, and the others would see this member until the server's consent timeout.
+$('leave').addEventListener('click', async () => {
+  const dc = state.gc && state.gc.dc;
+  send(GC, 'bye', null);
+  for (let i = 0; dc && dc.readyState === 'open' && dc.bufferedAmount > 0 && i < 25; i++) await new Promise((r) => setTimeout(r, 20));
+  await new Promise((r) => setTimeout(r, 50));
+  leave();
+  location.href = '/';
+});
 addEventListener('pagehide', leave);
 
 $('copy-invite').addEventListener('click', async () => {
