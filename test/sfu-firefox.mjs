@@ -64,7 +64,7 @@ test('Firefox ESR and Chromium in an SFU room decode each other', async () => {
   assert.deepEqual(errorLines(srv.log), []);
   const lines = mediaLines(srv.log);
   assert.deepEqual(lines.map((l) => l.peer).sort(), [fox.id, chr.id].sort(), 'a media line per member');
-  for (const l of lines) assert.ok(l.failedSrtp === 0 && l.replayed === 0 && l.forwarded > 0, `media line: ${JSON.stringify(l)}`);
+  for (const l of lines) assert.ok(l.failedSrtp === 0 && l.replayed <= Math.max(5, l.in / 100) && l.forwarded > 0, `media line: ${JSON.stringify(l)}`);
   console.log(report.map((l) => '  ' + l).join('\n'));
 }, { timeout: 60000 * SLOW });
 

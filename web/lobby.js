@@ -1,5 +1,5 @@
 // The lobby: create a room, list the public ones, ask for a password where a room has one.
-import { api, el } from '/common.js';
+import { api, apiHashed, el } from '/common.js';
 
 const form = document.getElementById('create-form');
 const list = document.getElementById('room-list');
@@ -48,7 +48,7 @@ document.getElementById('pw-cancel').addEventListener('click', () => dialog.clos
 document.getElementById('password-form').addEventListener('submit', async (e) => {
   e.preventDefault();
   const password = document.getElementById('join-password').value;
-  const r = await api('POST', `/rtc/${encodeURIComponent(dialogRoom.id)}/join`, { password });
+  const r = await apiHashed('POST', `/rtc/${encodeURIComponent(dialogRoom.id)}/join`, { password });
   if (r.ok) location.href = `/rtc/${encodeURIComponent(dialogRoom.id)}`;
   else joinError.textContent = r.status === 403 ? 'Wrong password' : (r.json && r.json.error) || 'Could not join';
 });
@@ -63,12 +63,12 @@ form.addEventListener('submit', async (e) => {
   const body = { name, public: document.getElementById('room-public').checked, guest_limit: limit ? Number(limit) : null,
     media: media ? media.value : 'sfu' };
   if (password) body.password = password;
-  const r = await api('POST', '/api/rooms', body);
+  const r = await (password ? apiHashed : api)('POST', '/api/rooms', body);
   if (!r.ok) {
     createError.textContent = (r.json && r.json.error) || `Could not create the room (${r.status})`;
     return;
   }
-  if (password) await api('POST', `/rtc/${encodeURIComponent(r.json.id)}/join`, { password });
+  if (password) await apiHashed('POST', `/rtc/${encodeURIComponent(r.json.id)}/join`, { password });
   location.href = r.json.url;
 });
 

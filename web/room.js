@@ -5,7 +5,7 @@
 //   sfu — media goes through the server on Ground Control's own connection: this page sends its
 //         microphone, camera and screen there, and receives everyone else's on recvonly slots the
 //         server fills; only this page offers, one offer at a time (see the SFU section).
-import { api, el } from '/common.js';
+import { api, apiHashed, el } from '/common.js';
 
 const $ = (id) => document.getElementById(id);
 const roomId = decodeURIComponent(location.pathname.split('/')[2] || '');
@@ -115,7 +115,7 @@ $('join-form').addEventListener('submit', async (e) => {
   try {
     const password = $('room-password').value;
     if (password) {
-      const r = await api('POST', `/rtc/${encodeURIComponent(roomId)}/join`, { password });
+      const r = await apiHashed('POST', `/rtc/${encodeURIComponent(roomId)}/join`, { password });
       if (!r.ok) throw new Error(r.status === 403 ? 'Wrong password' : (r.json && r.json.error) || 'Could not join');
     }
     await connectGroundControl();
