@@ -10,6 +10,13 @@
  * on one epoll loop, each from its own UDP socket on its own loopback address
  * (127.1.x.y), so that the server sees them as distinct hosts.
  *
+ * In SFU rooms its clients also carry media over that session, as browsers
+ * do: a publisher offers a sendonly Opus and a VP8 section and sends SRTP at
+ * a camera's and a microphone's rates and sizes (and a keyframe when the
+ * server's PLI asks); a subscriber offers as many recvonly sections as the
+ * server's "renegotiate" asks for and counts, checks and times what comes.
+ * SRTP is camus.c's own (rtc_media_buf, rtc_media_send, rtc_media_input).
+ *
  * `loadgen --server ./camus [--static ./camus-static] [--json FILE]` starts
  * the server itself, drives every phase of the benchmark, reads the server's
  * figures from /proc/<pid>/{stat,status,schedstat}, prints one table and
@@ -19,6 +26,7 @@
 #include "../camus.c"
 
 #include <sys/epoll.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/utsname.h>
 #include <sys/wait.h>
@@ -30,6 +38,13 @@ static uint64_t now_ns(void) {
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
+
+#define SWAP(type, a, b) \
+  do {                     \
+    type swap_ = (a);      \
+    (a) = (b);             \
+    (b) = swap_;           \
+  } while (0)
 
 static int cmp_u64(const void *a, const void *b) {
   uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
@@ -47,6 +62,16 @@ static double quantile_ms(uint64_t *v, size_t n, double q) {
 /* ================================================================= CLIENTS ================================================================== */
 
 enum cstate { C_IDLE, C_ICE, C_DTLS, C_SCTP, C_OPEN, C_CLOSING, C_FAILED };
+enum role { ROLE_PLAIN, ROLE_PUB, ROLE_SUB }; /* messaging only; SFU publisher; SFU subscriber */
+
+/* A stream a subscriber receives, known by the SSRC the server sends it with. */
+struct stream_rx {
+  uint32_t ssrc;
+  bool video, keyed;        /* keyed: its first keyframe came */
+  uint64_t packets;
+};
+
+#define LG_STREAMS 16       /* streams one subscriber tells apart (CAMUS_SRTP_SSRCS) */
 
 struct user {
   int idx, fd;
@@ -65,6 +90,29 @@ struct user {
   int room;
   /* relay accounting */
   uint64_t got, errors;
+  /* SFU: role and verify survive client_join; the rest starts afresh with each join. */
+  enum role role;
+  bool verify;              /* every packet SRTP-checked and read; else counted by its header, which is clear */
+  bool offering, offer_again, published;
+  uint8_t sec[CAMUS_SFU_SUBS]; /* our receiving sections in mid order (mid i + 1): SDP_AUDIO or SDP_VIDEO */
+  int n_sec, want_audio, want_video;
+  int streams;              /* sections the last answer gave a stream */
+  uint64_t t_offer;         /* when the first offer went (ns) */
+  struct publisher {
+    uint32_t ssrc[2];       /* [0] Opus, [1] VP8 */
+    uint16_t seq[2];
+    uint32_t ts[2];
+    uint64_t next[2];       /* ns: the next audio packet, the next video frame */
+    unsigned frame;
+    bool key;               /* the next frame is a keyframe (a PLI came) */
+    uint64_t sent, video, plis, nacks; /* packets sent (video: of them), PLIs and NACKs received */
+  } pub;
+  struct stream_rx rx[LG_STREAMS];
+  int n_rx;
+  uint64_t rx_packets;
+  bool in_window;           /* streaming when the measurement began */
+  struct timer rr_timer;    /* a subscriber's receiver reports */
+  uint32_t rr_ssrc;
 };
 
 static struct {
@@ -78,12 +126,22 @@ static struct {
   pid_t pid;
   int log_fd;
   struct user *c;
-  int n_clients;
+  int n_clients, n_users;   /* n_users: the size of c */
   int rooms_made[2048];
   /* relay measurement */
   uint64_t *lat;
   size_t n_lat, cap_lat;
   int errors_shown;
+  /* SFU */
+  bool hold[3];             /* by role: SFU clients note what they would offer, and wait for sfu_kick() */
+  struct user **pubs;       /* publishers sending media */
+  int n_pubs;
+  bool lat_on, key_on;      /* latency and first keyframes are being measured */
+  uint64_t rx_kernel_ns;    /* CLOCK_REALTIME the kernel stamped on the datagram being handled; 0: none */
+  uint64_t *lat_app, *keys; /* as lat: send to the loop's read; an offer to a stream's first keyframe */
+  uint64_t *spare_lat, *spare_app; /* as lat and lat_app: the best window's, while another is measured */
+  size_t n_lat_app, n_keys, cap_keys;
+  uint64_t pub_late;        /* media the loadgen sent more than 100 ms late and skipped */
 } lg;
 
 static void client_fail(struct user *c, const char *why) {
@@ -201,6 +259,7 @@ static void ice_done(struct user *c) {
 
 static void stun_answer(struct user *c, const uint8_t *p, size_t n) {
   struct stun_msg m;
+  if (!c->rtc) return; /* an answer to a check sent before the session closed */
   if (stun_parse(p, n, &m) != 0 || m.type != STUN_BINDING_SUCCESS || memcmp(m.txid, c->txid, 12) != 0) return;
   if (!m.integrity_at || !stun_integrity_ok(p, n, &m, c->rpwd, strlen(c->rpwd))) {
     client_fail(c, "STUN response without valid integrity");
@@ -254,16 +313,263 @@ static void lg_rtc_close(void *ctx, struct rtc *r) {
   if (c->state != C_CLOSING) client_fail(c, "session closed");
 }
 
+/* ================================================================== MEDIA =================================================================== */
+
+/* A publisher sends what a browser's camera and microphone would: VP8 at 30
+ * frames a second in packets of 1,100 bytes, three or four a frame (100 a
+ * second; a keyframe, at the start and whenever the server's PLI asks, ten),
+ * and Opus, 100 bytes every 20 ms.  Every payload carries the time it was
+ * sent (CLOCK_REALTIME ns, big-endian) at STAMP_AT: after the VP8 payload
+ * descriptor and the VP8 frame tag, the bytes the server reads for keyframes.
+ * The load generator's host has no reserve/commit, so rtc_media_buf() is a
+ * scratch buffer and rtc_media_send() hands the SRTP packet to lg_rtc_send. */
+#define PT_OPUS 111
+#define PT_VP8 96
+#define VIDEO_BYTES 1100             /* an RTP packet of video, header included */
+#define AUDIO_BYTES 100
+#define KEY_PACKETS 10
+#define FRAME_NS (1000000000ull / 30)
+#define AUDIO_NS 20000000ull
+#define STAMP_AT 8                   /* payload offset of the send time */
+#define LATE_NS 100000000ull         /* media this late is skipped, not sent in a burst */
+
+static uint64_t real_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* One packet of c's stream k (0 Opus, 1 VP8), len bytes; first: a frame's first packet. */
+static void pub_packet(struct user *c, int k, size_t len, bool first, bool marker) {
+  struct publisher *pb = &c->pub;
+  uint8_t *out = c->rtc && c->state == C_OPEN ? rtc_media_buf(c->rtc) : NULL;
+  if (!out) return;
+  size_t h = rtp_write_header(out, false, marker, k ? PT_VP8 : PT_OPUS, pb->seq[k]++, pb->ts[k], pb->ssrc[k], 0, "");
+  uint8_t *pl = out + h;
+  memset(pl, 0, STAMP_AT);
+  if (k) {
+    pl[0] = first ? 0x10 : 0x00; /* VP8 payload descriptor: S on a frame's first packet, partition 0 */
+    if (first) {                 /* the frame tag: bit 0 (P) clear on a keyframe; show_frame; then a keyframe's start code */
+      pl[1] = pb->key ? 0x10 : 0x11;
+      if (pb->key) memcpy(pl + 4, "\x9d\x01\x2a", 3);
+    }
+  } else {
+    pl[0] = 0x78;                /* Opus TOC: 20 ms frames */
+  }
+  uint64_t t = real_ns();
+  put_u32(pl + STAMP_AT, (uint32_t)(t >> 32));
+  put_u32(pl + STAMP_AT + 4, (uint32_t)t);
+  rtc_media_send(c->rtc, out, len, false, NULL);
+  pb->sent++;
+  pb->video += k;
+}
+
+static void pub_frame(struct user *c) {
+  struct publisher *pb = &c->pub;
+  int n = pb->key ? KEY_PACKETS : pb->frame % 3 == 2 ? 4 : 3; /* ten packets in three frames */
+  for (int i = 0; i < n; i++) pub_packet(c, 1, VIDEO_BYTES, i == 0, i == n - 1);
+  pb->key = false;
+  pb->frame++;
+  pb->ts[1] += 90000 / 30;
+}
+
+/* Every publisher's media that is due, called at each turn of the loop. */
+static void media_pump(void) {
+  uint64_t now = now_ns();
+  for (int i = 0; i < lg.n_pubs; i++) {
+    struct user *c = lg.pubs[i];
+    for (int k = 0; k < 2; k++) {
+      if (now < c->pub.next[k]) continue;
+      if (now - c->pub.next[k] > LATE_NS) lg.pub_late++, c->pub.next[k] = now;
+      if (k) {
+        pub_frame(c);
+      } else {
+        pub_packet(c, 0, AUDIO_BYTES, false, false);
+        c->pub.ts[0] += 960;
+      }
+      c->pub.next[k] += k ? FRAME_NS : AUDIO_NS;
+    }
+  }
+}
+
+/* The server answered c's offer: its media starts, a keyframe first, at a random phase. */
+static void pub_start(struct user *c) {
+  uint32_t r[2];
+  if (c->published) return;
+  random_bytes(&lg.crypto, r, sizeof r);
+  uint64_t now = now_ns();
+  c->published = true;
+  c->pub.key = true;
+  c->pub.next[0] = now + r[0] % AUDIO_NS;
+  c->pub.next[1] = now + r[1] % FRAME_NS;
+  lg.pubs[lg.n_pubs++] = c;
+}
+
+static void pub_stop(struct user *c) {
+  for (int i = 0; i < lg.n_pubs; i++)
+    if (lg.pubs[i] == c) {
+      lg.pubs[i] = lg.pubs[--lg.n_pubs];
+      break;
+    }
+  c->published = false;
+}
+
+/* RTCP from the server to a publisher: a PLI or FIR about its video makes the
+ * next frame a keyframe; NACKs are counted (the load generator resends nothing). */
+static void pub_feedback(struct user *c, const uint8_t *p, size_t n) {
+  struct rtcp_pkt r;
+  size_t at = 0;
+  while (rtcp_next(p, n, &at, &r) == 1) {
+    if (r.pt == RTCP_PSFB && (r.count == RTCP_FMT_PLI || r.count == RTCP_FMT_FIR) && r.len >= 8)
+      c->pub.key = true, c->pub.plis++;
+    else if (r.pt == RTCP_RTPFB && r.count == RTCP_FMT_NACK)
+      c->pub.nacks++;
+  }
+}
+
+/* The stream ssrc of those c receives (new ones while there is room), or NULL. */
+static struct stream_rx *rx_stream(struct user *c, uint32_t ssrc, bool video) {
+  for (int i = 0; i < c->n_rx; i++)
+    if (c->rx[i].ssrc == ssrc) return &c->rx[i];
+  if (c->n_rx == LG_STREAMS) return NULL;
+  c->rx[c->n_rx] = (struct stream_rx){.ssrc = ssrc, .video = video};
+  return &c->rx[c->n_rx++];
+}
+
+/* An SRTP packet to a subscriber that does not check them: counted by its
+ * header (SRTP leaves it clear).  The server sends a stream's video only
+ * from a keyframe on, so the first video packet counts as one. */
+static void sub_count(struct user *c, const uint8_t *p, size_t n) {
+  if (n < RTP_HDR + SRTP_TAG || rtcp_is(p, n)) return;
+  struct stream_rx *st = rx_stream(c, get_u32(p + 8), (p[1] & 0x7f) == PT_VP8);
+  c->rx_packets++;
+  if (st) st->packets++, st->keyed = true;
+}
+
+/* Every second or so, as browsers do, a subscriber's receiver report about
+ * each stream it gets (all received, none lost): it keeps the server's
+ * consent to send (RFC 7675) fresh, and it is part of the load. */
+static void sub_report(struct timer *tm) {
+  struct user *c = CONTAINER(tm, struct user, rr_timer);
+  uint8_t r;
+  uint8_t *out = c->rtc && c->state == C_OPEN ? rtc_media_buf(c->rtc) : NULL;
+  if (out) {
+    int n = MIN(c->n_rx, 31);
+    size_t len = 8 + (size_t)n * RTCP_REPORT;
+    rtcp_header(out, (uint8_t)n, RTCP_RR, len);
+    put_u32(out + 4, c->rr_ssrc);
+    memset(out + 8, 0, (size_t)n * RTCP_REPORT);
+    for (int i = 0; i < n; i++) put_u32(out + 8 + i * RTCP_REPORT, c->rx[i].ssrc);
+    rtc_media_send(c->rtc, out, len, true, NULL);
+  }
+  random_bytes(&lg.crypto, &r, 1);
+  timer_in(&lg.loop, &c->rr_timer, 1000 + r);
+}
+
+/* An authenticated, decrypted RTP or RTCP packet of one of our sessions (the host's on_media). */
+static void lg_rtc_media(void *ctx, struct rtc *r, uint8_t *p, size_t n, bool rtcp) {
+  (void)ctx;
+  struct user *c = r->user;
+  struct rtp_hdr h;
+  if (rtcp) {
+    if (c->role == ROLE_PUB) pub_feedback(c, p, n);
+    return;
+  }
+  if (c->role != ROLE_SUB || rtp_parse(p, n, &h) != 0) return;
+  struct stream_rx *st = rx_stream(c, h.ssrc, h.pt == PT_VP8);
+  c->rx_packets++;
+  if (!st) return;
+  st->packets++;
+  if (st->video && !st->keyed && vp8_keyframe(p + h.payload, h.payload_len)) {
+    st->keyed = true;
+    if (lg.key_on && c->t_offer && lg.n_keys < lg.cap_keys) lg.keys[lg.n_keys++] = now_ns() - c->t_offer;
+  }
+  if (lg.lat_on && h.payload_len >= STAMP_AT + 8) {
+    const uint8_t *q = p + h.payload + STAMP_AT;
+    uint64_t sent = (uint64_t)get_u32(q) << 32 | get_u32(q + 4), now = real_ns();
+    if (lg.rx_kernel_ns >= sent && lg.n_lat < lg.cap_lat) lg.lat[lg.n_lat++] = lg.rx_kernel_ns - sent;
+    if (now >= sent && lg.n_lat_app < lg.cap_lat) lg.lat_app[lg.n_lat_app++] = now - sent;
+  }
+}
+
+/* Offers what c sends and receives: the data channel section of its first
+ * offer (same mid, ICE credentials and fingerprint), then a publisher's two
+ * sendonly sections or a subscriber's recvonly ones, all in one bundle.  One
+ * offer at a time: another waits for the answer (offer_again). */
+static void sfu_offer(struct user *c) {
+  char fp[96];
+  struct buf sdp = {0}, msg = {0};
+  bool pub = c->role == ROLE_PUB;
+  int n = pub ? 2 : c->n_sec;
+  fingerprint_text(lg.host.id.fingerprint, fp);
+  buf_addf(&sdp, "v=0\r\no=- %d 3 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0", c->idx);
+  for (int i = 1; i <= n; i++) buf_addf(&sdp, " %d", i);
+  buf_addf(&sdp,
+           "\r\nm=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\nc=IN IP4 0.0.0.0\r\na=mid:0\r\n"
+           "a=ice-ufrag:%s\r\na=ice-pwd:%s\r\na=ice-options:trickle\r\na=fingerprint:sha-256 %s\r\n"
+           "a=setup:actpass\r\na=sctp-port:5000\r\na=max-message-size:262144\r\n",
+           c->ufrag, c->pwd, fp);
+  for (int i = 0; i < n; i++) {
+    bool video = pub ? i == 1 : c->sec[i] == SDP_VIDEO;
+    buf_addf(&sdp,
+             "m=%s 9 " SDP_RTP_PROFILE " %d\r\nc=IN IP4 0.0.0.0\r\na=mid:%d\r\na=%s\r\na=rtcp-mux\r\n"
+             "a=extmap:4 " SDP_MID_URI "\r\na=rtpmap:%d %s\r\n",
+             video ? "video" : "audio", video ? PT_VP8 : PT_OPUS, i + 1, pub ? "sendonly" : "recvonly",
+             video ? PT_VP8 : PT_OPUS, video ? "VP8/90000" : "opus/48000/2");
+    if (video) buf_addf(&sdp, "a=rtcp-fb:%d nack\r\na=rtcp-fb:%d nack pli\r\n", PT_VP8, PT_VP8);
+    if (pub) buf_addf(&sdp, "a=ssrc:%lu cname:lg%d\r\n", (unsigned long)c->pub.ssrc[i], c->idx);
+  }
+  buf_adds(&msg, "{\"receiver\":\"ground control\",\"type\":\"offer\",\"data\":{\"type\":\"offer\",\"sdp\":");
+  json_write_str(&msg, sdp.p, sdp.len);
+  buf_adds(&msg, pub ? ",\"tracks\":{\"1\":\"mic\",\"2\":\"camera\"}}}" : "}}");
+  if (!sdp.err && !msg.err && lg_text(c, msg.p) == 0) {
+    c->offering = true;
+    c->offer_again = false;
+    if (!c->t_offer) c->t_offer = now_ns();
+  }
+  buf_free(&sdp);
+  buf_free(&msg);
+}
+
+/* Offers if c has something to offer, nothing is on the way, and the phase lets it. */
+static void sfu_kick(struct user *c) {
+  if (c->offer_again && !c->offering && !lg.hold[c->role] && c->state == C_OPEN) sfu_offer(c);
+}
+
+/* "renegotiate": a subscriber makes sure it has that many receiving sections
+ * of each kind (it never removes one) and offers if it added some.  A
+ * publisher only publishes: it ignores the others' streams. */
+static void sfu_renegotiate(struct user *c, long long audio, long long video) {
+  bool more = false;
+  if (c->role != ROLE_SUB) return;
+  for (; c->want_audio < audio && c->n_sec < CAMUS_SFU_SUBS; c->want_audio++, more = true) c->sec[c->n_sec++] = SDP_AUDIO;
+  for (; c->want_video < video && c->n_sec < CAMUS_SFU_SUBS; c->want_video++, more = true) c->sec[c->n_sec++] = SDP_VIDEO;
+  if (more) c->offer_again = true;
+  sfu_kick(c);
+}
+
 /* ================================================================ MESSAGES ================================================================== */
 
 static void lg_message(struct user *c, const char *s, size_t n) {
-  struct json_tok t[64];
+  static struct json_tok t[512];
   char type[32], receiver[40];
   if (json_parse(s, n, t, (int)COUNT(t)) < 0 || t[0].type != JSON_OBJECT) return;
   int it = json_find(s, t, 0, "type"), ir = json_find(s, t, 0, "receiver"), id = json_find(s, t, 0, "data");
   if (it < 0 || json_str(s, t, it, type, sizeof type) < 0) return;
   if (!strcmp(type, "greeting")) {
     if (ir >= 0 && json_str(s, t, ir, receiver, sizeof receiver) == 32) memcpy(c->id, receiver, 33);
+    if (c->role == ROLE_PUB) c->offer_again = true, sfu_kick(c);
+  } else if (!strcmp(type, "renegotiate")) {
+    long long a = 0, v = 0;
+    int ia = id >= 0 ? json_find(s, t, id, "audio") : -1, iv = id >= 0 ? json_find(s, t, id, "video") : -1;
+    if (ia >= 0 && iv >= 0 && json_int(s, t, ia, &a) && json_int(s, t, iv, &v)) sfu_renegotiate(c, a, v);
+  } else if (!strcmp(type, "answer")) {
+    int is = id >= 0 ? json_find(s, t, id, "streams") : -1;
+    c->offering = false;
+    c->streams = is >= 0 && t[is].type == JSON_OBJECT ? (int)t[is].n : 0;
+    if (c->role == ROLE_PUB) pub_start(c);
+    if (c->role == ROLE_SUB && !c->rr_timer.slot) timer_in(&lg.loop, &c->rr_timer, 1000);
+    sfu_kick(c);
   } else if (!strcmp(type, "pong")) {
     if (!c->t_pong) c->t_pong = now_ns();
   } else if (!strcmp(type, "ping")) {
@@ -278,6 +584,7 @@ static void lg_message(struct user *c, const char *s, size_t n) {
     c->got++;
   } else if (!strcmp(type, "error")) {
     c->errors++;
+    c->offering = false;
     if (lg.errors_shown++ < 10) fprintf(stderr, "loadgen: client %d got an error: %.*s\n", c->idx, (int)n, s);
   }
 }
@@ -289,14 +596,31 @@ static int client_join(struct user *c) {
   uint8_t rnd[32];
   char fp[96], path[64];
   int idx = c->idx, room = c->room;
-  *c = (struct user){.idx = idx, .room = room, .fd = -1};
+  enum role role = c->role;
+  bool verify = c->verify;
+  if (c->published) pub_stop(c);
+  timer_stop(&lg.loop, &c->ice_timer);
+  timer_stop(&lg.loop, &c->rr_timer);
+  *c = (struct user){.idx = idx, .room = room, .fd = -1, .role = role, .verify = verify};
   c->ice_timer.fn = ice_timeout;
+  c->rr_timer.fn = sub_report;
+  while (!c->rr_ssrc) random_bytes(&lg.crypto, &c->rr_ssrc, sizeof c->rr_ssrc);
   client_addr(idx, &c->local);
   c->fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (c->fd < 0 || bind(c->fd, (struct sockaddr *)&c->local, sizeof c->local) != 0) {
     client_fail(c, strerror(errno));
     return -1;
   }
+  if (role != ROLE_PLAIN) { /* room for a burst of media while the loop is busy elsewhere */
+    int sz = 1 << 20;
+    setsockopt(c->fd, SOL_SOCKET, SO_RCVBUF, &sz, sizeof sz);
+  }
+  if (role == ROLE_PUB)
+    for (int k = 0; k < 2; k++) {
+      while (!c->pub.ssrc[k]) random_bytes(&lg.crypto, &c->pub.ssrc[k], sizeof c->pub.ssrc[k]);
+      random_bytes(&lg.crypto, &c->pub.seq[k], sizeof c->pub.seq[k]);
+      random_bytes(&lg.crypto, &c->pub.ts[k], sizeof c->pub.ts[k]);
+    }
   struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
   epoll_ctl(lg.ep, EPOLL_CTL_ADD, c->fd, &ev);
   random_bytes(&lg.crypto, rnd, sizeof rnd);
@@ -359,7 +683,9 @@ static int client_join(struct user *c) {
 static void client_leave(struct user *c, bool bye) {
   if (bye && c->state == C_OPEN) lg_text(c, "{\"receiver\":\"ground control\",\"type\":\"bye\",\"data\":null}");
   c->state = C_CLOSING;
+  if (c->published) pub_stop(c);
   timer_stop(&lg.loop, &c->ice_timer);
+  timer_stop(&lg.loop, &c->rr_timer);
   if (c->rtc) {
     rtc_close(c->rtc, "leaving");
     rtc_reap(&lg.host); /* its close_notify leaves through the socket before it closes */
@@ -373,18 +699,51 @@ static void client_leave(struct user *c, bool bye) {
 
 /* ================================================================== LOOP ==================================================================== */
 
-static void client_readable(struct user *c) {
-  static uint8_t data[2048];
-  for (int i = 0; i < 64 && c->fd >= 0; i++) {
-    ssize_t n = recv(c->fd, data, sizeof data, 0);
-    if (n <= 0) return;
-    if (data[0] <= 3) {
-      stun_answer(c, data, (size_t)n);
-    } else if (data[0] >= 20 && data[0] <= 63 && c->rtc && c->state >= C_ICE && c->state <= C_OPEN) {
-      if (c->state == C_ICE) ice_done(c); /* the server's ClientHello overtook its STUN answer */
-      dtls_input(c->rtc, data, (size_t)n, &lg.server_udp_ss);
-      if (c->rtc && c->rtc->dtls_up && !c->t_dtls) c->t_dtls = now_ns();
+/* When the kernel received a datagram (SO_TIMESTAMPNS, CLOCK_REALTIME ns), or 0. */
+static uint64_t kernel_stamp(struct msghdr *mh) {
+  for (struct cmsghdr *cm = CMSG_FIRSTHDR(mh); cm; cm = CMSG_NXTHDR(mh, cm))
+    if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_TIMESTAMPNS) {
+      struct timespec ts;
+      memcpy(&ts, CMSG_DATA(cm), sizeof ts);
+      return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
     }
+  return 0;
+}
+
+static void client_datagram(struct user *c, uint8_t *data, size_t n, struct msghdr *mh) {
+  if (n == 0) return;
+  if (data[0] <= 3) {
+    stun_answer(c, data, n);
+  } else if (data[0] >= 20 && data[0] <= 63 && c->rtc && c->state >= C_ICE && c->state <= C_OPEN) {
+    if (c->state == C_ICE) ice_done(c); /* the server's ClientHello overtook its STUN answer */
+    dtls_input(c->rtc, data, n, &lg.server_udp_ss);
+    if (c->rtc && c->rtc->dtls_up && !c->t_dtls) c->t_dtls = now_ns();
+  } else if (data[0] >= 128 && data[0] <= 191 && c->rtc && c->state == C_OPEN) {
+    if (c->role == ROLE_SUB && !c->verify) {
+      sub_count(c, data, n);
+      return;
+    }
+    lg.rx_kernel_ns = lg.lat_on ? kernel_stamp(mh) : 0;
+    rtc_media_input(c->rtc, data, n);
+  }
+}
+
+/* What came to c's socket: LG_BATCH datagrams a system call, a few calls at most. */
+#define LG_BATCH 32
+static void client_readable(struct user *c) {
+  static uint8_t data[LG_BATCH][2048];
+  static uint8_t ctl[LG_BATCH][CMSG_SPACE(sizeof(struct timespec))];
+  struct mmsghdr msg[LG_BATCH];
+  struct iovec iov[LG_BATCH];
+  for (int round = 0; round < 4 && c->fd >= 0; round++) {
+    for (int i = 0; i < LG_BATCH; i++) {
+      iov[i] = (struct iovec){data[i], sizeof data[i]};
+      msg[i].msg_hdr = (struct msghdr){.msg_iov = &iov[i], .msg_iovlen = 1, .msg_control = ctl[i],
+                                       .msg_controllen = sizeof ctl[i]};
+    }
+    int k = recvmmsg(c->fd, msg, LG_BATCH, 0, NULL);
+    for (int i = 0; i < k && c->fd >= 0; i++) client_datagram(c, data[i], msg[i].msg_len, &msg[i].msg_hdr);
+    if (k < LG_BATCH) return;
   }
 }
 
@@ -396,11 +755,20 @@ static void drain_log(void) {
   }
 }
 
-/* One turn of the loop: waits at most max_ms. */
+/* One turn of the loop: waits at most max_ms.  While media flows the loop
+ * does not sleep in epoll_wait but in nanosleep, a quarter of a millisecond
+ * at a time: it looks often enough to send media on time and to read what
+ * came (latency is timed by the kernel's receive stamps, not by when we
+ * look), and the server's sends to it do not each wake it up, a cost that
+ * on loopback the server would pay and that a real network spares it. */
 static void lg_poll(int max_ms) {
   struct epoll_event ev[256];
   lg.loop.now = mono_ms();
-  int n = epoll_wait(lg.ep, ev, (int)COUNT(ev), timers_timeout(&lg.loop, max_ms));
+  int n = epoll_wait(lg.ep, ev, (int)COUNT(ev), lg.n_pubs ? 0 : timers_timeout(&lg.loop, max_ms));
+  if (n == 0 && lg.n_pubs) {
+    nanosleep(&(struct timespec){0, 250000}, NULL);
+    n = epoll_wait(lg.ep, ev, (int)COUNT(ev), 0);
+  }
   lg.loop.now = mono_ms();
   for (int i = 0; i < n; i++) {
     if (ev[i].data.ptr == &lg.log_fd)
@@ -408,6 +776,7 @@ static void lg_poll(int max_ms) {
     else
       client_readable(ev[i].data.ptr);
   }
+  if (lg.n_pubs) media_pump();
   timers_run(&lg.loop);
   rtc_reap(&lg.host);
 }
@@ -485,6 +854,7 @@ static pid_t server_spawn(const char *bin, int port, int udp_port, int *log_fd, 
   argv[ac] = NULL;
   pid_t pid = fork();
   if (pid == 0) {
+    prctl(PR_SET_PDEATHSIG, SIGTERM); /* a load generator that dies leaves no server behind */
     int fd = log_fd ? pfd[1] : open("/dev/null", O_WRONLY);
     dup2(fd, 2);
     execv(bin, (char *const *)argv);
@@ -539,6 +909,79 @@ static long file_size(const char *path) {
   return path && stat(path, &st) == 0 ? (long)st.st_size : -1;
 }
 
+/* CPU time every process of the machine used, ns (from /proc/stat: all but idle and iowait). */
+static uint64_t machine_cpu_ns(void) {
+  unsigned long long v[8] = {0};
+  FILE *f = fopen("/proc/stat", "r");
+  int n = f ? fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5], &v[6],
+                     &v[7])
+            : 0;
+  if (f) fclose(f);
+  if (n != 8) return 0;
+  return (uint64_t)(v[0] + v[1] + v[2] + v[5] + v[6] + v[7]) * (1000000000u / (uint64_t)sysconf(_SC_CLK_TCK));
+}
+
+/* Datagrams the kernel dropped for want of room in a receiving socket's
+ * buffer (/proc/net/udp): the server's socket's, and all of our clients'. */
+static void udp_drops(uint64_t *server, uint64_t *ours) {
+  char line[512];
+  unsigned addr, port;
+  unsigned long long drops;
+  *server = *ours = 0;
+  FILE *f = fopen("/proc/net/udp", "r");
+  while (f && fgets(line, sizeof line, f)) { /* "sl: ADDR:PORT ... drops", the address as its s_addr in hex */
+    char *end = line + strlen(line);
+    while (end > line && isspace((unsigned char)end[-1])) *--end = 0;
+    const char *col = strrchr(line, ' ');
+    if (sscanf(line, " %*u: %x:%x", &addr, &port) != 2 || !col || sscanf(col, "%llu", &drops) != 1) continue;
+    uint32_t a = ntohl(addr);
+    if (a == INADDR_LOOPBACK && port == ntohs(lg.server_udp.sin_port))
+      *server += drops;
+    else if (a >> 16 == 0x7f01) /* 127.1.x.y: one of ours */
+      *ours += drops;
+  }
+  if (f) fclose(f);
+}
+
+/* CPU time the load generator used, ns. */
+static uint64_t self_cpu_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Starts the server under load on fresh ports, its log on a pipe in the loop, and waits for its first answer. */
+static void server_up(const char *bin, const char *const *extra) {
+  int port = free_port(SOCK_STREAM), uport = free_port(SOCK_DGRAM);
+  lg.server_http = (struct sockaddr_in){
+      .sin_family = AF_INET, .sin_port = htons((uint16_t)port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  lg.server_udp = lg.server_http;
+  lg.server_udp.sin_port = htons((uint16_t)uport);
+  memcpy(&lg.server_udp_ss, &lg.server_udp, sizeof lg.server_udp);
+  memset(lg.rooms_made, 0, sizeof lg.rooms_made);
+  lg.pid = server_spawn(bin, port, uport, &lg.log_fd, extra);
+  fcntl(lg.log_fd, F_SETFL, O_NONBLOCK);
+  struct epoll_event lev = {.events = EPOLLIN, .data.ptr = &lg.log_fd};
+  epoll_ctl(lg.ep, EPOLL_CTL_ADD, lg.log_fd, &lev);
+  struct sockaddr_in none = {0};
+  for (int i = 0; i < 500; i++) {
+    struct buf body = {0};
+    int st = http_call(&none, "GET", "/api/config", NULL, &body);
+    buf_free(&body);
+    if (st == 200) break;
+    usleep(10000);
+  }
+}
+
+static void server_down(void) {
+  server_stop(lg.pid);
+  lg.pid = 0;
+  drain_log();
+  epoll_ctl(lg.ep, EPOLL_CTL_DEL, lg.log_fd, NULL);
+  close(lg.log_fd);
+  lg.log_fd = -1;
+}
+
 /* Joins clients [from, to) with at most `parallel` joining at once; waits
  * for each one's first pong.  Returns how many joined. */
 static int join_range(int from, int to, int parallel, int per_room) {
@@ -548,7 +991,7 @@ static int join_range(int from, int to, int parallel, int per_room) {
     while (busy < parallel && next < to) {
       struct user *c = &lg.c[next];
       c->idx = next;
-      c->room = next / per_room;
+      if (per_room > 0) c->room = next / per_room; /* else as the caller placed it */
       if (room_ensure(c->room) != 0 || client_join(c) != 0) {
         failed++;
         next++;
@@ -649,7 +1092,7 @@ struct figure {
   int ok; /* 1 met, 0 missed, -1 no target */
 };
 
-static struct figure figs[64];
+static struct figure figs[128];
 static int n_figs;
 
 static void fig(const char *key, const char *label, double v, const char *unit, const char *target, int ok) {
@@ -705,17 +1148,375 @@ static void machine_name(char *out, size_t cap) {
   snprintf(out, cap, "%ld cores, %s, Linux %s %s", sysconf(_SC_NPROCESSORS_ONLN), model, u.release, u.machine);
 }
 
+/* ================================================================ SFU PHASE ================================================================= */
+
+/* Media through the server.  Room r holds clients [r * SFU_ROOM, (r + 1) *
+ * SFU_ROOM): SFU_PUBS publishers (a camera and a microphone each), then
+ * SFU_SUBS subscribers that receive all of them.  Rooms are added until the
+ * server's one core is busy (or packets are lost, or the load generator's
+ * own core is); then half of them go and the rest carry the latency, first
+ * keyframe and join/leave measurements.  A subscriber in verify_every
+ * checks and decrypts every packet (SRTP): the others count datagrams by
+ * their clear RTP header, which spares the load generator's core for load. */
+enum { SFU_PUBS = 4, SFU_SUBS = 10, SFU_ROOM = SFU_PUBS + SFU_SUBS, SFU_FIRST = 10, SFU_STEP = 5 };
+enum { SFU_CHURN_ROOMS = 3, SFU_CYCLES = 6, SFU_KEY_JOINS = 12 };
+
+static void sfu_roles(int r0, int r1, int verify_every) {
+  for (int i = r0 * SFU_ROOM; i < r1 * SFU_ROOM; i++) {
+    struct user *c = &lg.c[i];
+    int k = i % SFU_ROOM;
+    c->role = k < SFU_PUBS ? ROLE_PUB : ROLE_SUB;
+    /* The server sends a packet to its subscribers in turn, the last to subscribe first: the one
+     * in the middle of each verify_every waits a middling time for its copy. */
+    c->verify = c->role == ROLE_PUB || (k - SFU_PUBS) % verify_every == verify_every / 2;
+  }
+}
+
+/* Whether c has what it came for: a publisher its answer (so its media
+ * flows); a subscriber a stream on `streams` sections, each of them flowing. */
+static bool sfu_ready(const struct user *c, int streams) {
+  if (c->state != C_OPEN) return false;
+  if (c->role == ROLE_PUB) return c->published;
+  int flowing = 0;
+  for (int i = 0; i < c->n_rx; i++) flowing += c->rx[i].video ? c->rx[i].keyed : c->rx[i].packets > 0;
+  return c->streams >= streams && flowing >= streams;
+}
+
+/* Turns the loop until every client of [from, to) in role (any: ROLE_PLAIN)
+ * is ready, or ms pass.  Returns how many are not (failed ones included). */
+static int sfu_settle(int from, int to, enum role role, int ms) {
+  uint64_t end = mono_ms() + (uint64_t)ms;
+  for (;;) {
+    int bad = 0, waiting = 0;
+    for (int i = from; i < to; i++) {
+      const struct user *c = &lg.c[i];
+      if ((role && c->role != role) || sfu_ready(c, 2 * SFU_PUBS)) continue;
+      bad++;
+      waiting += c->state != C_FAILED;
+    }
+    if (!waiting || mono_ms() >= end) {
+      for (int i = from; i < to && bad && getenv("LOADGEN_DEBUG"); i++) {
+        const struct user *c = &lg.c[i];
+        if ((role && c->role != role) || sfu_ready(c, 2 * SFU_PUBS)) continue;
+        fprintf(stderr, "  not ready: %d role %d state %d offering %d again %d sec %d streams %d rx %d:", i, c->role, c->state,
+                c->offering, c->offer_again, c->n_sec, c->streams, c->n_rx);
+        for (int k = 0; k < c->n_rx; k++) fprintf(stderr, " %c%d/%llu", c->rx[k].video ? 'v' : 'a', c->rx[k].keyed, (unsigned long long)c->rx[k].packets);
+        fprintf(stderr, "\n");
+      }
+      return bad;
+    }
+    lg_poll(5);
+  }
+}
+
+static void sfu_kick_range(int from, int to, enum role role) {
+  lg.hold[role] = false;
+  for (int i = from; i < to; i++)
+    if (lg.c[i].role == role) sfu_kick(&lg.c[i]);
+}
+
+/* Clients [from, to) say bye (a few at a time: their goodbyes must not
+ * overflow a socket buffer) and stop sending; once the server counts only
+ * the clients still there (SCTP resends a bye that was lost), or after 5 s,
+ * their sessions close. */
+static void sfu_leave(int from, int to) {
+  for (int i = from; i < to; i++) {
+    struct user *c = &lg.c[i];
+    if (c->state == C_OPEN) lg_text(c, "{\"receiver\":\"ground control\",\"type\":\"bye\",\"data\":null}");
+    if (c->state != C_FAILED) c->state = C_CLOSING;
+    if (c->published) pub_stop(c);
+    if ((i - from) % 50 == 49) lg_wait_ms(10);
+  }
+  long left = 0, counted = -1;
+  for (int i = 0; i < lg.n_users; i++) left += lg.c[i].state == C_OPEN;
+  for (int i = 0; i < 50 && (counted = server_clients()) > left; i++) lg_wait_ms(100);
+  if (counted > left) fprintf(stderr, "loadgen: sfu: the server counts %ld clients 5 s after all but %ld left\n", counted, left);
+  for (int i = from; i < to; i++)
+    if (lg.c[i].fd >= 0 || lg.c[i].rtc) client_leave(&lg.c[i], false);
+}
+
+/* SO_TIMESTAMPNS on the sockets of the subscribers that read their packets. */
+static void sfu_stamps(int from, int to, int on) {
+  for (int i = from; i < to; i++)
+    if (lg.c[i].fd >= 0 && lg.c[i].role == ROLE_SUB && lg.c[i].verify)
+      setsockopt(lg.c[i].fd, SOL_SOCKET, SO_TIMESTAMPNS, &on, sizeof on);
+}
+
+struct sfu_sample {
+  int rooms;
+  double secs, got;         /* RTP packets the subscribers received */
+  double got_ok, want;      /* of them, by those streaming all along; what those should have received */
+  double cpu, lg_cpu;       /* the server's and the load generator's CPU, in cores */
+  double others;            /* every other process's (and the kernel's own threads'), in cores */
+  uint64_t nacks, late;     /* NACKs the server sent the publishers; media the load generator sent late */
+  uint64_t drops_server, drops_ours; /* datagrams dropped at the server's socket, at our clients' */
+  int idle;                 /* subscribers not streaming every stream (left out of got_ok and want) */
+};
+
+/* What rooms [0, rooms) sent and received so far: got, the RTP packets
+ * their subscribers received; got_ok, those of the subscribers that were
+ * streaming every stream when the window opened (first: it opens now);
+ * want, the publishers' packets times the room's number of those. */
+static void sfu_sums(int rooms, bool first, uint64_t *got, uint64_t *got_ok, uint64_t *want, uint64_t *nacks) {
+  *got = *got_ok = *want = *nacks = 0;
+  for (int r = 0; r < rooms; r++) {
+    uint64_t sent = 0, n_ok = 0;
+    for (int i = r * SFU_ROOM; i < (r + 1) * SFU_ROOM; i++) {
+      struct user *c = &lg.c[i];
+      if (c->role == ROLE_PUB) {
+        sent += c->pub.sent;
+        *nacks += c->pub.nacks;
+        continue;
+      }
+      if (first) c->in_window = sfu_ready(c, 2 * SFU_PUBS);
+      n_ok += c->in_window;
+      *got += c->rx_packets;
+      if (c->in_window) *got_ok += c->rx_packets;
+    }
+    *want += sent * n_ok;
+  }
+}
+
+/* ms of media in rooms [0, rooms): what came, what the server and we spent. */
+static struct sfu_sample sfu_measure(int rooms, int ms) {
+  struct sfu_sample m = {.rooms = rooms};
+  uint64_t got0, ok0, want0, nack0, got1, ok1, want1, nack1, late0 = lg.pub_late, ds0, do0, ds1, do1;
+  sfu_sums(rooms, true, &got0, &ok0, &want0, &nack0);
+  for (int i = 0; i < rooms * SFU_ROOM; i++) m.idle += lg.c[i].role == ROLE_SUB && !lg.c[i].in_window;
+  udp_drops(&ds0, &do0);
+  uint64_t c0 = cpu_ns(), l0 = self_cpu_ns(), a0 = machine_cpu_ns(), t0 = now_ns();
+  lg_wait_ms(ms);
+  uint64_t dt = now_ns() - t0, dc = cpu_ns() - c0, dl = self_cpu_ns() - l0, da = machine_cpu_ns() - a0;
+  udp_drops(&ds1, &do1);
+  sfu_sums(rooms, false, &got1, &ok1, &want1, &nack1);
+  m.secs = (double)dt / 1e9;
+  m.got = (double)(got1 - got0);
+  m.got_ok = (double)(ok1 - ok0);
+  m.want = (double)(want1 - want0);
+  m.cpu = (double)dc / (double)dt;
+  m.lg_cpu = (double)dl / (double)dt;
+  m.others = MAX(0, (double)da / (double)dt - m.cpu - m.lg_cpu);
+  m.nacks = nack1 - nack0;
+  m.late = lg.pub_late - late0;
+  m.drops_server = ds1 - ds0;
+  m.drops_ours = do1 - do0;
+  return m;
+}
+
+static double sfu_loss(const struct sfu_sample *m) { return m->want > 0 ? 1 - m->got_ok / m->want : 1; }
+
+/* One level of load: 2 s of it, and 2 s more if other processes took a
+ * quarter of a core meanwhile, or packets were lost while the server had CPU
+ * to spare (a stall, ours or someone else's); the quieter of the two counts. */
+static struct sfu_sample sfu_level(int rooms) {
+  struct sfu_sample m = sfu_measure(rooms, 2000);
+  if (m.others > 0.25 || (sfu_loss(&m) >= 0.05 && m.cpu < 0.9)) {
+    struct sfu_sample again = sfu_measure(rooms, 2000);
+    if (again.others < m.others) m = again;
+  }
+  return m;
+}
+
+static void sfu_print(const char *what, const struct sfu_sample *m) {
+  printf("sfu: %-7s %2d rooms, %4d video streams subscribed (%d subscribers not streaming): %7.0f pkt/s forwarded, "
+         "%5.2f%% lost; CPU: server %3.0f%%, loadgen %3.0f%%, others %3.0f%%; %.2f us a packet; dropped at the server's "
+         "socket %llu, at ours %llu; %llu NACKs, %llu sent late\n",
+         what, m->rooms, m->rooms * SFU_PUBS * SFU_SUBS, m->idle, m->got / m->secs, 100 * sfu_loss(m), 100 * m->cpu,
+         100 * m->lg_cpu, 100 * m->others, m->got > 0 ? m->cpu * m->secs * 1e6 / m->got : 0,
+         (unsigned long long)m->drops_server, (unsigned long long)m->drops_ours, (unsigned long long)m->nacks,
+         (unsigned long long)m->late);
+  fflush(stdout);
+}
+
+static void sfu_phase(const char *bin, const char *const *extra, int max_rooms, int verify_every) {
+  char label[128];
+  server_up(bin, extra);
+  lg_wait_ms(1000);
+  int first = MIN(SFU_FIRST, max_rooms), n0 = first * SFU_ROOM;
+
+  /* Memory: the first rooms' clients join and wait; their publishers publish
+   * until each packet cache is full; then their subscribers subscribe. */
+  sfu_roles(0, first, verify_every);
+  lg.hold[ROLE_PUB] = lg.hold[ROLE_SUB] = true;
+  int joined = join_range(0, n0, 32, SFU_ROOM);
+  lg_wait_ms(1500);
+  long rss_joined = rss_kb();
+  sfu_kick_range(0, n0, ROLE_PUB);
+  int bad = sfu_settle(0, n0, ROLE_PUB, 10000);
+  for (uint64_t end = mono_ms() + 15000; mono_ms() < end;) { /* until every packet cache is full */
+    bool full = true;
+    for (int i = 0; i < n0 && full; i++)
+      full = !lg.c[i].published || lg.c[i].pub.video >= CAMUS_NACK_SLOTS + 50;
+    if (full) break;
+    lg_wait_ms(100);
+  }
+  lg_wait_ms(500);
+  long rss_pub = rss_kb();
+  sfu_kick_range(0, n0, ROLE_SUB);
+  bad += sfu_settle(0, n0, ROLE_SUB, 15000);
+  lg_wait_ms(2000);
+  long rss_sub = rss_kb();
+  int pubs = 0, subscriptions = 0;
+  for (int i = 0; i < n0; i++) {
+    pubs += lg.c[i].published;
+    if (lg.c[i].role == ROLE_SUB && lg.c[i].state == C_OPEN) subscriptions += lg.c[i].streams;
+  }
+  if (joined != n0 || bad) fprintf(stderr, "loadgen: sfu: %d of %d joined, %d not streaming\n", joined, n0, bad);
+  printf("sfu: RSS (KiB) with %d clients joined %ld, then %d publishing %ld, then %d subscriptions %ld\n", n0, rss_joined,
+         pubs, rss_pub, subscriptions, rss_sub);
+
+  /* Load: rooms added until something gives. */
+  struct sfu_sample lv[64];
+  int nl = 0, rooms = first;
+  lv[nl++] = sfu_level(rooms);
+  sfu_print("load", &lv[0]);
+  while (lv[nl - 1].cpu < 0.95 && sfu_loss(&lv[nl - 1]) < 0.05 && lv[nl - 1].lg_cpu < 0.95 &&
+         rooms + SFU_STEP <= max_rooms && nl < (int)COUNT(lv)) {
+    sfu_roles(rooms, rooms + SFU_STEP, verify_every);
+    join_range(rooms * SFU_ROOM, (rooms + SFU_STEP) * SFU_ROOM, 32, SFU_ROOM);
+    if ((bad = sfu_settle(rooms * SFU_ROOM, (rooms + SFU_STEP) * SFU_ROOM, ROLE_PLAIN, 5000)))
+      fprintf(stderr, "loadgen: sfu: %d clients of rooms %d to %d not streaming\n", bad, rooms, rooms + SFU_STEP - 1);
+    rooms += SFU_STEP;
+    lg_wait_ms(500);
+    lv[nl++] = sfu_level(rooms);
+    sfu_print("load", &lv[nl - 1]);
+  }
+  int top = 0;
+  for (int i = 1; i < nl; i++)
+    if (lv[i].got / lv[i].secs > lv[top].got / lv[top].secs) top = i;
+  const struct sfu_sample *t = &lv[top], *last = &lv[nl - 1];
+  double pps = t->got / t->secs, us = t->got > 0 ? t->cpu * t->secs * 1e6 / t->got : 0;
+  const char *limit = last->cpu >= 0.95                ? "the server's core is busy"
+                      : sfu_loss(last) >= 0.05         ? "packets are lost"
+                      : last->lg_cpu >= 0.95           ? "THE LOAD GENERATOR's core is busy: it is the bottleneck"
+                                                       : "the largest load tried";
+  printf("sfu: the load stopped rising at %d rooms: %s\n", last->rooms, limit);
+  if (t->others > 0.25)
+    printf("sfu: other processes used %.0f%% of a core meanwhile: these are not a quiet machine's figures\n",
+           100 * t->others);
+  snprintf(label, sizeof label, "SFU: forwarded packets/s (%d video streams subscribed)", t->rooms * SFU_PUBS * SFU_SUBS);
+  fig("sfu_forwarded_per_s", strdup(label), pps, "pkt/s", ">= 150000", pps >= 150000);
+  fig("sfu_video_streams", "  subscribed video streams then (x 150 pkt/s)", t->rooms * SFU_PUBS * SFU_SUBS, "",
+      ">= 1000", t->rooms * SFU_PUBS * SFU_SUBS >= 1000);
+  fig("sfu_server_cpu_pct", "  server CPU then", 100 * t->cpu, "% core", NULL, -1);
+  fig("sfu_loadgen_cpu_pct", "  load generator CPU then", 100 * t->lg_cpu, "% core", NULL, -1);
+  fig("sfu_loss_pct", "  packets lost then", 100 * sfu_loss(t), "%", NULL, -1);
+  fig("sfu_others_cpu_pct", "  every other process's CPU then (0 on a quiet machine)", 100 * t->others, "% core", NULL, -1);
+  fig("sfu_cpu_us_per_packet", "SFU: server CPU per forwarded packet", us, "us", NULL, -1);
+  fig("sfu_core_per_s", "  forwarded packets/s a core can carry at that cost", us > 0 ? 1e6 / us : 0, "pkt/s",
+      ">= 150000", us > 0 && 1e6 / us >= 150000);
+
+  /* Half of that load: latency, then first keyframes, then joins and leaves. */
+  int half = MAX(1, (t->rooms + 1) / 2);
+  sfu_leave(half * SFU_ROOM, rooms * SFU_ROOM);
+  lg_wait_ms(2000);
+  /* Up to three windows of 2 s: the one in which other processes took the least CPU counts. */
+  uint64_t *best_lat = lg.spare_lat, *best_app = lg.spare_app;
+  size_t best_n = 0, best_n_app = 0;
+  struct sfu_sample h = {0};
+  sfu_stamps(0, half * SFU_ROOM, 1);
+  for (int w = 0; w < 3; w++) {
+    lg.n_lat = lg.n_lat_app = 0;
+    lg.lat_on = true;
+    struct sfu_sample m = sfu_measure(half, 2000);
+    lg.lat_on = false;
+    if (!w || m.others < h.others) {
+      h = m;
+      SWAP(uint64_t *, lg.lat, best_lat);
+      SWAP(uint64_t *, lg.lat_app, best_app);
+      best_n = lg.n_lat, best_n_app = lg.n_lat_app;
+    }
+    if (h.others < 0.1) break;
+  }
+  sfu_stamps(0, half * SFU_ROOM, 0);
+  SWAP(uint64_t *, lg.lat, best_lat);
+  SWAP(uint64_t *, lg.lat_app, best_app);
+  lg.n_lat = best_n, lg.n_lat_app = best_n_app;
+  lg.spare_lat = best_lat, lg.spare_app = best_app;
+  sfu_print("latency", &h);
+  snprintf(label, sizeof label, "SFU: added latency at %.0f pkt/s, median", h.got / h.secs);
+  double l50 = quantile_ms(lg.lat, lg.n_lat, 0.5), l99 = quantile_ms(lg.lat, lg.n_lat, 0.99);
+  fig("sfu_latency_p50_ms", strdup(label), l50, "ms", "<= 0.1", lg.n_lat && l50 <= 0.1);
+  fig("sfu_latency_p99_ms", "  p99", l99, "ms", "<= 1", lg.n_lat && l99 <= 1);
+  fig("sfu_latency_samples", "  packets timed (publisher's send to the kernel's receive)", (double)lg.n_lat, "", NULL,
+      -1);
+  fig("sfu_latency_loop_p50_ms", "  to the subscriber's loop instead, median", quantile_ms(lg.lat_app, lg.n_lat_app, 0.5),
+      "ms", NULL, -1);
+  fig("sfu_latency_loop_p99_ms", "  to the subscriber's loop instead, p99", quantile_ms(lg.lat_app, lg.n_lat_app, 0.99),
+      "ms", NULL, -1);
+
+  /* A subscriber at a time joins one of the rooms (its offer asks for all four cameras): offer to each first keyframe. */
+  int kb = (max_rooms + SFU_CHURN_ROOMS) * SFU_ROOM;
+  lg.n_keys = 0;
+  lg.key_on = true;
+  for (int i = kb; i < kb + SFU_KEY_JOINS; i++) {
+    struct user *c = &lg.c[i];
+    c->role = ROLE_SUB;
+    c->verify = true;
+    c->room = (i - kb) % half;
+    if (join_range(i, i + 1, 1, 0) == 1) sfu_settle(i, i + 1, ROLE_SUB, 2000);
+  }
+  lg.key_on = false;
+  size_t want_keys = (size_t)SFU_KEY_JOINS * SFU_PUBS;
+  if (lg.n_keys < want_keys) fprintf(stderr, "loadgen: sfu: %zu of %zu first keyframes came\n", lg.n_keys, want_keys);
+  sfu_leave(kb, kb + SFU_KEY_JOINS);
+  snprintf(label, sizeof label, "SFU: a subscriber's offer to each camera's first keyframe (%zu), median", lg.n_keys);
+  fig("sfu_keyframe_p50_ms", strdup(label), quantile_ms(lg.keys, lg.n_keys, 0.5), "ms", NULL, -1);
+  double k95 = quantile_ms(lg.keys, lg.n_keys, 0.95);
+  fig("sfu_keyframe_p95_ms", "  p95", k95, "ms", "<= 300", lg.n_keys == want_keys && k95 <= 300);
+  fig("sfu_keyframe_max_ms", "  the slowest", quantile_ms(lg.keys, lg.n_keys, 1), "ms", NULL, -1);
+
+  /* Memory, from the first rooms. */
+  double per_pub = pubs ? (double)(rss_pub - rss_joined) / pubs : 0;
+  double per_sub = subscriptions ? (double)(rss_sub - rss_pub) / subscriptions : 0;
+  snprintf(label, sizeof label, "SFU: RSS per published camera (%d-packet cache) and mic, %d of them", CAMUS_NACK_SLOTS,
+           pubs);
+  fig("sfu_rss_per_published_kb", strdup(label), per_pub, "KiB", "<= 512", pubs && per_pub <= 512);
+  snprintf(label, sizeof label, "SFU: RSS per subscription (one stream received), %d of them", subscriptions);
+  fig("sfu_rss_per_subscription_kb", strdup(label), per_sub, "KiB", "<= 16", subscriptions && per_sub <= 16);
+
+  /* Whole rooms join, stream for a second, and leave, while the others stream on. */
+  long rss_cycle[SFU_CYCLES + 1];
+  int cr = max_rooms;
+  lg_wait_ms(1000);
+  rss_cycle[0] = rss_kb();
+  for (int cyc = 1; cyc <= SFU_CYCLES; cyc++) {
+    sfu_roles(cr, cr + SFU_CHURN_ROOMS, verify_every);
+    int ok = join_range(cr * SFU_ROOM, (cr + SFU_CHURN_ROOMS) * SFU_ROOM, 32, SFU_ROOM);
+    int nb = sfu_settle(cr * SFU_ROOM, (cr + SFU_CHURN_ROOMS) * SFU_ROOM, ROLE_PLAIN, 5000);
+    if (ok != SFU_CHURN_ROOMS * SFU_ROOM || nb)
+      fprintf(stderr, "loadgen: sfu cycle %d: %d of %d joined, %d not streaming\n", cyc, ok, SFU_CHURN_ROOMS * SFU_ROOM, nb);
+    lg_wait_ms(1000);
+    sfu_leave(cr * SFU_ROOM, (cr + SFU_CHURN_ROOMS) * SFU_ROOM);
+    lg_wait_ms(1500);
+    rss_cycle[cyc] = rss_kb();
+  }
+  char series[256] = "";
+  for (int cyc = 0; cyc <= SFU_CYCLES; cyc++)
+    snprintf(series + strlen(series), sizeof series - strlen(series), "%s%ld", cyc ? " " : "", rss_cycle[cyc]);
+  printf("sfu: RSS (KiB) before and after each of %d cycles of %d clients joining, streaming and leaving: %s\n",
+         SFU_CYCLES, SFU_CHURN_ROOMS * SFU_ROOM, series);
+  fig("sfu_rss_after_cycle1_kb", "SFU: RSS after the first cycle of rooms joining and leaving", (double)rss_cycle[1],
+      "KiB", NULL, -1);
+  fig("sfu_rss_after_last_cycle_kb", "  after the last", (double)rss_cycle[SFU_CYCLES], "KiB", NULL, -1);
+  double growth = (double)(rss_cycle[SFU_CYCLES] - rss_cycle[SFU_CYCLES - 3]) / 3;
+  fig("sfu_churn_growth_kb", "  growth per cycle over the last three", growth, "KiB", "<= 64", growth <= 64);
+  sfu_leave(0, half * SFU_ROOM);
+  lg_wait_ms(500);
+  server_down();
+}
+
 /* =================================================================== MAIN =================================================================== */
 
 static void usage(void) {
   fprintf(stderr, "usage: loadgen --server BIN [--static BIN] [--json FILE] [--clients N] [--joins N] [--churn N]\n"
-                  "               [--phases startup,levels,relay,churn]\n");
+                  "               [--sfu-rooms N] [--sfu-verify N] [--phases startup,levels,relay,churn,sfu]\n");
   exit(2);
 }
 
 int main(int argc, char **argv) {
-  const char *bin = NULL, *static_bin = NULL, *json_path = NULL, *phases = "startup,levels,relay,churn";
-  int max_clients = 5000, n_joins = 200, churn = 1000;
+  const char *bin = NULL, *static_bin = NULL, *json_path = NULL, *phases = "startup,levels,relay,churn,sfu";
+  int max_clients = 5000, n_joins = 200, churn = 1000, sfu_rooms = 80, sfu_verify = SFU_SUBS;
   for (int i = 1; i < argc; i++) {
     const char *v = i + 1 < argc ? argv[i + 1] : NULL;
     if (!strcmp(argv[i], "--server") && v)
@@ -730,16 +1531,23 @@ int main(int argc, char **argv) {
       n_joins = atoi(argv[++i]);
     else if (!strcmp(argv[i], "--churn") && v)
       churn = atoi(argv[++i]);
+    else if (!strcmp(argv[i], "--sfu-rooms") && v)
+      sfu_rooms = atoi(argv[++i]);
+    else if (!strcmp(argv[i], "--sfu-verify") && v)
+      sfu_verify = atoi(argv[++i]);
     else if (!strcmp(argv[i], "--phases") && v)
       phases = argv[++i];
     else
       usage();
   }
-  if (!bin || max_clients < 100 || n_joins < 1 || churn < 1) usage();
+  if (!bin || max_clients < 100 || n_joins < 1 || churn < 1 || sfu_rooms < 1 || sfu_verify < 1) usage();
+  int sfu_clients = (sfu_rooms + SFU_CHURN_ROOMS) * SFU_ROOM + SFU_KEY_JOINS;
+  if (sfu_rooms + SFU_CHURN_ROOMS > (int)COUNT(lg.rooms_made)) usage();
   signal(SIGPIPE, SIG_IGN);
   struct rlimit rl;
-  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < (rlim_t)max_clients + 512) {
-    rl.rlim_cur = rl.rlim_max < (rlim_t)max_clients + 512 ? rl.rlim_max : (rlim_t)max_clients + 512;
+  rlim_t fds = (rlim_t)MAX(max_clients, sfu_clients) + 512;
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < fds) {
+    rl.rlim_cur = rl.rlim_max < fds ? rl.rlim_max : fds;
     setrlimit(RLIMIT_NOFILE, &rl);
   }
   char machine[512];
@@ -756,12 +1564,25 @@ int main(int argc, char **argv) {
   lg.host.on_open = lg_rtc_open;
   lg.host.on_message = lg_rtc_message;
   lg.host.on_close = lg_rtc_close;
+  lg.host.on_media = lg_rtc_media;
   lg.ep = epoll_create1(EPOLL_CLOEXEC);
-  int total = max_clients + n_joins + 2;
-  lg.c = calloc((size_t)(total > churn ? total : churn), sizeof *lg.c);
-  lg.cap_lat = 100000;
+  int total = max_clients + n_joins + 2, n_users = MAX(MAX(total, churn), sfu_clients);
+  lg.c = calloc((size_t)n_users, sizeof *lg.c);
+  lg.n_users = n_users;
+  lg.pubs = calloc((size_t)n_users, sizeof *lg.pubs);
+  lg.cap_lat = 1000000;
   lg.lat = calloc(lg.cap_lat, sizeof *lg.lat);
-  for (int i = 0; i < total; i++) lg.c[i].fd = -1;
+  lg.lat_app = calloc(lg.cap_lat, sizeof *lg.lat_app);
+  lg.spare_lat = calloc(lg.cap_lat, sizeof *lg.spare_lat);
+  lg.spare_app = calloc(lg.cap_lat, sizeof *lg.spare_app);
+  lg.cap_keys = 4096;
+  lg.keys = calloc(lg.cap_keys, sizeof *lg.keys);
+  if (!lg.c || !lg.pubs || !lg.lat || !lg.lat_app || !lg.spare_lat || !lg.spare_app || !lg.keys) {
+    fprintf(stderr, "loadgen: out of memory\n");
+    return 1;
+  }
+  for (int i = 0; i < n_users; i++) lg.c[i].fd = -1;
+  static const char *const server_extra[] = {"--msg-rate", "10000000", "--max-connections", "4000", NULL};
 
   /* Sizes and start-up. */
   if (strstr(phases, "startup")) {
@@ -790,25 +1611,7 @@ int main(int argc, char **argv) {
   }
 
   /* The server under load: the dynamic build, relay rate limit lifted for the relay figures. */
-  int port = free_port(SOCK_STREAM), uport = free_port(SOCK_DGRAM);
-  lg.server_http = (struct sockaddr_in){
-      .sin_family = AF_INET, .sin_port = htons((uint16_t)port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-  lg.server_udp = lg.server_http;
-  lg.server_udp.sin_port = htons((uint16_t)uport);
-  memcpy(&lg.server_udp_ss, &lg.server_udp, sizeof lg.server_udp);
-  static const char *const extra[] = {"--msg-rate", "10000000", "--max-connections", "4000", NULL};
-  lg.pid = server_spawn(bin, port, uport, &lg.log_fd, extra);
-  fcntl(lg.log_fd, F_SETFL, O_NONBLOCK);
-  struct epoll_event lev = {.events = EPOLLIN, .data.ptr = &lg.log_fd};
-  epoll_ctl(lg.ep, EPOLL_CTL_ADD, lg.log_fd, &lev);
-  struct sockaddr_in none = {0};
-  for (int i = 0; i < 500; i++) {
-    struct buf body = {0};
-    int st = http_call(&none, "GET", "/api/config", NULL, &body);
-    buf_free(&body);
-    if (st == 200) break;
-    usleep(10000);
-  }
+  server_up(bin, server_extra);
   lg_wait_ms(1000);
   long rss_idle = rss_kb();
   fig("idle_rss_kb", "idle RSS, make (shared libraries count)", (double)rss_idle, "KiB", NULL, -1);
@@ -945,7 +1748,8 @@ int main(int argc, char **argv) {
     double growth = (double)(rss_cycle[CYCLES] - rss_cycle[CYCLES - 3]) / 3;
     fig("churn_growth_kb", "growth per cycle over the last three", growth, "KiB", "<= 64", growth <= 64);
   }
-  server_stop(lg.pid);
+  server_down();
+  if (strstr(phases, "sfu")) sfu_phase(bin, server_extra, sfu_rooms, sfu_verify);
   report(json_path, machine);
   return 0;
 }
