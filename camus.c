@@ -3,7 +3,9 @@
  *
  * Browsers load the web client from this server, then open a WebRTC data
  * channel to it ("Ground Control") by POSTing an SDP offer.  Over that channel
- * they chat and relay the signaling that lets them stream to each other.
+ * they chat; the same session carries their audio and video through the
+ * server (an SFU), or, in peer-to-peer rooms, the signaling that lets them
+ * stream to each other directly.
  *
  * The file reads top to bottom along the data path, one banner a layer:
  *
@@ -14,8 +16,8 @@
  *   LOOP          descriptors with a callback each, timers, end-of-turn hooks: nothing else
  *   GLOBAL STATE  what is process-wide (usrsctp knows sessions by handle; scratch buffers)
  *   TRANSPORT     HTTP(S) connections; the UDP socket, its batches and the RFC 7983 demultiplexer
- *   RTC SESSION   one WebRTC session: ICE-lite and consent, DTLS, SCTP, DCEP data channels
- *   APP           clients, rooms, admission and fair shares, tokens, the messaging protocol
+ *   RTC SESSION   one WebRTC session: ICE-lite and consent, DTLS, SRTP, SCTP, DCEP data channels
+ *   APP           clients, rooms, admission and fair shares, tokens, media forwarding (the SFU), the messaging protocol
  *   HTTP ROUTES   the HTTP API, and the web client's files (WEB ASSETS)
  *   PUBLIC API    camus_new / camus_poll / camus_free (camus.h)
  *   MAIN          the command line
