@@ -4,7 +4,7 @@
 import { spawn } from 'node:child_process';
 import { existsSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { startServer, test, assert, run, pageJoin } from './lib.mjs';
+import { startServer, test, assert, run, pageJoin, firefoxPrefs } from './lib.mjs';
 
 const ADDR = '10.77.0.1';
 
@@ -21,18 +21,7 @@ if (!process.env.CAMUS_IN_NETNS) {
     { stdio: 'inherit', env: { ...process.env, CAMUS_IN_NETNS: '1' } });
   child.on('close', (code) => process.exit(code ?? 1));
 } else {
-  const prefs = {
-    'media.navigator.streams.fake': true, 'media.navigator.permission.disabled': true,
-    'media.peerconnection.ice.obfuscate_host_addresses': false, 'media.peerconnection.ice.default_address_only': false,
-    'media.peerconnection.default_iceservers': '[]', 'network.trr.mode': 5,
-    'network.dns.localDomains': 'firefox.settings.services.mozilla.com', 'network.proxy.type': 1,
-    'network.proxy.http': '127.0.0.1', 'network.proxy.http_port': 9, 'network.proxy.ssl': '127.0.0.1',
-    'network.proxy.ssl_port': 9, 'network.proxy.no_proxies_on': `localhost, 127.0.0.1, ::1, ${ADDR}`,
-    'network.proxy.allow_hijacking_localhost': false, 'toolkit.telemetry.enabled': false,
-    'datareporting.healthreport.uploadEnabled': false, 'app.update.enabled': false, 'app.normandy.enabled': false,
-    'browser.safebrowsing.malware.enabled': false, 'browser.safebrowsing.phishing.enabled': false,
-    'network.captive-portal-service.enabled': false, 'network.connectivity-service.enabled': false,
-  };
+  const prefs = firefoxPrefs(ADDR);
   test('Firefox ESR opens a data channel and round-trips messages', async () => {
     const srv = await startServer([], { host: ADDR });
     const puppeteer = (await import('puppeteer-core')).default;

@@ -134,6 +134,23 @@ export const chromiumArgs = ['--no-sandbox', '--disable-gpu', '--disable-quic', 
   '--disable-renderer-backgrounding', '--disable-backgrounding-occluded-windows',
   '--autoplay-policy=no-user-gesture-required'];
 
+// Headless Firefox ESR on a private network (see TESTING.md): fake devices, host candidates on addr, and
+// nothing that reaches for the internet.
+export function firefoxPrefs(addr) {
+  return {
+    'media.navigator.streams.fake': true, 'media.navigator.permission.disabled': true,
+    'media.peerconnection.ice.obfuscate_host_addresses': false, 'media.peerconnection.ice.default_address_only': false,
+    'media.peerconnection.default_iceservers': '[]', 'network.trr.mode': 5,
+    'network.dns.localDomains': 'firefox.settings.services.mozilla.com', 'network.proxy.type': 1,
+    'network.proxy.http': '127.0.0.1', 'network.proxy.http_port': 9, 'network.proxy.ssl': '127.0.0.1',
+    'network.proxy.ssl_port': 9, 'network.proxy.no_proxies_on': `localhost, 127.0.0.1, ::1, ${addr}`,
+    'network.proxy.allow_hijacking_localhost': false, 'toolkit.telemetry.enabled': false,
+    'datareporting.healthreport.uploadEnabled': false, 'app.update.enabled': false, 'app.normandy.enabled': false,
+    'browser.safebrowsing.malware.enabled': false, 'browser.safebrowsing.phishing.enabled': false,
+    'network.captive-portal-service.enabled': false, 'network.connectivity-service.enabled': false,
+  };
+}
+
 export async function launchChromium() {
   const { chromium } = await import('playwright-core');
   return chromium.launch({ executablePath: '/usr/bin/chromium', args: chromiumArgs });

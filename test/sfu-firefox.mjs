@@ -7,25 +7,13 @@
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { startServer, test, assert, run, chromiumArgs, BIN } from './lib.mjs';
+import { startServer, test, assert, run, chromiumArgs, BIN, firefoxPrefs } from './lib.mjs';
 import { pageSetup, join, pcCount, waitIn, receivesAll, mediaLines, errorLines } from './webclient.mjs';
 
 const ADDR = '10.77.0.1';
 const SLOW = /asan|valgrind/.test(BIN) || process.env.CAMUS_SLOW ? 3 : 1;
 
-const prefs = {
-  'media.navigator.streams.fake': true, 'media.navigator.permission.disabled': true,
-  'media.devices.insecure.enabled': true, 'media.getusermedia.insecure.enabled': true,
-  'media.peerconnection.ice.obfuscate_host_addresses': false, 'media.peerconnection.ice.default_address_only': false,
-  'media.peerconnection.default_iceservers': '[]', 'network.trr.mode': 5,
-  'network.dns.localDomains': 'firefox.settings.services.mozilla.com', 'network.proxy.type': 1,
-  'network.proxy.http': '127.0.0.1', 'network.proxy.http_port': 9, 'network.proxy.ssl': '127.0.0.1',
-  'network.proxy.ssl_port': 9, 'network.proxy.no_proxies_on': `localhost, 127.0.0.1, ::1, ${ADDR}`,
-  'network.proxy.allow_hijacking_localhost': false, 'toolkit.telemetry.enabled': false,
-  'datareporting.healthreport.uploadEnabled': false, 'app.update.enabled': false, 'app.normandy.enabled': false,
-  'browser.safebrowsing.malware.enabled': false, 'browser.safebrowsing.phishing.enabled': false,
-  'network.captive-portal-service.enabled': false, 'network.connectivity-service.enabled': false,
-};
+const prefs = { ...firefoxPrefs(ADDR), 'media.devices.insecure.enabled': true, 'media.getusermedia.insecure.enabled': true };
 
 test('Firefox ESR and Chromium in an SFU room decode each other', async () => {
   const srv = await startServer([], { host: ADDR });
