@@ -3,7 +3,7 @@
 // Its rooms are peer to peer (media: 'p2p'): test/sfu.mjs drives the client in rooms whose
 // media goes through the server.
 import { mkdirSync } from 'node:fs';
-import { startServer, test, assert, run, sleep, launchChromium, launchKillableChromium } from './lib.mjs';
+import { startServer, test, assert, run, sleep, launchChromium, launchKillableChromium, inCall } from './lib.mjs';
 
 const OUT = new URL('./out/', import.meta.url);
 mkdirSync(OUT, { recursive: true });
@@ -65,7 +65,7 @@ async function join(page, url, name, password) {
   await page.fill('#display-name', name);
   if (password !== undefined) await page.fill('#room-password', password);
   await page.click('#join-button'); // waits until it is enabled, once the camera is on
-  await page.waitForSelector('#call:not([hidden])', { timeout: 15000 });
+  await inCall(page);
   return Date.now() - t0;
 }
 

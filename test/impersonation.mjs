@@ -4,7 +4,7 @@
 // directly) and a chat line that claims to come from Ana.  The web client must not believe any of
 // it (its id, member list, peers and chat names stay as Ground Control said), and the server must
 // refuse to relay what only Ground Control says, while still relaying the chat under Mallory's id.
-import { startServer, test, assert, run, sleep, launchChromium, installClient } from './lib.mjs';
+import { startServer, test, assert, run, sleep, launchChromium, installClient, inCall } from './lib.mjs';
 
 const GHOST = '0123456789abcdef'.repeat(2); // a well-formed id that no member has
 const FORGED_PING = 'forged ping 7f3a';
@@ -68,7 +68,7 @@ async function joinAs(browser, url, name) {
   await page.goto(url);
   await page.fill('#display-name', name);
   await page.click('#join-button'); // enabled once the (fake) camera is on
-  await page.waitForSelector('#call:not([hidden])', { timeout: 15000 });
+  await inCall(page);
   await page.waitForFunction(() => window.camus && /^[0-9a-f]{32}$/.test(window.camus.me.id || ''), null, { timeout: 10000 });
   return page;
 }

@@ -151,6 +151,22 @@ export function firefoxPrefs(addr) {
   };
 }
 
+// Waits until the web client shows the call after its join button was clicked; if it does not,
+// throws with what the page showed and said (its join error, Ground Control's connection state,
+// its last console lines), so that a failed join says why.
+export async function inCall(page, ms = 15000) {
+  try {
+    await page.waitForSelector('#call:not([hidden])', { timeout: ms });
+  } catch (e) {
+    const seen = await page.evaluate(() => ({
+      error: (document.getElementById('join-error') || {}).textContent,
+      gc: (document.getElementById('gc-state') || {}).textContent,
+    })).catch((x) => ({ unreadable: String(x) }));
+    const lines = (page.consoleLines || []).slice(-10).join(' | ');
+    throw new Error(`not in the call after ${ms} ms: ${JSON.stringify(seen)}; console: ${lines || '(nothing kept)'}`);
+  }
+}
+
 export async function launchChromium() {
   const { chromium } = await import('playwright-core');
   return chromium.launch({ executablePath: '/usr/bin/chromium', args: chromiumArgs });

@@ -2,7 +2,7 @@
 // Playwright (Chromium) or Puppeteer (Firefox): what each page is told before its scripts run,
 // joining, and what it receives, per member, from getStats.  Used by sfu.mjs, sfu-firefox.mjs
 // and roomcost.mjs.
-import { sleep } from './lib.mjs';
+import { sleep, inCall } from './lib.mjs';
 
 // Runs in a page before its own scripts (addInitScript / evaluateOnNewDocument).  Counts (pcs)
 // and keeps (all) the RTCPeerConnections the page makes, notes when the join form is sent and when each remote
@@ -72,7 +72,7 @@ export async function join(page, url, name, ms = 20000, beforeClick = null) {
   await page.type('#display-name', name);
   if (beforeClick) await beforeClick();
   await page.click('#join-button');
-  await page.waitForSelector('#call:not([hidden])', { timeout: ms });
+  await inCall(page, ms);
   let id = null;
   await until(async () => (id = await page.evaluate(() => window.camus.me.id)), ms, `an id from Ground Control for ${name}`);
   return id;

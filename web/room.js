@@ -136,18 +136,27 @@ async function connectGroundControl() {
   const dc = pc.createDataChannel('ground-control');
   state.gc = { pc, dc };
   pc.onconnectionstatechange = () => { $('gc-state').textContent = pc.connectionState; if (pc.connectionState === 'failed') lost(); };
-  await pc.setLocalDescription(await pc.createOffer());
-  const r = await api('POST', `/rtc/${encodeURIComponent(roomId)}/offer`, { sdp: pc.localDescription.sdp, type: 'offer' });
-  if (!r.ok) {
-    pc.close();
-    const why = r.json && r.json.error;
-    throw new Error(why === 'password required' ? 'This room needs a password' : why === 'room is full' ? 'This room is full' : why || 'Could not connect');
-  }
-  await pc.setRemoteDescription(r.json);
-  await new Promise((ok, ko) => {
+  // Listening before the answer is applied: on a busy machine the channel may open before the
+  // setRemoteDescription promise is seen to resolve, and an open event nobody heard is lost.
+  let timer;
+  const opened = new Promise((ok, ko) => {
     dc.onopen = ok;
-    setTimeout(() => ko(new Error('Could not reach the server (no data channel)')), 15000);
+    timer = setTimeout(() => ko(new Error('Could not reach the server (no data channel)')), 15000);
   });
+  opened.catch(() => {}); // awaited below, unless the offer is refused first
+  try {
+    await pc.setLocalDescription(await pc.createOffer());
+    const r = await api('POST', `/rtc/${encodeURIComponent(roomId)}/offer`, { sdp: pc.localDescription.sdp, type: 'offer' });
+    if (!r.ok) {
+      pc.close();
+      const why = r.json && r.json.error;
+      throw new Error(why === 'password required' ? 'This room needs a password' : why === 'room is full' ? 'This room is full' : why || 'Could not connect');
+    }
+    await pc.setRemoteDescription(r.json);
+    await opened;
+  } finally {
+    clearTimeout(timer);
+  }
   dc.onmessage = (e) => { try { onMessage(JSON.parse(e.data)); } catch (err) { console.warn('bad message', err); } };
   dc.onclose = lost;
 }
