@@ -226,6 +226,10 @@
 #ifndef CAMUS_UDP_BATCH
 #define CAMUS_UDP_BATCH 16 /* datagrams in one recvmmsg() or sendmmsg() */
 #endif
+#ifndef CAMUS_UDP_RCVBUF
+#define CAMUS_UDP_RCVBUF (1 << 20) /* bytes the kernel may queue for us (it doubles it; capped at net.core.rmem_max): a \
+                                      burst of media while a loop turn is busy waits instead of being dropped */
+#endif
 #ifndef CAMUS_UDP_READS
 #define CAMUS_UDP_READS 256 /* datagrams read in one loop turn, so that TCP clients get their turn */
 #endif
@@ -3519,6 +3523,8 @@ static void udp_turn_end(void *ctx) { udp_flush(ctx); }
 /* Binds addr.  Returns 0, or -1 with errno set. */
 static int udp_open(struct udp *u, const struct sockaddr_storage *addr) {
   if ((u->fd = socket_bind(addr, SOCK_DGRAM)) < 0) return -1;
+  int rcvbuf = CAMUS_UDP_RCVBUF;
+  (void)setsockopt(u->fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf); /* a smaller queue is no reason to fail */
   u->family = addr->ss_family;
   u->port = socket_port(u->fd);
   if ((u->slot = loop_io_add(u->loop, u->fd, POLLIN, udp_readable, u)) < 0 || loop_hook_add(u->loop, udp_turn_end, u) != 0) {
