@@ -775,6 +775,7 @@ static void lg_poll(int max_ms) {
       drain_log();
     else
       client_readable(ev[i].data.ptr);
+    if (i % 8 == 7 && lg.n_pubs) media_pump(); /* media due meanwhile goes now, not in one burst after the turn */
   }
   if (lg.n_pubs) media_pump();
   timers_run(&lg.loop);
@@ -1328,8 +1329,137 @@ static void sfu_print(const char *what, const struct sfu_sample *m) {
   fflush(stdout);
 }
 
+/* Where a forwarded packet's time goes, each part alone on this machine: the
+ * SRTP protection the server gives every copy (camus.c's own code, a video
+ * packet of VIDEO_BYTES), and the kernel's sendmmsg() of such datagrams on
+ * loopback, CAMUS_UDP_BATCH a call to ten sockets that a child process
+ * drains (the loopback delivery is charged to the sender, as it is to the
+ * server).  Microseconds a packet, over about a second each. */
+static double sfu_cost_srtp(void) {
+  static struct srtp s;
+  struct srtp_ssrc st = {0};
+  uint8_t key[16] = {1}, salt[14] = {2}, p[VIDEO_BYTES + SRTP_TAG];
+  if (srtp_init(&s, key, salt) != 0) return 0;
+  int n = 0;
+  uint64_t c0 = self_cpu_ns(), end = mono_ms() + 1000;
+  for (; mono_ms() < end; n += 64)
+    for (int i = 0; i < 64; i++) {
+      memset(p, 0, VIDEO_BYTES);
+      rtp_write_header(p, false, false, PT_VP8, (uint16_t)(n + i), 0, 0x1234, 0, "");
+      if (srtp_protect_with(&s, &st, p, VIDEO_BYTES, sizeof p) < 0) return 0;
+    }
+  return (double)(self_cpu_ns() - c0) / 1000 / n;
+}
+
+static double sfu_cost_send(void) {
+  enum { SOCKS = 10 };
+  int rx[SOCKS], tx = socket(AF_INET, SOCK_DGRAM, 0), sync[2];
+  struct sockaddr_in to[SOCKS];
+  if (tx < 0 || pipe(sync) != 0) return 0;
+  for (int i = 0; i < SOCKS; i++) {
+    socklen_t len = sizeof to[i];
+    to[i] = (struct sockaddr_in){.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    rx[i] = socket(AF_INET, SOCK_DGRAM, 0);
+    if (rx[i] < 0 || bind(rx[i], (struct sockaddr *)&to[i], sizeof to[i]) != 0 ||
+        getsockname(rx[i], (struct sockaddr *)&to[i], &len) != 0)
+      return 0;
+  }
+  pid_t child = fork();
+  if (child == 0) { /* drains every socket until the pipe closes */
+    static uint8_t buf[CAMUS_UDP_BATCH][VIDEO_BYTES];
+    struct mmsghdr m[CAMUS_UDP_BATCH];
+    struct iovec v[CAMUS_UDP_BATCH];
+    struct pollfd pf[SOCKS + 1];
+    for (int i = 0; i < CAMUS_UDP_BATCH; i++)
+      v[i] = (struct iovec){buf[i], VIDEO_BYTES}, m[i] = (struct mmsghdr){.msg_hdr = {.msg_iov = &v[i], .msg_iovlen = 1}};
+    close(sync[1]);
+    for (int i = 0; i < SOCKS; i++) pf[i] = (struct pollfd){rx[i], POLLIN, 0};
+    pf[SOCKS] = (struct pollfd){sync[0], POLLIN, 0};
+    for (uint64_t end = mono_ms() + 10000; mono_ms() < end && !pf[SOCKS].revents;)
+      if (poll(pf, SOCKS + 1, 100) > 0)
+        for (int i = 0; i < SOCKS; i++)
+          if (pf[i].revents) while (recvmmsg(rx[i], m, CAMUS_UDP_BATCH, MSG_DONTWAIT, NULL) > 0) {}
+    _exit(0);
+  }
+  close(sync[0]);
+  static uint8_t payload[VIDEO_BYTES];
+  struct mmsghdr m[CAMUS_UDP_BATCH];
+  struct iovec v = {payload, VIDEO_BYTES};
+  long sent = 0;
+  uint64_t c0 = self_cpu_ns(), end = mono_ms() + 1000;
+  for (int k = 0; child > 0 && mono_ms() < end; k++) {
+    for (int i = 0; i < CAMUS_UDP_BATCH; i++)
+      m[i] = (struct mmsghdr){.msg_hdr = {.msg_name = &to[(k + i) % SOCKS], .msg_namelen = sizeof to[0], .msg_iov = &v,
+                                          .msg_iovlen = 1}};
+    int got = sendmmsg(tx, m, CAMUS_UDP_BATCH, 0);
+    if (got > 0) sent += got;
+  }
+  uint64_t dc = self_cpu_ns() - c0;
+  close(sync[1]);
+  if (child > 0) waitpid(child, NULL, 0);
+  for (int i = 0; i < SOCKS; i++) close(rx[i]);
+  close(tx);
+  return sent ? (double)dc / 1000 / (double)sent : 0;
+}
+
+/* The floor under any added latency on this machine: a datagram's way from
+ * its sender through a process that only passes it on (waking from poll, a
+ * recvmmsg, a sendmmsg) to the kernel's receive stamp at the far socket,
+ * timed as the SFU's packets are.  One a millisecond for about a second.
+ * Sets the median and the p99 (ms). */
+static void sfu_floor(double *p50, double *p99) {
+  int in = socket(AF_INET, SOCK_DGRAM, 0), out = socket(AF_INET, SOCK_DGRAM, 0), tx = socket(AF_INET, SOCK_DGRAM, 0), on = 1;
+  struct sockaddr_in a[2];
+  *p50 = *p99 = 0;
+  for (int i = 0; i < 2; i++) {
+    socklen_t len = sizeof a[i];
+    a[i] = (struct sockaddr_in){.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    if (bind(i ? out : in, (struct sockaddr *)&a[i], sizeof a[i]) != 0 || getsockname(i ? out : in, (struct sockaddr *)&a[i], &len) != 0)
+      return;
+  }
+  setsockopt(out, SOL_SOCKET, SO_TIMESTAMPNS, &on, sizeof on);
+  pid_t child = fork();
+  if (child == 0) { /* passes on what comes to `in`, until a datagram of one byte */
+    static uint8_t buf[VIDEO_BYTES];
+    struct iovec v = {buf, sizeof buf};
+    struct mmsghdr m = {.msg_hdr = {.msg_iov = &v, .msg_iovlen = 1}};
+    struct pollfd pf = {in, POLLIN, 0};
+    for (uint64_t end = mono_ms() + 10000; mono_ms() < end;) {
+      if (poll(&pf, 1, 100) <= 0 || recvmmsg(in, &m, 1, MSG_DONTWAIT, NULL) != 1) continue;
+      if (m.msg_len <= 1) break;
+      v.iov_len = m.msg_len;
+      struct mmsghdr o = {.msg_hdr = {.msg_name = &a[1], .msg_namelen = sizeof a[1], .msg_iov = &v, .msg_iovlen = 1}};
+      sendmmsg(in, &o, 1, 0);
+      v.iov_len = sizeof buf;
+    }
+    _exit(0);
+  }
+  enum { N = 1000 };
+  static uint64_t lat[N];
+  size_t n = 0;
+  uint8_t pkt[VIDEO_BYTES] = {0}, back[VIDEO_BYTES], ctl[CMSG_SPACE(sizeof(struct timespec))];
+  for (int i = 0; child > 0 && i < N; i++) {
+    uint64_t t = real_ns();
+    memcpy(pkt, &t, sizeof t);
+    sendto(tx, pkt, sizeof pkt, 0, (struct sockaddr *)&a[0], sizeof a[0]);
+    struct pollfd pf = {out, POLLIN, 0};
+    if (poll(&pf, 1, 100) <= 0) continue;
+    struct iovec v = {back, sizeof back};
+    struct msghdr mh = {.msg_iov = &v, .msg_iovlen = 1, .msg_control = ctl, .msg_controllen = sizeof ctl};
+    uint64_t k;
+    if (recvmsg(out, &mh, MSG_DONTWAIT) == (ssize_t)sizeof pkt && (k = kernel_stamp(&mh)) >= t) lat[n++] = k - t;
+    nanosleep(&(struct timespec){0, 1000000}, NULL);
+  }
+  sendto(tx, pkt, 1, 0, (struct sockaddr *)&a[0], sizeof a[0]);
+  if (child > 0) waitpid(child, NULL, 0);
+  close(in), close(out), close(tx);
+  *p50 = quantile_ms(lat, n, 0.5), *p99 = quantile_ms(lat, n, 0.99);
+}
+
 static void sfu_phase(const char *bin, const char *const *extra, int max_rooms, int verify_every) {
   char label[128];
+  double srtp_us = sfu_cost_srtp(), send_us = sfu_cost_send(), floor50, floor99; /* before the server starts: on a quiet machine */
+  sfu_floor(&floor50, &floor99);
   server_up(bin, extra);
   lg_wait_ms(1000);
   int first = MIN(SFU_FIRST, max_rooms), n0 = first * SFU_ROOM;
@@ -1406,6 +1536,11 @@ static void sfu_phase(const char *bin, const char *const *extra, int max_rooms, 
   fig("sfu_core_per_s", "  forwarded packets/s a core can carry at that cost", us > 0 ? 1e6 / us : 0, "pkt/s",
       ">= 150000", us > 0 && 1e6 / us >= 150000);
 
+  fig("sfu_cost_srtp_us", "  of which SRTP-protecting a 1,100-byte copy, alone", srtp_us, "us", NULL, -1);
+  fig("sfu_cost_send_us", "  and the kernel sending it on loopback, alone", send_us, "us", NULL, -1);
+  fig("sfu_cost_ceiling_per_s", "  packets/s a core could carry at just these two", srtp_us + send_us > 0 ? 1e6 / (srtp_us + send_us) : 0,
+      "pkt/s", NULL, -1);
+
   /* Half of that load: latency, then first keyframes, then joins and leaves. */
   int half = MAX(1, (t->rooms + 1) / 2);
   sfu_leave(half * SFU_ROOM, rooms * SFU_ROOM);
@@ -1438,6 +1573,8 @@ static void sfu_phase(const char *bin, const char *const *extra, int max_rooms, 
   double l50 = quantile_ms(lg.lat, lg.n_lat, 0.5), l99 = quantile_ms(lg.lat, lg.n_lat, 0.99);
   fig("sfu_latency_p50_ms", strdup(label), l50, "ms", "<= 0.1", lg.n_lat && l50 <= 0.1);
   fig("sfu_latency_p99_ms", "  p99", l99, "ms", "<= 1", lg.n_lat && l99 <= 1);
+  fig("sfu_latency_floor_p50_ms", "  a process that only passes it on, median (the floor)", floor50, "ms", NULL, -1);
+  fig("sfu_latency_floor_p99_ms", "  p99", floor99, "ms", NULL, -1);
   fig("sfu_latency_samples", "  packets timed (publisher's send to the kernel's receive)", (double)lg.n_lat, "", NULL,
       -1);
   fig("sfu_latency_loop_p50_ms", "  to the subscriber's loop instead, median", quantile_ms(lg.lat_app, lg.n_lat_app, 0.5),
