@@ -572,6 +572,26 @@ static socklen_t addr_len(const struct sockaddr_storage *sa) {
   return sa->ss_family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6);
 }
 
+/* A peer reached over a TCP connection (ICE-TCP) rather than by datagrams:
+ * marked in the last byte of its storage, which no address uses, so that the
+ * session layer keeps, compares and hands down such a path like any other. */
+#define ADDR_TCP_TAG 'T'
+static void addr_set_tcp(struct sockaddr_storage *sa) { ((uint8_t *)sa)[sizeof *sa - 1] = ADDR_TCP_TAG; }
+static bool addr_is_tcp(const struct sockaddr_storage *sa) { return ((const uint8_t *)sa)[sizeof *sa - 1] == ADDR_TCP_TAG; }
+
+/* sa as the address it is: an IPv4 peer seen through a dual-stack socket as
+ * a mapped IPv6 address becomes IPv4.  Returns sa itself or canon. */
+static const struct sockaddr_storage *addr_canonical(const struct sockaddr_storage *sa, struct sockaddr_storage *canon) {
+  const struct sockaddr_in6 *v6 = (const struct sockaddr_in6 *)(const void *)sa;
+  if (sa->ss_family != AF_INET6 || !IN6_IS_ADDR_V4MAPPED(&v6->sin6_addr)) return sa;
+  struct sockaddr_in *v4 = (struct sockaddr_in *)(void *)canon;
+  memset(canon, 0, sizeof *canon);
+  v4->sin_family = AF_INET;
+  v4->sin_port = v6->sin6_port;
+  memcpy(&v4->sin_addr, &v6->sin6_addr.s6_addr[12], 4);
+  return canon;
+}
+
 /* Who an address belongs to, for per-address limits: the IPv4 address, or
  * the /64 prefix of an IPv6 one (a host gets a whole /64).  IPv4-mapped
  * IPv6 addresses count as IPv4. */
@@ -626,7 +646,7 @@ static int addr_parse(const char *host, int port, struct sockaddr_storage *out) 
 }
 
 
-/* An address as a fixed key for hashing and comparing: family, port, address. */
+/* An address as a fixed key for hashing and comparing: family, port, address, and whether it is a TCP path. */
 struct addr_key {
   uint8_t b[20];
 };
@@ -643,6 +663,7 @@ static struct addr_key addr_key(const struct sockaddr_storage *sa) {
     memcpy(k.b + 1, &v6->sin6_port, 2);
     memcpy(k.b + 3, &v6->sin6_addr, 16);
   }
+  k.b[19] = addr_is_tcp(sa); /* after the longest address: 3 + 16 bytes */
   return k;
 }
 
@@ -1544,6 +1565,7 @@ struct sdp_candidate {
   const char *addr;
   int port;
   uint32_t priority;
+  bool tcp; /* a passive ICE-TCP candidate (RFC 6544) */
 };
 
 /* What the answer says of one audio or video section. */
@@ -1637,8 +1659,8 @@ static int sdp_write_answer(struct buf *b, const struct sdp_offer *o, const stru
       buf_adds(b, "a=sctpmap:" STRINGIFY(CAMUS_SCTP_PORT) " webrtc-datachannel 65535\r\n");
     if (!m->media) buf_addf(b, "a=max-message-size:%u\r\n", (unsigned)l->max_message_size);
     for (int k = 0; k < l->n_cands; k++)
-      buf_addf(b, "a=candidate:%d 1 udp %u %s %d typ host\r\n", k + 1, (unsigned)l->cands[k].priority,
-               l->cands[k].addr, l->cands[k].port);
+      buf_addf(b, "a=candidate:%d 1 %s %u %s %d typ host%s\r\n", k + 1, l->cands[k].tcp ? "tcp" : "udp",
+               (unsigned)l->cands[k].priority, l->cands[k].addr, l->cands[k].port, l->cands[k].tcp ? " tcptype passive" : "");
     buf_adds(b, "a=end-of-candidates\r\n");
   }
   if (b->err) return *err = "out of memory", -1;
@@ -2977,6 +2999,8 @@ struct http_srv {
   struct conn **conns;
   unsigned n_conns, cap_conns, next_id;
   void (*on_request)(void *ctx, struct conn *c, struct http_req *r); /* answers with http_send() */
+  /* Optional: a frame of an ICE-TCP connection (RFC 6544, 4571), from c->path. */
+  void (*on_frame)(void *ctx, struct conn *c, uint8_t *p, size_t n);
   void *ctx;
 };
 
@@ -2998,6 +3022,9 @@ struct conn {
   bool busy;                 /* part of a request has arrived */
   bool closing;              /* close once out is flushed */
   bool dead;                 /* close at the end of this turn */
+  bool sniffed;              /* its first byte was looked at: HTTP, TLS or ICE-TCP */
+  bool framed;               /* ICE-TCP: RFC 4571 frames both ways, no HTTP, no TLS */
+  struct sockaddr_storage path; /* when framed: the peer's address, canonical and tagged TCP */
 };
 
 
@@ -3074,8 +3101,9 @@ static int tls_recv_cb(void *ctx, unsigned char *p, size_t n) {
 }
 
 
-/* Whether a connection is idle: between requests, nothing to send. */
+/* Whether a connection is idle: between requests, nothing to send (an ICE-TCP one never is). */
 static bool conn_idle(const struct conn *c) {
+  if (c->framed) return false;
   return !c->dead && !c->busy && !c->closing && c->out.len == c->out_off && !c->tls_want_write;
 }
 
@@ -3270,8 +3298,89 @@ static bool conn_flush(struct conn *c) {
   return true;
 }
 
+/* ---------------------------------------------------- ICE-TCP on the same port */
+
+/* A connection whose first byte is 0 or 1 is ICE over TCP: an RFC 4571
+ * frame's length, high byte first, of a STUN message of under 512 bytes.
+ * No HTTP request (a method's letter) or TLS record (22) starts so. */
+static void conn_become_framed(struct conn *c) {
+  struct sockaddr_storage canon;
+  c->framed = true;
+  if (c->tls) { /* nothing was read through it yet */
+    mbedtls_ssl_free(c->tls);
+    free(c->tls);
+    c->tls = NULL;
+  }
+  memset(&c->path, 0, sizeof c->path);
+  const struct sockaddr_storage *a = addr_canonical(&c->addr, &canon);
+  memcpy(&c->path, a, addr_len(a));
+  addr_set_tcp(&c->path);
+  c->in.max = 2 + CAMUS_UDP_DATAGRAM_MAX;
+  LOG_D(c->srv, "http#%u: ICE over TCP", c->id);
+}
+
+/* Reads frames and hands each up; a frame longer than any datagram of ours ends the connection. */
+static void conn_read_frames(struct conn *c) {
+  uint8_t tmp[4096];
+  for (int i = 0; i < CAMUS_HTTP_READS && !c->dead; i++) {
+    ssize_t n = recv(c->fd, tmp, MIN(sizeof tmp, c->in.max - c->in.len), 0);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) break;
+    if (n <= 0) {
+      c->dead = true;
+      break;
+    }
+    buf_add(&c->in, tmp, (size_t)n);
+    size_t at = 0;
+    while (!c->dead && c->in.len - at >= 2) {
+      size_t len = get_u16((const uint8_t *)c->in.p + at);
+      if (len == 0 || len > CAMUS_UDP_DATAGRAM_MAX) {
+        LOG_D(c->srv, "http#%u: ICE-TCP frame of %zu bytes: closed", c->id, len);
+        c->dead = true;
+        break;
+      }
+      if (c->in.len - at < 2 + len) break;
+      c->srv->on_frame(c->srv->ctx, c, (uint8_t *)c->in.p + at + 2, len);
+      at += 2 + len;
+    }
+    buf_consume(&c->in, at);
+    if (at) conn_arm(c); /* idle for as long as an HTTP connection may be, then closed */
+  }
+}
+
+/* Queues data as one frame on the ICE-TCP connection of path to; false if
+ * there is none, or it is too far behind (the frame is lost, as a datagram may be). */
+static bool conn_frame_send(struct http_srv *h, const struct sockaddr_storage *to, const void *data, size_t n) {
+  for (unsigned i = 0; i < h->n_conns; i++) {
+    struct conn *c = h->conns[i];
+    if (!c->framed || c->dead || !addr_same(&c->path, to)) continue;
+    if (n > 0xffff || c->out.len - c->out_off + 2 + n > CAMUS_HTTP_MAX_OUT) return false;
+    uint8_t len[2];
+    put_u16(len, (uint16_t)n);
+    buf_add(&c->out, len, 2);
+    buf_add(&c->out, data, n);
+    return !c->out.err;
+  }
+  return false;
+}
+
+/* The first byte tells an ICE-TCP connection from HTTP(S).  Returns false
+ * while nothing has come yet. */
+static bool conn_sniff(struct conn *c) {
+  uint8_t b;
+  ssize_t k = recv(c->fd, &b, 1, MSG_PEEK);
+  if (k < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return false;
+  c->sniffed = true;
+  if (k == 1 && b <= 1 && c->srv->on_frame) conn_become_framed(c);
+  return true;
+}
+
 static void conn_readable(struct conn *c) {
   char tmp[16384];
+  if (!c->sniffed && !conn_sniff(c)) return;
+  if (c->framed) {
+    conn_read_frames(c);
+    return;
+  }
   for (int i = 0; i < CAMUS_HTTP_READS && !c->dead; i++) {
     ssize_t n;
     if (c->tls) {
@@ -3462,19 +3571,11 @@ static void udp_send(struct udp *u, const void *data, size_t n, const struct soc
   udp_commit(u, n, to);
 }
 
-/* One datagram: its sender's address made canonical (a dual-stack socket
- * sees IPv4 peers as mapped IPv6: they are IPv4), then up by its first byte. */
+/* One datagram (or an ICE-TCP frame, from a tagged address): its sender's
+ * address made canonical, then up by its first byte. */
 static void udp_input(struct udp *u, uint8_t *data, size_t n, const struct sockaddr_storage *from) {
-  struct sockaddr_storage v4addr;
-  const struct sockaddr_in6 *v6 = (const struct sockaddr_in6 *)(const void *)from;
-  if (from->ss_family == AF_INET6 && IN6_IS_ADDR_V4MAPPED(&v6->sin6_addr)) {
-    struct sockaddr_in *v4 = (struct sockaddr_in *)(void *)&v4addr;
-    memset(&v4addr, 0, sizeof v4addr);
-    v4->sin_family = AF_INET;
-    v4->sin_port = v6->sin6_port;
-    memcpy(&v4->sin_addr, &v6->sin6_addr.s6_addr[12], 4);
-    from = &v4addr;
-  }
+  struct sockaddr_storage canon;
+  from = addr_canonical(from, &canon);
   if (n == 0) return;
   uint8_t b = data[0];
   if (b <= 3) {
@@ -3879,10 +3980,11 @@ static struct rtc_addr *stun_learn(struct rtc_host *s, struct rtc *p, const stru
   if (!a) {
     if (p->n_addrs == CAMUS_PEER_ADDRS || amap_put(&s->amap, from, p) != 0) return NULL;
     a = &p->addrs[p->n_addrs++];
-    *a = (struct rtc_addr){.sa = *from};
+    *a = (struct rtc_addr){.sa = *from, .proven = addr_is_tcp(from)}; /* TCP's own handshake proved it receives */
     char ip[INET6_ADDRSTRLEN + 2];
     addr_ip(from, ip, sizeof ip, true);
-    LOG_D(s, "peer %s: checked %s:%d%s", p->id, ip, addr_port(from), m->use_candidate ? " (nominated)" : "");
+    LOG_D(s, "peer %s: checked %s:%d%s%s", p->id, ip, addr_port(from), addr_is_tcp(from) ? " over TCP" : "",
+          m->use_candidate ? " (nominated)" : "");
   }
   if (m->use_candidate || p->n_addrs == 1) p->sel = (int)(a - p->addrs);
   return a;
@@ -5460,12 +5562,18 @@ static void local_candidates(struct camus *s) {
     snprintf(s->cands[s->n_cands++], sizeof s->cands[0], "%s", s->cfg.public_ips[k]);
 }
 
-/* What an answer to c says of us: its session's credentials, our certificate and candidates. */
+/* What an answer to c says of us: its session's credentials, our certificate
+ * and candidates (cands: room for 2 * CAMUS_MAX_CANDIDATES). */
 static void client_local(struct camus *s, struct client *c, struct sdp_local *l, struct sdp_candidate *cands) {
-  for (unsigned i = 0; i < s->n_cands; i++)
-    cands[i] = (struct sdp_candidate){s->cands[i], s->udp.port, (uint32_t)(126u << 24 | (65535u - i) << 8 | 255u)};
+  /* UDP first; then each address's passive ICE-TCP candidate on the HTTP(S) port, for networks that pass only TCP
+   * (RFC 6544's priorities: a lower type preference, and the local preference of a passive candidate). */
+  for (unsigned i = 0; i < s->n_cands; i++) {
+    cands[i] = (struct sdp_candidate){s->cands[i], s->udp.port, (uint32_t)(126u << 24 | (65535u - i) << 8 | 255u), false};
+    cands[s->n_cands + i] = (struct sdp_candidate){s->cands[i], s->http.port,
+                                                   (uint32_t)(90u << 24 | (4u << 13 | (8191u - i)) << 8 | 255u), true};
+  }
   *l = (struct sdp_local){.ufrag = c->rtc->ufrag, .pwd = c->rtc->pwd, .fingerprint = s->rtc.id.fingerprint, .cands = cands,
-                          .n_cands = (int)s->n_cands, .max_message_size = CAMUS_MAX_MESSAGE};
+                          .n_cands = 2 * (int)s->n_cands, .max_message_size = CAMUS_MAX_MESSAGE};
   random_bytes(&s->crypto, &l->session_id, sizeof l->session_id); /* tells nothing of how many came before */
 }
 
@@ -5495,7 +5603,7 @@ static enum app_err client_offer(struct camus *s, struct room *rm, const uint8_t
     e = APP_FULL;
     goto fail;
   }
-  struct sdp_candidate cands[CAMUS_MAX_CANDIDATES];
+  struct sdp_candidate cands[2 * CAMUS_MAX_CANDIDATES];
   struct sdp_local l;
   client_local(s, c, &l, cands);
   int rc = sdp_write_answer(answer, o, &l, err);
@@ -6204,7 +6312,7 @@ static void gc_offer(struct client *c, const struct msg *msg) {
   }
   bool changed = media_publish(c, o, msg, tracks, plan);
   bool short_of_sections = media_subscribe(c, o, plan);
-  struct sdp_candidate cands[CAMUS_MAX_CANDIDATES];
+  struct sdp_candidate cands[2 * CAMUS_MAX_CANDIDATES];
   struct sdp_local l;
   client_local(s, c, &l, cands);
   l.plan = plan;
@@ -6974,20 +7082,37 @@ static void wake_drain(void *ctx, short revents) {
   while (read(s->wake_fd[0], tmp, sizeof tmp) > 0) {}
 }
 
-/* A datagram from a session (the RTC host's send): onto the UDP socket's batch. */
+/* A datagram from a session (the RTC host's send): onto the UDP socket's
+ * batch, or as a frame onto its ICE-TCP connection. */
 static void server_send(void *ctx, struct rtc *r, const void *data, size_t n, const struct sockaddr_storage *to) {
+  struct camus *s = ctx;
   (void)r;
-  udp_send(ctx, data, n, to);
+  if (addr_is_tcp(to))
+    conn_frame_send(&s->http, to, data, n);
+  else
+    udp_send(&s->udp, data, n, to);
 }
 
+/* Media is written in place in the UDP batch; for a TCP path it is framed from there, and the slot used again. */
 static uint8_t *server_reserve(void *ctx, struct rtc *r) {
+  struct camus *s = ctx;
   (void)r;
-  return udp_reserve(ctx);
+  return udp_reserve(&s->udp);
 }
 
 static void server_commit(void *ctx, struct rtc *r, size_t n, const struct sockaddr_storage *to) {
+  struct camus *s = ctx;
   (void)r;
-  udp_commit(ctx, n, to);
+  if (addr_is_tcp(to))
+    conn_frame_send(&s->http, to, s->udp.out->data[s->udp.out->n], n);
+  else
+    udp_commit(&s->udp, n, to);
+}
+
+/* A frame of an ICE-TCP connection: up as a datagram from its TCP path would go. */
+static void server_frame(void *ctx, struct conn *c, uint8_t *p, size_t n) {
+  struct camus *s = ctx;
+  udp_input(&s->udp, p, n, &c->path);
 }
 
 /* The HTTPS settings: the certificate, TLS 1.2 with forward secrecy and AEAD only. */
@@ -7041,7 +7166,8 @@ struct camus *camus_new(const struct camus_config *cfg, char *err, unsigned errl
   s->loop.now = mono_ms();
   s->http = (struct http_srv){.loop = &s->loop, .log_level = s->log_level, .fd = -1, .max_conns = s->cfg.max_connections,
                               .request_timeout_sec = s->cfg.request_timeout_sec,
-                              .idle_timeout_sec = s->cfg.idle_timeout_sec, .on_request = http_request, .ctx = s};
+                              .idle_timeout_sec = s->cfg.idle_timeout_sec, .on_request = http_request,
+                              .on_frame = server_frame, .ctx = s};
   s->udp = (struct udp){.loop = &s->loop, .log_level = s->log_level, .fd = -1, .on_stun = stun_input,
                         .on_dtls = rtc_dtls_datagram, .on_media = rtc_media_datagram, .ctx = &s->rtc};
   identity_init(&s->https_id);
@@ -7061,7 +7187,7 @@ struct camus *camus_new(const struct camus_config *cfg, char *err, unsigned errl
   s->rtc.on_open = client_open;
   s->rtc.on_message = client_message;
   s->rtc.on_close = client_closed;
-  s->rtc.ctx = &s->udp;
+  s->rtc.ctx = s;
   random_bytes(&s->crypto, s->secret, sizeof s->secret);
   if (sys_pipe(s->wake_fd) != 0) {
     snprintf(err, errlen, "pipe: %s", strerror(errno));

@@ -437,8 +437,13 @@ function httpCases() {
   add('NUL in target', 'GET /a\x00b HTTP/1.1\r\n\r\n', 400);
   add('NUL in header name', 'GET / HTTP/1.1\r\nX\x00Y: z\r\n\r\n', 400);
   add('NUL in header value', 'GET / HTTP/1.1\r\nX: a\x00b\r\n\r\n', 400);
-  add('only NULs', '\x00'.repeat(100) + '\r\n\r\n', 400);
-  add('NUL then CRLF', '\x00\x01\x02\r\n\r\n', 400);
+  // A first byte of 0 or 1 makes the connection ICE over TCP (an RFC 4571 frame's length): what is
+  // not a frame of ours gets no answer at all, and the connection is closed.
+  add('only NULs (ICE-TCP: a frame of length 0)', '\x00'.repeat(100) + '\r\n\r\n', []);
+  add('NUL then CRLF (ICE-TCP: a 1-byte frame, then a length over any datagram)', '\x00\x01\x02\r\n\r\n', []);
+  add('ICE-TCP: a frame of 65,535 bytes announced', '\x01\xff' + 'x'.repeat(600), []);
+  add('SOH then garbage (ICE-TCP: a frame that is no STUN, DTLS or RTP)', Buffer.concat([Buffer.from([0, 4, 0xff, 0xee, 0xdd, 0xcc]), Buffer.from('\x00\x00')]), []);
+  add('STX then CRLF (HTTP: not a method)', '\x02\x01\x02\r\n\r\n', 400);
   add('NUL in JSON body', jsonPost('/api/rooms', '{"name":"a\x00b"}'), 400);
   add('bare LF line ends', 'GET /api/config HTTP/1.1\nConnection: close\n\n', 200);
   add('mixed CRLF and LF', 'GET /api/config HTTP/1.1\r\nConnection: close\n\r\n', 200);

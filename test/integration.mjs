@@ -156,7 +156,7 @@ test('HTTP limits answer with a clear 4xx and close', async () => {
     ['POST /api/rooms HTTP/1.1\r\n\r\n', 411],
     ['GET / HTTP/1.1\r\nBad Header\r\n\r\n', 400],
     ['GET / HTTP/3.0\r\n\r\n', 400],
-    ['\x00\x01\x02\r\n\r\n', 400],
+    ['\x02\x03\x04\r\n\r\n', 400],
   ];
   for (const [req, want] of cases) {
     const r = await raw(srv.port, req);
@@ -164,6 +164,10 @@ test('HTTP limits answer with a clear 4xx and close', async () => {
     assert.ok(r.closed, `closed after ${want}`);
     assert.match(r.data, /Connection: close/);
   }
+  // A first byte of 0 or 1 is ICE over TCP (an RFC 4571 length): frames that are not ours get no
+  // answer, and a length longer than any datagram of ours closes the connection.
+  const ice = await raw(srv.port, '\x00\x01\x02\r\n\r\n');
+  assert.ok(ice.closed && ice.data === '', `ICE-TCP garbage: closed without a word (${JSON.stringify(ice.data)})`);
 });
 
 test('keep-alive, pipelining and HTTP/1.0', async () => {

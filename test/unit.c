@@ -874,8 +874,8 @@ static void test_sdp(void) {
   } cases[] = {{"chromium-datachannel.sdp", 1, 0, SDP_DATA_NEW, 5000}, {"chromium-av-datachannel.sdp", 3, 2, SDP_DATA_NEW, 5000},
                {"firefox-datachannel.sdp", 1, 0, SDP_DATA_NEW, 5000}, {"aiortc-datachannel.sdp", 1, 0, SDP_DATA_OLD, 5000}};
   static const uint8_t fp[32] = {1, 2, 3};
-  const struct sdp_candidate cand = {"127.0.0.1", 5000, 2130706431u};
-  const struct sdp_local local = {"00000abcdefghijk", "0123456789abcdef0123456789abcdef", fp, &cand, 1, 65536, 42, NULL, NULL};
+  const struct sdp_candidate cand[2] = {{"127.0.0.1", 5000, 2130706431u, false}, {"127.0.0.1", 8080, 1518338047u, true}};
+  const struct sdp_local local = {"00000abcdefghijk", "0123456789abcdef0123456789abcdef", fp, cand, 2, 65536, 42, NULL, NULL};
   static struct sdp_offer o;
   const char *err = NULL;
   for (size_t k = 0; k < COUNT(cases); k++) {
@@ -892,6 +892,7 @@ static void test_sdp(void) {
     CHECK(sdp_write_answer(&b, &o, &local, &err) == 0);
     CHECK(strstr(b.p, "a=ice-lite\r\n") && strstr(b.p, "a=setup:active\r\n") && strstr(b.p, "a=end-of-candidates\r\n"));
     CHECK(strstr(b.p, "a=candidate:1 1 udp 2130706431 127.0.0.1 5000 typ host\r\n"));
+    CHECK(strstr(b.p, "a=candidate:2 1 tcp 1518338047 127.0.0.1 8080 typ host tcptype passive\r\n"));
     CHECK(strstr(b.p, cases[k].form == SDP_DATA_NEW ? "m=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\n"
                                                     : "m=application 9 DTLS/SCTP 5000\r\nc=") != NULL);
     CHECK(strstr(b.p, "a=fingerprint:sha-256 01:02:03:00:") != NULL);
@@ -1061,7 +1062,7 @@ static void test_sdp_media(void) {
   CHECK(d->media == SDP_OTHER && d->data == SDP_DATA_NEW && d->pt == -1 && !d->ssrc);
 
   static const uint8_t fp[32] = {1, 2, 3};
-  const struct sdp_candidate cand = {"127.0.0.1", 5000, 2130706431u};
+  const struct sdp_candidate cand = {"127.0.0.1", 5000, 2130706431u, false};
   struct sdp_plan plan[CAMUS_SDP_MAX_MEDIA];
   memset(plan, 0, sizeof plan);
   plan[0] = (struct sdp_plan){.dir = SDP_RECVONLY, .accept = true};
@@ -1282,6 +1283,21 @@ static void test_host_key(void) {
     host_key(&b, kb);
     CHECK((memcmp(ka, kb, 16) == 0) == cases[i].same);
   }
+  /* An ICE-TCP path is another path than the same address and port by UDP, for IPv4 and IPv6; a
+   * mapped IPv4 address made canonical is the IPv4 one. */
+  for (int v6 = 0; v6 < 2; v6++) {
+    struct sockaddr_storage u, t;
+    CHECK(addr_parse(v6 ? "2001:db8::ff" : "192.0.2.7", 443, &u) == 0);
+    t = u;
+    addr_set_tcp(&t);
+    CHECK(addr_is_tcp(&t) && !addr_is_tcp(&u) && !addr_same(&u, &t) && addr_same(&t, &t));
+    struct addr_key ku = addr_key(&u), kt = addr_key(&t);
+    CHECK(addr_hash(&ku) != addr_hash(&kt) && addr_port(&t) == 443);
+  }
+  struct sockaddr_storage m, v4, canon;
+  CHECK(addr_parse("::ffff:192.0.2.7", 9, &m) == 0 && addr_parse("192.0.2.7", 9, &v4) == 0);
+  const struct sockaddr_storage *c = addr_canonical(&m, &canon);
+  CHECK(c == &canon && addr_same(c, &v4) && addr_canonical(&v4, &canon) == &v4);
 }
 
 /* ------------------------------------------------------------------ MEDIA ----------------------------------------------------------------- */
