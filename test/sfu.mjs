@@ -4,9 +4,8 @@
 // member leaving; and under 5 % packet loss video keeps coming because NACKs are answered.
 // The whole file runs in a network namespace of its own (unshare -rn) whose only interface is
 // loopback, so that the loss it makes there (nftables) touches nothing else.
-import { spawn, execFileSync } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
-import { startServer, test, assert, run, launchChromium, BIN } from './lib.mjs';
+import { execFileSync } from 'node:child_process';
+import { startServer, test, assert, runInOwnNetns, launchChromium, BIN } from './lib.mjs';
 import { pageSetup, join, streams, pcCount, waitIn, receivesAll, mediaLines, errorLines } from './webclient.mjs';
 
 // Under a sanitizer or valgrind the server is slower: time limits stretch.
@@ -235,11 +234,4 @@ test('three pages under 5 % packet loss: video keeps decoding, NACKs are answere
   assert.equal(sum('failedSrtp'), 0, 'packets failed SRTP');
 }, { timeout: T(90000) });
 
-if (!process.env.CAMUS_IN_NETNS) {
-  // Again, inside a user and network namespace of its own with loopback up.
-  const child = spawn('unshare', ['-rn', 'sh', '-c', 'ip link set lo up && exec "$0" "$@"', process.execPath, fileURLToPath(import.meta.url)],
-    { stdio: 'inherit', env: { ...process.env, CAMUS_IN_NETNS: '1' } });
-  child.on('close', (code) => process.exit(code ?? 1));
-} else {
-  await run();
-}
+await runInOwnNetns(import.meta.url);
