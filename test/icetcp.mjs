@@ -10,7 +10,7 @@
 import { execFileSync } from 'node:child_process';
 import net from 'node:net';
 import { startServer, test, assert, runInOwnNetns, launchChromium, rawHttp, rawRequest, sleep, BIN } from './lib.mjs';
-import { pageSetup, join, waitIn, receivesAll, pcCount, errorLines } from './webclient.mjs';
+import { newPage, join, waitIn, receivesAll, pcCount, errorLines } from './webclient.mjs';
 import { stun, check, newPeer, stunParse, udpSocket, u32, u64, USERNAME, PRIORITY, ICE_CONTROLLING, BINDING_REQUEST,
   BINDING_SUCCESS, BINDING_ERROR, XOR_MAPPED_ADDRESS } from './stun.mjs';
 
@@ -82,16 +82,6 @@ async function answerHasTcp(srv) {
 }
 
 // ---------------------------------------------------------------- pages
-
-async function newPage(browser, shape) {
-  const context = await browser.newContext({ viewport: { width: 960, height: 640 } });
-  await context.addInitScript(pageSetup, shape);
-  const page = await context.newPage();
-  page.warnings = [];
-  page.on('console', (m) => { if (m.type() === 'warning' || m.type() === 'error') page.warnings.push(m.text()); });
-  page.on('pageerror', (e) => page.warnings.push('pageerror: ' + e.message));
-  return page;
-}
 
 // In a page: Ground Control's RTCPeerConnection (the page's first) as getStats sees it: its states,
 // the selected candidate pair (the transport's, else a nominated succeeded one) with both ends, and

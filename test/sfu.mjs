@@ -6,7 +6,7 @@
 // loopback, so that the loss it makes there (nftables) touches nothing else.
 import { execFileSync } from 'node:child_process';
 import { startServer, test, assert, runInOwnNetns, launchChromium, BIN } from './lib.mjs';
-import { pageSetup, join, streams, pcCount, waitIn, receivesAll, mediaLines, errorLines } from './webclient.mjs';
+import { newPage, join, streams, pcCount, waitIn, receivesAll, mediaLines, errorLines } from './webclient.mjs';
 
 // Under a sanitizer or valgrind the server is slower: time limits stretch.
 const SLOW = /asan|valgrind/.test(BIN) || process.env.CAMUS_SLOW ? 3 : 1;
@@ -16,16 +16,6 @@ const SLOW = /asan|valgrind/.test(BIN) || process.env.CAMUS_SLOW ? 3 : 1;
 // at 15 frames a second, so that five pages encoding and decoding fit on two cores.
 const MEMBERS = [['Ana', 320, 240], ['Bob', 240, 240], ['Cleo', 360, 180], ['Dan', 240, 320], ['Eve', 320, 180]]
   .map(([name, width, height]) => ({ name, width, height, fps: 15 }));
-
-async function newPage(browser, shape) {
-  const context = await browser.newContext({ viewport: { width: 960, height: 640 } });
-  await context.addInitScript(pageSetup, shape);
-  const page = await context.newPage();
-  page.warnings = [];
-  page.on('console', (m) => { if (m.type() === 'warning' || m.type() === 'error') page.warnings.push(m.text()); });
-  page.on('pageerror', (e) => page.warnings.push('pageerror: ' + e.message));
-  return page;
-}
 
 // ---- conditions checked inside a page (waitIn): '' when true, else what is missing
 

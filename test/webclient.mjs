@@ -63,6 +63,18 @@ export function pageSetup(shape) {
   };
 }
 
+// A Playwright page in a context of its own, told pageSetup(shape) before its scripts; its console
+// warnings and errors kept in page.warnings.
+export async function newPage(browser, shape) {
+  const context = await browser.newContext({ viewport: { width: 960, height: 640 } });
+  await context.addInitScript(pageSetup, shape);
+  const page = await context.newPage();
+  page.warnings = [];
+  page.on('console', (m) => { if (m.type() === 'warning' || m.type() === 'error') page.warnings.push(m.text()); });
+  page.on('pageerror', (e) => page.warnings.push('pageerror: ' + e.message));
+  return page;
+}
+
 // Joins through the room page (Playwright or Puppeteer page): name, the join button (enabled
 // once the camera is on), the call shown, an id from Ground Control.  Resolves the member's id.
 // beforeClick(), if given, runs just before the click.
