@@ -4999,6 +4999,7 @@ struct client {
   struct client *next_member;         /* in room->members once msg_channel is open */
   bool member;
   bool seated;                        /* counted in room->n_clients: past its first ICE check */
+  bool resuming;                      /* a new session of a member that lost its own (same id): takes its place */
   uint64_t last_msg, pinged_at;
   bool pinged, rate_warned;
   double bucket;                      /* message rate limit tokens */
@@ -5334,6 +5335,31 @@ static bool token_ok(const struct camus *s, const struct room *rm, struct str to
   return secret_eq(mac, got, sizeof mac);
 }
 
+/* A member's resume token, 32 hex characters of HMAC-SHA256(secret, "resume",
+ * room id, member id): given with the answer to each offer, so that a page
+ * whose session was lost (a network change, a laptop lid) can present it with
+ * its next offer and be the same member again. */
+static void resume_token(const struct camus *s, const struct room *rm, const char *id, char out[33]) {
+  uint8_t msg[7 + CAMUS_ROOM_NAME_MAX + 1 + 32], mac[32];
+  size_t rl = strlen(rm->id);
+  memcpy(msg, "resume", 7);
+  memcpy(msg + 7, rm->id, rl + 1);
+  memcpy(msg + 7 + rl + 1, id, 32);
+  hmac_sha256(s->secret, sizeof s->secret, msg, 7 + rl + 1 + 32, mac);
+  hex_encode(out, mac, 16);
+}
+
+/* The member of rm whose resume token tok is, or NULL. */
+static struct client *resume_member(struct camus *s, struct room *rm, struct str tok) {
+  char want[33];
+  if (tok.n != 32) return NULL;
+  for (struct client *q = rm->members; q; q = q->next_member) {
+    resume_token(s, rm, q->rtc->id, want);
+    if (secret_eq(want, tok.p, 32)) return q;
+  }
+  return NULL;
+}
+
 /* ------------------------------------------------------- the protocol's words */
 
 /* A message being handled: its text and tokens, and where its parts are. */
@@ -5443,21 +5469,53 @@ static const char *chat_error(const char *s, const struct json_tok *t, int data)
 
 /* ----------------------------------------------------------------- members */
 
+/* c is in its room's member list now: the room is active, and c's silence is watched. */
+static void member_start(struct client *c) {
+  c->member = true;
+  c->room->last_active = c->srv->loop.now;
+  timer_at_coarse(&c->srv->loop, &c->ping, c->srv->loop.now + CAMUS_PING_MS);
+}
+
 /* Its channel opened: the others hear of it (the newcomer asks itself, once
  * it knows its id), and the ping timer watches it. */
 static void room_member_add(struct client *c) {
   struct room *rm = c->room;
   if (!rm || c->member) return;
-  snprintf(c->username, sizeof c->username, "Major Tom");
+  if (!c->username[0]) snprintf(c->username, sizeof c->username, "Major Tom");
   if (rm->last_member)
     rm->last_member->next_member = c;
   else
     rm->members = c;
   rm->last_member = c;
-  c->member = true;
-  rm->last_active = c->srv->loop.now;
-  timer_at_coarse(&c->srv->loop, &c->ping, c->srv->loop.now + CAMUS_PING_MS);
+  member_start(c);
   room_info_to(rm, NULL, c);
+}
+
+/* The member of rm whose id is id, other than besides; or NULL. */
+static struct client *room_member_by_id(struct room *rm, const char *id, const struct client *besides) {
+  for (struct client *q = rm->members; q; q = q->next_member)
+    if (q != besides && !memcmp(q->rtc->id, id, 32)) return q;
+  return NULL;
+}
+
+/* c, a new session of old's (same id), takes old's place in the member
+ * list, with its name, and old's session ends: to the others nobody left
+ * or came, so they are told nothing (what old published goes, and they are
+ * asked to renegotiate, as when anyone stops sending). */
+static void room_member_replace(struct client *old, struct client *c) {
+  struct room *rm = c->room;
+  memcpy(c->username, old->username, sizeof c->username);
+  struct client **pp = &rm->members;
+  while (*pp != old) pp = &(*pp)->next_member;
+  *pp = c;
+  c->next_member = old->next_member;
+  if (rm->last_member == old) rm->last_member = c;
+  old->next_member = NULL;
+  old->member = false;
+  member_start(c);
+  room_info_to(rm, c, NULL);
+  LOG_I(c->srv, "peer %s: back in room %s with a new session", c->rtc->id, rm->id);
+  rtc_close(old->rtc, "replaced by its new session");
 }
 
 /* It left: the others get room-info, and a bye in its name unless it said one. */
@@ -5503,7 +5561,7 @@ static bool client_checked(void *ctx, struct rtc *r) {
   struct client *c = r->user;
   struct room *rm = c->room;
   if (rm && !c->seated) {
-    if (rm->n_clients >= room_capacity(rm)) {
+    if (rm->n_clients >= room_capacity(rm) && !(c->resuming && room_member_by_id(rm, r->id, c))) {
       rtc_close(r, "room is full");
       return false;
     }
@@ -5578,10 +5636,12 @@ static void client_local(struct camus *s, struct client *c, struct sdp_local *l,
 }
 
 /* POST /rtc/<id>/offer from the address who, once admitted: a client in rm
- * with a new session, and the SDP answer for it.  Returns APP_OK, or what
- * went wrong with a message for the user in *err. */
+ * with a new session, and the SDP answer for it; its id in id.  With resumes
+ * (id holding a member's id, from its resume token) the session is that
+ * member's, to take its place when its channel opens.  Returns APP_OK, or
+ * what went wrong with a message for the user in *err. */
 static enum app_err client_offer(struct camus *s, struct room *rm, const uint8_t who[16], const char *sdp, size_t n,
-                                 struct buf *answer, const char **err) {
+                                 bool resumes, char id[33], struct buf *answer, const char **err) {
   if (rtc_connecting(&s->rtc, who) >= CAMUS_HANDSHAKES_PER_HOST)
     return *err = "too many sessions connecting from your address: try again in a moment", APP_LIMITED;
   struct sdp_offer *o = malloc(sizeof *o);
@@ -5603,6 +5663,11 @@ static enum app_err client_offer(struct camus *s, struct room *rm, const uint8_t
     e = APP_FULL;
     goto fail;
   }
+  if (resumes) {
+    memcpy(c->rtc->id, id, 32);
+    c->resuming = true;
+  }
+  memcpy(id, c->rtc->id, 33);
   struct sdp_candidate cands[2 * CAMUS_MAX_CANDIDATES];
   struct sdp_local l;
   client_local(s, c, &l, cands);
@@ -5615,7 +5680,7 @@ static enum app_err client_offer(struct camus *s, struct room *rm, const uint8_t
     rtc_close(c->rtc, "no answer"); /* client_closed frees c at the end of the turn */
     return *err = "out of memory", APP_NOMEM;
   }
-  LOG_D(s, "peer %s: offer answered (room %s)", c->rtc->id, rm->id);
+  LOG_D(s, "peer %s: offer answered (room %s)%s", c->rtc->id, rm->id, resumes ? ", a new session of this member" : "");
   return APP_OK;
 fail:
   free(o);
@@ -6469,8 +6534,12 @@ static void client_open(void *ctx, struct rtc *r, struct channel *ch) {
   c->msg_channel = ch;
   ch->ends_session = true;
   c->last_msg = c->srv->loop.now;
+  struct client *old = c->resuming && c->room ? room_member_by_id(c->room, r->id, c) : NULL;
   msg_send_text(c, "greeting", "This is Ground Control to Major Tom: you have joined the room.");
-  room_member_add(c);
+  if (old)
+    room_member_replace(old, c);
+  else
+    room_member_add(c);
   if (c->room && c->room->sfu && (c->media || (c->media = media_new(c)))) media_renegotiate(c, true);
 }
 
@@ -6875,7 +6944,10 @@ static void rtc_offer(struct conn *c, const struct http_req *r, struct room *rm)
     http_error(c, r, 403, "password required");
     return;
   }
-  if (rm->n_clients >= room_capacity(rm)) {
+  int ir = json_find(r->body.p, jb.t, 0, "resume");
+  struct client *old = ir >= 0 && jb.t[ir].type == JSON_STRING
+                         ? resume_member(s, rm, (struct str){r->body.p + jb.t[ir].start, jb.t[ir].len}) : NULL;
+  if (rm->n_clients >= room_capacity(rm) && !old) { /* a member coming back takes its own seat */
     http_error(c, r, 403, "room is full");
     return;
   }
@@ -6893,7 +6965,9 @@ static void rtc_offer(struct conn *c, const struct http_req *r, struct room *rm)
   int n = json_str(r->body.p, jb.t, is, sdp, CAMUS_SDP_MAX + 1);
   struct buf answer = {0};
   const char *err = "SDP offer too large";
-  enum app_err e = n < 0 ? APP_INVALID : client_offer(s, rm, c->host, sdp, (size_t)n, &answer, &err);
+  char id[33], token[33];
+  if (old) memcpy(id, old->rtc->id, sizeof id);
+  enum app_err e = n < 0 ? APP_INVALID : client_offer(s, rm, c->host, sdp, (size_t)n, old != NULL, id, &answer, &err);
   if (e != APP_OK) {
     free(sdp);
     buf_free(&answer);
@@ -6904,7 +6978,8 @@ static void rtc_offer(struct conn *c, const struct http_req *r, struct room *rm)
   struct buf b = {0};
   buf_adds(&b, "{\"type\":\"answer\",\"sdp\":");
   json_write_str(&b, answer.p, answer.len);
-  buf_adds(&b, "}");
+  resume_token(s, rm, id, token);
+  buf_addf(&b, ",\"resume\":\"%s\"}", token);
   buf_free(&answer);
   send_json(c, r, 200, &b, "Cache-Control: no-store\r\n");
 }

@@ -280,7 +280,7 @@ export async function installClient(page) {
     if (window.CamusClient) return;
     const sleepMs = (ms) => new Promise((r) => setTimeout(r, ms));
     window.CamusClient = {
-      async connect(room, { echo = false, mms = 0, label = 'ground-control', ms = 10000 } = {}) {
+      async connect(room, { echo = false, mms = 0, label = 'ground-control', ms = 10000, resume = null } = {}) {
         const pc = new RTCPeerConnection();
         const dc = pc.createDataChannel(label);
         dc.binaryType = 'arraybuffer';
@@ -293,15 +293,22 @@ export async function installClient(page) {
           if (c.arrivals.length < 5000) c.arrivals.push(performance.now());
         };
         dc.onclose = () => { c.closed = true; };
+        const opened = new Promise((ok) => { dc.onopen = ok; }); // listening before the answer: it may open first
         await pc.setLocalDescription(await pc.createOffer());
         const t0 = performance.now();
         const res = await fetch(`/rtc/${room}/offer`, { method: 'POST', headers: { 'Content-Type': 'application/json' },
-          body: JSON.stringify({ sdp: pc.localDescription.sdp, type: 'offer' }) });
+          body: JSON.stringify({ sdp: pc.localDescription.sdp, type: 'offer', ...(resume ? { resume } : {}) }) });
         if (res.status !== 200) return { status: res.status, body: await res.text() };
         const answer = await res.json();
+        c.resume = answer.resume;
         if (mms) answer.sdp = answer.sdp.replace(/a=max-message-size:\d+/, `a=max-message-size:${mms}`);
         await pc.setRemoteDescription(answer);
-        await new Promise((ok, ko) => { dc.onopen = ok; setTimeout(() => ko(new Error('channel did not open: ' + pc.connectionState)), ms); });
+        let timer;
+        try {
+          await Promise.race([opened, new Promise((_, ko) => { timer = setTimeout(() => ko(new Error('channel did not open: ' + pc.connectionState)), ms); })]);
+        } finally {
+          clearTimeout(timer);
+        }
         c.openMs = performance.now() - t0;
         c.send = (m) => dc.send(typeof m === 'string' ? m : JSON.stringify(m));
         c.next = async (type, wait = 3000) => {

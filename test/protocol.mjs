@@ -105,4 +105,60 @@ test('messaging protocol: replies, relays, and refusals', async () => {
   }
 });
 
+// A page whose session is lost (a network change) offers again with the resume token the answer to
+// its last offer carried: its new session is the same member (same id, same name, its seat even in
+// a full room), the others are told of no leaving or joining, and the old session is closed.  A
+// token that is not a member's, or one from another room, is a fresh join.
+test('a member comes back as itself with its resume token', async () => {
+  const srv = await startServer();
+  const browser = await launchChromium();
+  try {
+    await srv.post('/api/rooms', { name: 'back', guest_limit: 2 });
+    await srv.post('/api/rooms', { name: 'other' });
+    const page = await browser.newPage();
+    await page.goto(srv.url + '/');
+    await installClient(page);
+    const r = await page.evaluate(async () => {
+      const C = window.CamusClient;
+      const out = {};
+      const a = await C.connect('back');
+      const b = await C.connect('back');
+      out.token = a.resume;
+      out.tokenB = b.resume;
+      a.send({ sender: a.id, receiver: 'ground control', type: 'profile', data: { username: 'Ana' } });
+      await b.next('room-info');
+      await b.next('room-info');
+      b.inbox.length = 0;
+      out.full = await C.connect('back');               // a third may not join: the guest limit is 2
+      const a2 = await C.connect('back', { resume: a.resume });
+      out.a2 = { id: a2.id, token: a2.resume, info: await a2.next('room-info') };
+      for (let i = 0; i < 100 && !a.closed; i++) await new Promise((ok) => setTimeout(ok, 20));
+      out.oldClosed = a.closed;
+      a2.send({ sender: a2.id, receiver: 'room', type: 'text', data: { text: 'back again' } });
+      out.chat = await b.next('text');
+      await new Promise((ok) => setTimeout(ok, 300));
+      out.bHeard = b.inbox.map((m) => m.type);
+      out.wrong = await C.connect('back', { resume: '0'.repeat(32) }); // no seat: not a member's token
+      const o = await C.connect('other', { resume: a2.resume });
+      out.otherRoom = { id: o.id, same: o.id === a2.id };
+      return { ...out, a: a.id, b: b.id };
+    });
+    assert.match(r.token, /^[0-9a-f]{32}$/);
+    assert.notEqual(r.token, r.tokenB);
+    assert.equal(r.full.status, 403, 'the room is full to anyone new');
+    assert.equal(r.a2.id, r.a, 'the same member again');
+    assert.equal(r.a2.token, r.token, 'the same token');
+    assert.deepEqual(r.a2.info.data.clients.map((c) => `${c.id}:${c.username}`), [`${r.a}:Ana`, `${r.b}:Major Tom`]);
+    assert.ok(r.oldClosed, 'the old session was closed');
+    assert.equal(r.chat.sender, r.a);
+    assert.deepEqual(r.bHeard, [], 'besides the chat, the others heard nothing: no leaving, no joining');
+    assert.equal(r.wrong.status, 403, 'a wrong token takes no seat');
+    assert.equal(r.otherRoom.same, false, 'a token is for its own room only');
+    assert.ok(srv.log.some((l) => l.includes(`peer ${r.a}: back in room back with a new session`)));
+  } finally {
+    await browser.close();
+    await srv.stop();
+  }
+});
+
 await run();
