@@ -88,6 +88,9 @@
 #ifndef CAMUS_HTTP_MAX_BODY
 #define CAMUS_HTTP_MAX_BODY 65536 /* bytes in a request body */
 #endif
+#ifndef CAMUS_ICE_TCP_MAX_OUT
+#define CAMUS_ICE_TCP_MAX_OUT (256 << 10) /* bytes queued on an ICE-TCP connection; more is dropped, as datagrams */
+#endif
 #ifndef CAMUS_HTTP_MAX_OUT
 #define CAMUS_HTTP_MAX_OUT (1 << 20) /* bytes queued for one slow reader before it is dropped */
 #endif
@@ -2999,8 +3002,9 @@ struct http_srv {
   struct conn **conns;
   unsigned n_conns, cap_conns, next_id;
   void (*on_request)(void *ctx, struct conn *c, struct http_req *r); /* answers with http_send() */
-  /* Optional: a frame of an ICE-TCP connection (RFC 6544, 4571), from c->path. */
+  /* Optional: a frame of an ICE-TCP connection (RFC 6544, 4571), from c->path; and its end. */
   void (*on_frame)(void *ctx, struct conn *c, uint8_t *p, size_t n);
+  void (*on_frames_end)(void *ctx, struct conn *c);
   void *ctx;
 };
 
@@ -3151,6 +3155,7 @@ static void conn_io(void *ctx, short revents);
 static void conn_free(struct conn *c) {
   struct http_srv *h = c->srv;
   LOG_D(h, "http#%u: closed", c->id);
+  if (c->framed && h->on_frames_end) h->on_frames_end(h->ctx, c);
   timer_stop(h->loop, &c->timer);
   loop_io_del(h->loop, c->slot);
   if (c->tls) {
@@ -3353,7 +3358,7 @@ static bool conn_frame_send(struct http_srv *h, const struct sockaddr_storage *t
   for (unsigned i = 0; i < h->n_conns; i++) {
     struct conn *c = h->conns[i];
     if (!c->framed || c->dead || !addr_same(&c->path, to)) continue;
-    if (n > 0xffff || c->out.len - c->out_off + 2 + n > CAMUS_HTTP_MAX_OUT) return false;
+    if (n > 0xffff || c->out.len - c->out_off + 2 + n > CAMUS_ICE_TCP_MAX_OUT) return false;
     uint8_t len[2];
     put_u16(len, (uint16_t)n);
     buf_add(&c->out, len, 2);
@@ -3463,6 +3468,7 @@ static int http_listen(struct http_srv *h, const struct sockaddr_storage *addr) 
 }
 
 static void http_close(struct http_srv *h) {
+  h->on_frames_end = NULL; /* the sessions go next, all of them */
   for (unsigned i = 0; i < h->n_conns; i++) conn_free(h->conns[i]);
   free(h->conns);
   h->conns = NULL;
@@ -4757,6 +4763,13 @@ static void rtc_set_state(struct rtc *p, enum rtc_state st) {
 }
 
 /* Marks the session for freeing at the end of this loop turn. */
+/* A path ended under a session (its TCP connection closed): a session that
+ * was using it ends too, rather than waiting out consent freshness. */
+static void rtc_path_gone(struct rtc_host *s, const struct sockaddr_storage *sa) {
+  struct rtc *p = amap_get(&s->amap, sa);
+  if (p && !p->dead && p->n_addrs && addr_same(&p->addrs[p->sel].sa, sa)) rtc_close(p, "its TCP connection closed");
+}
+
 static void rtc_close(struct rtc *p, const char *why) {
   if (p->dead) return;
   LOG_I(p->host, "peer %s: closed: %s", p->id, why);
@@ -7184,6 +7197,12 @@ static void server_commit(void *ctx, struct rtc *r, size_t n, const struct socka
     udp_commit(&s->udp, n, to);
 }
 
+/* An ICE-TCP connection closed: so did a session whose path it was. */
+static void server_frames_end(void *ctx, struct conn *c) {
+  struct camus *s = ctx;
+  rtc_path_gone(&s->rtc, &c->path);
+}
+
 /* A frame of an ICE-TCP connection: up as a datagram from its TCP path would go. */
 static void server_frame(void *ctx, struct conn *c, uint8_t *p, size_t n) {
   struct camus *s = ctx;
@@ -7242,7 +7261,7 @@ struct camus *camus_new(const struct camus_config *cfg, char *err, unsigned errl
   s->http = (struct http_srv){.loop = &s->loop, .log_level = s->log_level, .fd = -1, .max_conns = s->cfg.max_connections,
                               .request_timeout_sec = s->cfg.request_timeout_sec,
                               .idle_timeout_sec = s->cfg.idle_timeout_sec, .on_request = http_request,
-                              .on_frame = server_frame, .ctx = s};
+                              .on_frame = server_frame, .on_frames_end = server_frames_end, .ctx = s};
   s->udp = (struct udp){.loop = &s->loop, .log_level = s->log_level, .fd = -1, .on_stun = stun_input,
                         .on_dtls = rtc_dtls_datagram, .on_media = rtc_media_datagram, .ctx = &s->rtc};
   identity_init(&s->https_id);

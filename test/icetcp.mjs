@@ -9,7 +9,7 @@
 // loopback, so that its firewall (nftables) touches nothing else.
 import { execFileSync } from 'node:child_process';
 import net from 'node:net';
-import { startServer, test, assert, runInOwnNetns, launchChromium, rawHttp, rawRequest, sleep, BIN } from './lib.mjs';
+import { startServer, test, assert, runInOwnNetns, launchChromium, launchKillableChromium, rawHttp, rawRequest, sleep, BIN } from './lib.mjs';
 import { newPage, join, waitIn, receivesAll, pcCount, errorLines } from './webclient.mjs';
 import { stun, check, newPeer, stunParse, udpSocket, u32, u64, USERNAME, PRIORITY, ICE_CONTROLLING, BINDING_REQUEST,
   BINDING_SUCCESS, BINDING_ERROR, XOR_MAPPED_ADDRESS } from './stun.mjs';
@@ -147,7 +147,7 @@ async function roomOverTcp(srv, browser, members, label) {
   const created = await srv.post('/api/rooms', { name: `Over TCP ${label}`, media: 'sfu' });
   assert.equal(created.status, 201, 'room created: ' + created.text);
   const url = `${srv.url}/rtc/${created.json.id}`;
-  for (const m of members) m.page = await newPage(browser, m);
+  for (const m of members) m.page = await newPage(m.browser || browser, m);
   await Promise.all(members.map((m) => joinOverTcp(m, url)));
   // Times from the first join click: pages load and start their cameras in parallel first.
   const t0 = Math.min(...members.map((m) => m.clickAt));
@@ -212,19 +212,33 @@ test("only TCP to the server's one port: an SFU room of 2 pages connects over it
   const srv = await startServer();
   const other = net.createServer((s) => s.destroy());
   await new Promise((ok) => other.listen(0, '127.0.0.1', ok));
-  let browser, open = null;
+  let browser, crashy, open = null;
   try {
     await answerHasTcp(srv);
+    crashy = await launchKillableChromium(); // the test talks to it over a TCP port of its own, let through below
     assert.ok(await tcpOpens(other.address().port), 'another TCP port opens before the firewall');
-    open = firewall('camus_tcponly', [`tcp dport ${srv.port} accept`, `tcp sport ${srv.port} accept`], 'drop');
+    open = firewall('camus_tcponly', [`tcp dport ${srv.port} accept`, `tcp sport ${srv.port} accept`,
+      `tcp dport ${crashy.port} accept`, `tcp sport ${crashy.port} accept`], 'drop'); // and the test's line to a browser
     assert.ok(!(await udpAnswered(srv)), 'STUN over UDP is still answered');
     assert.ok(!(await tcpOpens(other.address().port)), 'another TCP port still opens');
     assert.equal((await srv.get('/api/config')).status, 200, 'HTTP through the firewall');
     browser = await launchChromium();
-    await roomOverTcp(srv, browser, MEMBERS.slice(0, 2).map((m) => ({ ...m })), 'only TCP to the HTTP port');
+    const members = MEMBERS.slice(0, 2).map((m) => ({ ...m }));
+    members[1].browser = crashy;
+    await roomOverTcp(srv, browser, members, 'only TCP to the HTTP port');
+    // Bob's browser dies: its TCP connection closes, and so does his session, at once rather than
+    // after 30 s without consent; Ana sees him go.
+    const bob = members[1], t0 = Date.now();
+    crashy.kill();
+    await srv.until(() => srv.log.some((l) => l.includes(`peer ${bob.id}: closed: its TCP connection closed`)), T(5000),
+      'the session of a killed browser closed with its TCP connection');
+    const left = await waitIn(members[0].page, async (id) => (window.camus.members().some((m) => m.id === id) ? 'Bob still listed' : ''),
+      bob.id, T(5000), 'Bob gone from the list at Ana\'s');
+    say(`a killed browser's session closed with its TCP connection; gone from the others' list ${Math.round(left - t0)} ms after the kill`);
   } finally {
     if (open) open();
     other.close();
+    if (crashy) await crashy.close();
     if (browser) await browser.close();
     await srv.stop();
   }

@@ -188,6 +188,7 @@ export async function launchKillableChromium() {
   const server = await chromium.launchServer({ executablePath: '/usr/bin/chromium', args: chromiumArgs });
   const browser = await chromium.connect(server.wsEndpoint());
   browser.kill = () => server.process().kill('SIGKILL');
+  browser.port = Number(new URL(server.wsEndpoint()).port); // where the test talks to it
   const close = browser.close.bind(browser);
   browser.close = async () => { await close().catch(() => {}); await server.close().catch(() => {}); };
   return browser;
