@@ -59,10 +59,12 @@
 #include <unistd.h>
 
 #include <mbedtls/aes.h>
+#include <mbedtls/base64.h>
 #include <mbedtls/ctr_drbg.h>
 #include <mbedtls/entropy.h>
 #include <mbedtls/error.h>
 #include <mbedtls/md.h>
+#include <mbedtls/md5.h>
 #include <mbedtls/net_sockets.h>
 #include <mbedtls/oid.h>
 #include <mbedtls/pk.h>
@@ -283,6 +285,32 @@
 #endif
 #ifndef CAMUS_TIMERS_PER_TURN
 #define CAMUS_TIMERS_PER_TURN 100000 /* timers fired in one loop turn at most */
+#endif
+
+#ifndef CAMUS_TURN_ALLOCATIONS
+#define CAMUS_TURN_ALLOCATIONS 128 /* TURN allocations at once */
+#endif
+#ifndef CAMUS_TURN_PER_HOST
+#define CAMUS_TURN_PER_HOST 8 /* of them from one address */
+#endif
+#ifndef CAMUS_TURN_PERMISSIONS
+#define CAMUS_TURN_PERMISSIONS 8 /* peers an allocation may talk to at once */
+#endif
+#ifndef CAMUS_TURN_CHANNELS
+#define CAMUS_TURN_CHANNELS 8 /* channels bound on an allocation */
+#endif
+#ifndef CAMUS_TURN_KBPS
+#define CAMUS_TURN_KBPS 10000 /* kbit/s one allocation relays, both ways together; more is dropped */
+#endif
+#ifndef CAMUS_TURN_LIFETIME
+#define CAMUS_TURN_LIFETIME 3600 /* s an allocation may ask to live between refreshes */
+#endif
+#ifndef CAMUS_TURN_TTL
+#define CAMUS_TURN_TTL 43200 /* s the TURN credentials a member gets are good for */
+#endif
+#ifndef CAMUS_TURN_PORT_MIN
+#define CAMUS_TURN_PORT_MIN 49152 /* default --turn-ports */
+#define CAMUS_TURN_PORT_MAX 49407
 #endif
 
 /* Defaults of struct camus_config (camus_config_init) and the bounds camus_new() holds them to. */
@@ -1679,12 +1707,24 @@ static int sdp_write_answer(struct buf *b, const struct sdp_offer *o, const stru
 #define STUN_HDR 20
 enum { STUN_BINDING_REQUEST = 0x0001, STUN_BINDING_INDICATION = 0x0011, STUN_BINDING_SUCCESS = 0x0101,
        STUN_BINDING_ERROR = 0x0111 };
+/* TURN's methods (RFC 8656); a message type is a method with class bits: request 0, indication 0x010,
+ * success 0x100, error 0x110. */
+enum { STUN_BINDING = 0x001, TURN_ALLOCATE = 0x003, TURN_REFRESH = 0x004, TURN_SEND = 0x006, TURN_DATA = 0x007,
+       TURN_CREATE_PERMISSION = 0x008, TURN_CHANNEL_BIND = 0x009 };
+#define STUN_METHOD(t) ((t) & 0x3eef)
+#define STUN_CLASS(t) ((t) & 0x0110)
+enum { STUN_REQUEST = 0x000, STUN_INDICATION = 0x010, STUN_SUCCESS = 0x100, STUN_ERROR = 0x110 };
 enum {
   STUN_A_MAPPED_ADDRESS = 0x0001, STUN_A_USERNAME = 0x0006, STUN_A_MESSAGE_INTEGRITY = 0x0008,
   STUN_A_ERROR_CODE = 0x0009, STUN_A_UNKNOWN_ATTRIBUTES = 0x000A, STUN_A_XOR_MAPPED_ADDRESS = 0x0020,
   STUN_A_PRIORITY = 0x0024, STUN_A_USE_CANDIDATE = 0x0025, STUN_A_SOFTWARE = 0x8022, STUN_A_FINGERPRINT = 0x8028,
-  STUN_A_ICE_CONTROLLED = 0x8029, STUN_A_ICE_CONTROLLING = 0x802A
+  STUN_A_ICE_CONTROLLED = 0x8029, STUN_A_ICE_CONTROLLING = 0x802A,
+  TURN_A_CHANNEL_NUMBER = 0x000C, TURN_A_LIFETIME = 0x000D, TURN_A_XOR_PEER_ADDRESS = 0x0012, TURN_A_DATA = 0x0013,
+  STUN_A_REALM = 0x0014, STUN_A_NONCE = 0x0015, TURN_A_XOR_RELAYED_ADDRESS = 0x0016,
+  TURN_A_REQUESTED_ADDRESS_FAMILY = 0x0017, TURN_A_EVEN_PORT = 0x0018, TURN_A_REQUESTED_TRANSPORT = 0x0019,
+  TURN_A_DONT_FRAGMENT = 0x001A, TURN_A_RESERVATION_TOKEN = 0x0022
 };
+#define TURN_PEERS_MAX 4 /* XOR-PEER-ADDRESS attributes read from one CreatePermission */
 #define STUN_FINGERPRINT_XOR 0x5354554eu
 
 /* A parsed message; pointers are into the datagram, valid while it is. */
@@ -1705,6 +1745,18 @@ struct stun_msg {
   struct sockaddr_storage mapped;    /* XOR-MAPPED-ADDRESS (or MAPPED-ADDRESS) */
   uint16_t unknown[4];               /* comprehension-required attributes we do not know */
   int n_unknown;
+  /* TURN's (RFC 8656) */
+  const uint8_t *realm, *nonce, *data;
+  uint16_t realm_len, nonce_len, data_len;
+  bool has_lifetime, has_channel, has_data;
+  uint32_t lifetime;
+  uint16_t channel;
+  int transport;                     /* REQUESTED-TRANSPORT's protocol number; -1 when absent */
+  int family;                        /* REQUESTED-ADDRESS-FAMILY: 1 IPv4, 2 IPv6; 0 when absent */
+  bool reserves;                     /* EVEN-PORT or RESERVATION-TOKEN: port reservations, which we do not make */
+  struct sockaddr_storage peers[TURN_PEERS_MAX]; /* XOR-PEER-ADDRESS */
+  int n_peers;
+  bool too_many_peers, bad_peer;
 };
 
 /* CRC-32 as in IEEE 802.3 (the polynomial of zlib), a nibble at a time. */
@@ -1758,6 +1810,7 @@ static bool stun_read_address(const uint8_t *v, size_t len, bool xor, const uint
  * ignored as RFC 8489 says. */
 static int stun_parse(const uint8_t *p, size_t n, struct stun_msg *m) {
   memset(m, 0, sizeof *m);
+  m->transport = -1;
   if (!stun_is(p, n)) return -1;
   m->type = get_u16(p);
   m->len = get_u16(p + 2);
@@ -1807,6 +1860,46 @@ static int stun_parse(const uint8_t *p, size_t n, struct stun_msg *m) {
       case STUN_A_MAPPED_ADDRESS:
         if (!m->has_mapped || type == STUN_A_XOR_MAPPED_ADDRESS)
           m->has_mapped = stun_read_address(v, len, type == STUN_A_XOR_MAPPED_ADDRESS, p, &m->mapped);
+        break;
+      case STUN_A_REALM:
+      case STUN_A_NONCE:
+        if (len > 763) return -1; /* RFC 8489: fewer than 128 characters, 763 bytes */
+        *(type == STUN_A_REALM ? &m->realm : &m->nonce) = v;
+        *(type == STUN_A_REALM ? &m->realm_len : &m->nonce_len) = len;
+        break;
+      case TURN_A_LIFETIME:
+        if (len != 4) return -1;
+        m->has_lifetime = true;
+        m->lifetime = get_u32(v);
+        break;
+      case TURN_A_CHANNEL_NUMBER:
+        if (len != 4) return -1;
+        m->has_channel = true;
+        m->channel = get_u16(v);
+        break;
+      case TURN_A_DATA:
+        m->has_data = true;
+        m->data = v;
+        m->data_len = len;
+        break;
+      case TURN_A_REQUESTED_TRANSPORT:
+        if (len != 4) return -1;
+        m->transport = v[0];
+        break;
+      case TURN_A_REQUESTED_ADDRESS_FAMILY:
+        if (len != 4) return -1;
+        m->family = v[0];
+        break;
+      case TURN_A_EVEN_PORT:
+      case TURN_A_RESERVATION_TOKEN: m->reserves = true; break;
+      case TURN_A_DONT_FRAGMENT: break; /* we never fragment, and never set DF: nothing to do */
+      case TURN_A_XOR_PEER_ADDRESS:
+        if (m->n_peers == TURN_PEERS_MAX)
+          m->too_many_peers = true;
+        else if (stun_read_address(v, len, true, p, &m->peers[m->n_peers]))
+          m->n_peers++;
+        else
+          m->bad_peer = true;
         break;
       default:
         if (type < 0x8000 && m->n_unknown < 4) m->unknown[m->n_unknown++] = type;
@@ -1881,7 +1974,8 @@ static void stun_attr_u32(struct stun_writer *w, uint16_t type, uint32_t v) {
   stun_attr(w, type, b, 4);
 }
 
-static void stun_xor_address(struct stun_writer *w, const struct sockaddr *sa) {
+/* An XOR-MAPPED-ADDRESS, or another attribute of that form (type): XOR-PEER-ADDRESS, XOR-RELAYED-ADDRESS. */
+static void stun_xor_address(struct stun_writer *w, uint16_t type, const struct sockaddr *sa) {
   uint8_t v[20] = {0};
   if (w->err) return;
   if (sa->sa_family == AF_INET) {
@@ -1890,13 +1984,13 @@ static void stun_xor_address(struct stun_writer *w, const struct sockaddr *sa) {
     v[1] = 1;
     put_u16(v + 2, ntohs(a->sin_port) ^ (uint16_t)(STUN_MAGIC >> 16));
     for (int i = 0; i < 4; i++) v[4 + i] = ip[i] ^ w->p[4 + i];
-    stun_attr(w, STUN_A_XOR_MAPPED_ADDRESS, v, 8);
+    stun_attr(w, type, v, 8);
   } else {
     const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)(const void *)sa;
     v[1] = 2;
     put_u16(v + 2, ntohs(a->sin6_port) ^ (uint16_t)(STUN_MAGIC >> 16));
     for (int i = 0; i < 16; i++) v[4 + i] = a->sin6_addr.s6_addr[i] ^ w->p[4 + i];
-    stun_attr(w, STUN_A_XOR_MAPPED_ADDRESS, v, 20);
+    stun_attr(w, type, v, 20);
   }
 }
 
@@ -3488,8 +3582,8 @@ struct udp_out {
 };
 
 /* The UDP socket every WebRTC session shares.  Datagrams are sorted by their
- * first byte (RFC 7983): 0-3 STUN, 20-63 DTLS, 128-191 RTP and RTCP; 64-79
- * (TURN channels) are none of ours yet. */
+ * first byte (RFC 7983): 0-3 STUN (Binding for ICE, the rest for TURN),
+ * 20-63 DTLS, 64-79 TURN channels, 128-191 RTP and RTCP. */
 struct udp {
   struct loop *loop;
   int log_level;
@@ -3499,6 +3593,9 @@ struct udp {
   void (*on_dtls)(void *ctx, const uint8_t *p, size_t n, const struct sockaddr_storage *from);
   void (*on_media)(void *ctx, uint8_t *p, size_t n, const struct sockaddr_storage *from); /* may change p[0..n) */
   void *ctx;
+  /* Optional: STUN of another method than Binding, and ChannelData (the TURN relay's). */
+  void (*on_turn)(void *turn, uint8_t *p, size_t n, const struct sockaddr_storage *from);
+  void *turn;
 };
 
 /* Hands the queued datagrams to the kernel: one system call for many. */
@@ -3585,7 +3682,13 @@ static void udp_input(struct udp *u, uint8_t *data, size_t n, const struct socka
   if (n == 0) return;
   uint8_t b = data[0];
   if (b <= 3) {
-    if (stun_is(data, n)) u->on_stun(u->ctx, data, n, from);
+    if (!stun_is(data, n)) return;
+    if (STUN_METHOD(get_u16(data)) != STUN_BINDING && u->on_turn)
+      u->on_turn(u->turn, data, n, from);
+    else
+      u->on_stun(u->ctx, data, n, from);
+  } else if (b >= 64 && b <= 79) {
+    if (u->on_turn) u->on_turn(u->turn, data, n, from);
   } else if (b >= 20 && b <= 63) {
     u->on_dtls(u->ctx, data, n, from);
   } else if (b >= 128 && b <= 191 && u->on_media) {
@@ -3647,6 +3750,494 @@ static void udp_close(struct udp *u) {
   u->out = NULL;
   if (u->fd >= 0) close(u->fd);
   u->fd = -1;
+}
+
+/* ----------------------------------------------------------- the TURN relay */
+
+/* A TURN server (RFC 8656) on the UDP port, for browsers that cannot reach
+ * each other: Allocate, Refresh, CreatePermission and ChannelBind requests,
+ * Send and Data indications, and ChannelData (first byte 64-79, RFC 7983).
+ * Requests carry long-term credentials (a REALM, a NONCE we sign with the
+ * time it runs out, and MESSAGE-INTEGRITY keyed with MD5(user:realm:pass))
+ * in the ephemeral form of the "TURN REST API": user "<expiry>:<id>",
+ * password base64(HMAC-SHA1(secret, user)), so that nothing is stored per
+ * user and a leaked password is worth nothing past its expiry.  Each
+ * allocation is a UDP socket on a port of --turn-ports; data goes only to
+ * and from peers the client gave a permission for, and never to loopback,
+ * link-local, private or the server's own addresses (except its relay
+ * ports: two clients of ours relaying to each other) unless the operator
+ * allowed their ranges (--turn-allow). */
+#define TURN_REALM "camus"
+#define TURN_PERMISSION_MS 300000 /* RFC 8656: a permission lasts 5 minutes */
+#define TURN_CHANNEL_MS 600000    /* and a channel binding 10 */
+#define TURN_NONCE_SEC 600        /* how long a nonce of ours is good for */
+
+struct turn_cidr {
+  uint8_t ip[16]; /* IPv4 in the first 4 bytes */
+  int family, bits;
+};
+
+struct turn_alloc {
+  struct turn *t;
+  struct sockaddr_storage client;  /* the far end of its 5-tuple */
+  struct sockaddr_storage relayed; /* the address peers send to */
+  uint8_t host[16];                /* host_key(client), for the quota per address */
+  int fd, slot;
+  uint64_t until;                  /* ms: expiry, refreshed by Refresh */
+  uint8_t key[16];                 /* MD5(user:realm:password): signs our answers */
+  uint8_t txid[12];                /* of the Allocate that made it: a retransmission gets the same answer */
+  char user[64];
+  struct turn_perm {
+    struct sockaddr_storage peer; /* the port does not matter */
+    uint64_t until;
+  } perms[CAMUS_TURN_PERMISSIONS];
+  struct turn_channel {
+    uint16_t number; /* 0: free */
+    struct sockaddr_storage peer;
+    uint64_t until;
+  } channels[CAMUS_TURN_CHANNELS];
+  uint64_t window;                 /* s: the second `spent` counts */
+  uint32_t spent;                  /* bytes relayed in that second, both ways */
+  uint64_t bytes_in, bytes_out, dropped;
+};
+
+struct turn {
+  struct loop *loop;
+  int log_level;
+  struct udp *udp;                 /* answers and relayed data to clients go out on it */
+  struct crypto *crypto;
+  uint8_t secret[64];              /* of the REST credentials */
+  size_t secret_len;
+  uint8_t nonce_key[32];
+  int port_min, port_max, next_port;
+  struct turn_cidr allow[CAMUS_MAX_TURN_ALLOW];
+  int n_allow;
+  const struct sockaddr_storage *own; /* the server's own addresses */
+  int n_own;
+  struct turn_alloc *allocs[CAMUS_TURN_ALLOCATIONS];
+  unsigned n;
+  struct timer sweep;
+};
+
+/* Whether ip[0..len) (4 or 16 bytes) is in c. */
+static bool turn_cidr_has(const struct turn_cidr *c, int family, const uint8_t *ip) {
+  if (c->family != family) return false;
+  int full = c->bits / 8, rest = c->bits % 8;
+  if (memcmp(c->ip, ip, (size_t)full) != 0) return false;
+  return !rest || ((c->ip[full] ^ ip[full]) & (0xff << (8 - rest))) == 0;
+}
+
+/* Parses "ADDR/BITS" (or a bare address: all its bits).  Returns 0 or -1. */
+static int turn_cidr_parse(const char *text, struct turn_cidr *c) {
+  char host[INET6_ADDRSTRLEN];
+  const char *slash = strchr(text, '/');
+  size_t hl = slash ? (size_t)(slash - text) : strlen(text);
+  if (hl == 0 || hl >= sizeof host) return -1;
+  memcpy(host, text, hl);
+  host[hl] = 0;
+  memset(c, 0, sizeof *c);
+  if (inet_pton(AF_INET, host, c->ip) == 1)
+    c->family = AF_INET, c->bits = 32;
+  else if (inet_pton(AF_INET6, host, c->ip) == 1)
+    c->family = AF_INET6, c->bits = 128;
+  else
+    return -1;
+  if (slash) {
+    char *end;
+    long b = strtol(slash + 1, &end, 10);
+    if (!slash[1] || *end || b < 0 || b > c->bits) return -1;
+    c->bits = (int)b;
+  }
+  return 0;
+}
+
+/* An address's family and bytes, an IPv4-mapped IPv6 address as IPv4. */
+static int turn_ip(const struct sockaddr_storage *sa, uint8_t ip[16]) {
+  struct sockaddr_storage canon;
+  sa = addr_canonical(sa, &canon);
+  memset(ip, 0, 16);
+  if (sa->ss_family == AF_INET) {
+    memcpy(ip, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, 4);
+    return AF_INET;
+  }
+  memcpy(ip, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, 16);
+  return AF_INET6;
+}
+
+/* Whether data may be relayed to and from peer: what the operator allowed
+ * (--turn-allow); else never the unspecified address, multicast,
+ * broadcast, loopback, link-local, private and shared (carrier NAT) ranges,
+ * nor the server's own addresses but at its relay ports. */
+static bool turn_peer_ok(const struct turn *t, const struct sockaddr_storage *peer) {
+  static const struct turn_cidr closed[] = {
+      {{0}, AF_INET, 8},           {{127}, AF_INET, 8},          {{10}, AF_INET, 8},
+      {{172, 16}, AF_INET, 12},    {{192, 168}, AF_INET, 16},    {{169, 254}, AF_INET, 16},
+      {{100, 64}, AF_INET, 10},    {{224}, AF_INET, 3},          {{0}, AF_INET6, 128},
+      {{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1}, AF_INET6, 128}, {{0xfc}, AF_INET6, 7},
+      {{0xfe, 0x80}, AF_INET6, 10}, {{0xff}, AF_INET6, 8}};
+  uint8_t ip[16];
+  int family = turn_ip(peer, ip);
+  int port = addr_port(peer);
+  if (port == 0) return false;
+  for (int i = 0; i < t->n_allow; i++)
+    if (turn_cidr_has(&t->allow[i], family, ip)) return true;
+  for (size_t i = 0; i < COUNT(closed); i++)
+    if (turn_cidr_has(&closed[i], family, ip)) return false;
+  for (int i = 0; i < t->n_own; i++) {
+    uint8_t own[16];
+    if (turn_ip(&t->own[i], own) == family && !memcmp(own, ip, 16)) return port >= t->port_min && port <= t->port_max;
+  }
+  return !(family == AF_INET && ip[0] == 255 && ip[1] == 255 && ip[2] == 255 && ip[3] == 255);
+}
+
+static struct turn_alloc *turn_find(const struct turn *t, const struct sockaddr_storage *client) {
+  for (unsigned i = 0; i < t->n; i++)
+    if (addr_same(&t->allocs[i]->client, client)) return t->allocs[i];
+  return NULL;
+}
+
+static void turn_free(struct turn_alloc *a, const char *why) {
+  struct turn *t = a->t;
+  char ip[INET6_ADDRSTRLEN + 2];
+  addr_ip(&a->client, ip, sizeof ip, true);
+  LOG_I(t, "turn: %s:%d (%s) released relay port %d: %s; %llu bytes relayed out, %llu in, %llu dropped", ip,
+        addr_port(&a->client), a->user, addr_port(&a->relayed), why, (unsigned long long)a->bytes_out,
+        (unsigned long long)a->bytes_in, (unsigned long long)a->dropped);
+  loop_io_del(t->loop, a->slot);
+  close(a->fd);
+  for (unsigned i = 0; i < t->n; i++)
+    if (t->allocs[i] == a) t->allocs[i] = t->allocs[--t->n];
+  free(a);
+}
+
+/* Whether n more bytes fit this second's budget of the allocation. */
+static bool turn_budget(struct turn_alloc *a, size_t n) {
+  uint64_t sec = a->t->loop->now / 1000;
+  if (sec != a->window) a->window = sec, a->spent = 0;
+  if (a->spent + n > (uint64_t)CAMUS_TURN_KBPS * 125) {
+    a->dropped++;
+    return false;
+  }
+  a->spent += (uint32_t)n;
+  return true;
+}
+
+static struct turn_perm *turn_permission(struct turn_alloc *a, const struct sockaddr_storage *peer) {
+  uint8_t ip[16], q[16];
+  int family = turn_ip(peer, ip);
+  for (int i = 0; i < CAMUS_TURN_PERMISSIONS; i++)
+    if (a->perms[i].until > a->t->loop->now && turn_ip(&a->perms[i].peer, q) == family && !memcmp(q, ip, 16))
+      return &a->perms[i];
+  return NULL;
+}
+
+/* Installs or refreshes the permission for peer's address; false if all are taken. */
+static bool turn_permit(struct turn_alloc *a, const struct sockaddr_storage *peer) {
+  struct turn_perm *p = turn_permission(a, peer);
+  for (int i = 0; !p && i < CAMUS_TURN_PERMISSIONS; i++)
+    if (a->perms[i].until <= a->t->loop->now) p = &a->perms[i];
+  if (!p) return false;
+  p->peer = *peer;
+  p->until = a->t->loop->now + TURN_PERMISSION_MS;
+  return true;
+}
+
+static struct turn_channel *turn_channel(struct turn_alloc *a, uint16_t number, const struct sockaddr_storage *peer) {
+  for (int i = 0; i < CAMUS_TURN_CHANNELS; i++) {
+    struct turn_channel *c = &a->channels[i];
+    if (c->number && c->until > a->t->loop->now && (number ? c->number == number : addr_same(&c->peer, peer))) return c;
+  }
+  return NULL;
+}
+
+/* A nonce: when it runs out (seconds, hex) and a MAC of that with the
+ * client's address, so that it needs no state and is good for one client. */
+static void turn_nonce(const struct turn *t, const struct sockaddr_storage *client, uint64_t until, char out[33]) {
+  uint8_t msg[8 + 20], mac[32];
+  struct addr_key k = addr_key(client);
+  for (int i = 0; i < 8; i++) msg[i] = (uint8_t)(until >> (56 - 8 * i));
+  memcpy(msg + 8, k.b, 20);
+  hmac_sha256(t->nonce_key, sizeof t->nonce_key, msg, sizeof msg, mac);
+  snprintf(out, 33, "%016llx", (unsigned long long)until);
+  hex_encode(out + 16, mac, 8);
+}
+
+static bool turn_nonce_ok(const struct turn *t, const struct sockaddr_storage *client, const uint8_t *n, size_t len) {
+  char want[33];
+  uint64_t until = 0;
+  if (len != 32) return false;
+  for (int i = 0; i < 16; i++) {
+    int h = hex_value(n[i]);
+    if (h < 0) return false;
+    until = until << 4 | (uint64_t)h;
+  }
+  if (until < (uint64_t)time(NULL)) return false;
+  turn_nonce(t, client, until, want);
+  return secret_eq(want, n, 32);
+}
+
+/* The password of a REST-API user name: base64(HMAC-SHA1(secret, user)). */
+static void turn_password(const struct turn *t, const char *user, size_t n, char out[32]) {
+  uint8_t mac[20];
+  size_t olen = 0;
+  if (mbedtls_md_hmac(mbedtls_md_info_from_type(MBEDTLS_MD_SHA1), t->secret, t->secret_len, (const uint8_t *)user, n,
+                      mac) != 0 ||
+      mbedtls_base64_encode((uint8_t *)out, 32, &olen, mac, sizeof mac) != 0)
+    olen = 0;
+  out[olen] = 0;
+}
+
+/* Credentials for a member (id) of a room: good for CAMUS_TURN_TTL seconds. */
+static void turn_credentials(const struct turn *t, const char *id, char user[64], char pass[32]) {
+  int n = snprintf(user, 64, "%llu:%s", (unsigned long long)time(NULL) + CAMUS_TURN_TTL, id);
+  turn_password(t, user, (size_t)n, pass);
+}
+
+/* The long-term key of a request's USERNAME, if its expiry is still to come
+ * and its MESSAGE-INTEGRITY checks with it.  Returns false otherwise. */
+static bool turn_key(const struct turn *t, const uint8_t *p, size_t n, const struct stun_msg *m, uint8_t key[16]) {
+  char user[64], pass[32], text[64 + 1 + sizeof TURN_REALM + 32];
+  unsigned long long until = 0;
+  size_t i = 0;
+  if (!m->username || m->username_len >= sizeof user) return false;
+  memcpy(user, m->username, m->username_len);
+  user[m->username_len] = 0;
+  while (i < 12 && isdigit((unsigned char)user[i])) until = until * 10 + (unsigned)(user[i++] - '0');
+  if (i == 0 || user[i] != ':' || until < (unsigned long long)time(NULL)) return false;
+  turn_password(t, user, m->username_len, pass);
+  int tl = snprintf(text, sizeof text, "%s:" TURN_REALM ":%s", user, pass);
+  if (tl < 0 || (size_t)tl >= sizeof text || mbedtls_md5_ret((const uint8_t *)text, (size_t)tl, key) != 0) return false;
+  return stun_integrity_ok(p, n, m, key, 16);
+}
+
+/* An answer to the request m from `to`: success or error (code), signed with key when given. */
+static void turn_reply(struct turn *t, const struct sockaddr_storage *to, struct stun_writer *w, const uint8_t *key) {
+  if (key) stun_integrity(w, key, 16);
+  stun_fingerprint(w);
+  if (!w->err) udp_send(t->udp, w->p, w->len, to);
+}
+
+static void turn_refuse(struct turn *t, const struct stun_msg *m, const struct sockaddr_storage *to, int code,
+                        const char *reason, const uint8_t *key) {
+  uint8_t out[256];
+  struct stun_writer w = {out, sizeof out, 0, false};
+  stun_begin(&w, (uint16_t)(STUN_METHOD(m->type) | STUN_ERROR), m->txid);
+  stun_error(&w, code, reason);
+  if (code == 401 || code == 438) { /* a realm and a fresh nonce to try (again) with */
+    char nonce[33];
+    turn_nonce(t, to, (uint64_t)time(NULL) + TURN_NONCE_SEC, nonce);
+    stun_attr(&w, STUN_A_REALM, TURN_REALM, sizeof TURN_REALM - 1);
+    stun_attr(&w, STUN_A_NONCE, nonce, 32);
+  }
+  /* Unsigned, it goes to an address that has shown nothing: no larger than amplification allows. */
+  if (!key && w.len + 8 > (size_t)CAMUS_AMPLIFICATION * (STUN_HDR + m->len)) return;
+  turn_reply(t, to, &w, key);
+}
+
+static void turn_relay_readable(void *ctx, short revents);
+
+/* Allocate: a relay port for the client, if its quotas allow.  Returns 0
+ * (answered), or the error code to answer with and *why. */
+static int turn_allocate(struct turn *t, const struct stun_msg *m, const struct sockaddr_storage *from,
+                         const uint8_t key[16], const char **why) {
+  uint8_t out[256], host[16];
+  struct stun_writer w = {out, sizeof out, 0, false};
+  struct turn_alloc *a = turn_find(t, from);
+  if (a && memcmp(a->txid, m->txid, 12) != 0) return *why = "Allocation Mismatch", 437;
+  if (!a) {
+    if (m->transport < 0) return *why = "Bad Request: no REQUESTED-TRANSPORT", 400;
+    if (m->transport != 17) return *why = "Unsupported Transport Protocol", 442;
+    if (m->reserves) return *why = "Insufficient Capacity: no port reservations", 508;
+    if (m->family == 2) return *why = "Address Family not Supported", 440;
+    host_key(from, host);
+    unsigned mine = 0;
+    for (unsigned i = 0; i < t->n; i++) mine += !memcmp(t->allocs[i]->host, host, 16);
+    if (t->n == CAMUS_TURN_ALLOCATIONS || mine >= CAMUS_TURN_PER_HOST)
+      return *why = "Allocation Quota Reached", 486;
+    if (!(a = calloc(1, sizeof *a))) return *why = "Insufficient Capacity", 508;
+    a->t = t;
+    a->fd = -1;
+    int span = t->port_max - t->port_min + 1;
+    for (int k = 0; k < span && a->fd < 0; k++) {
+      int port = t->port_min + (t->next_port + k) % span;
+      struct sockaddr_storage bind_to;
+      addr_parse("0.0.0.0", port, &bind_to);
+      if ((a->fd = socket_bind(&bind_to, SOCK_DGRAM)) >= 0) t->next_port = (t->next_port + k + 1) % span;
+    }
+    if (a->fd < 0 || (a->slot = loop_io_add(t->loop, a->fd, POLLIN, turn_relay_readable, a)) < 0) {
+      if (a->fd >= 0) close(a->fd);
+      free(a);
+      return *why = "Insufficient Capacity: no relay port free", 508;
+    }
+    a->client = *from;
+    memcpy(a->host, host, 16);
+    memcpy(a->key, key, 16);
+    memcpy(a->txid, m->txid, 12);
+    snprintf(a->user, sizeof a->user, "%.*s", (int)m->username_len, (const char *)m->username);
+    /* The address peers reach it at: the server's first own IPv4 address (the relay listens on all). */
+    for (int i = 0; i < t->n_own && !a->relayed.ss_family; i++)
+      if (t->own[i].ss_family == AF_INET) a->relayed = t->own[i];
+    if (a->relayed.ss_family != AF_INET) addr_parse("127.0.0.1", 0, &a->relayed);
+    ((struct sockaddr_in *)(void *)&a->relayed)->sin_port = htons((uint16_t)socket_port(a->fd));
+    t->allocs[t->n++] = a;
+    char ip[INET6_ADDRSTRLEN + 2], rip[INET6_ADDRSTRLEN + 2];
+    addr_ip(from, ip, sizeof ip, true);
+    addr_ip(&a->relayed, rip, sizeof rip, true);
+    LOG_I(t, "turn: %s:%d (%s) allocated relay %s:%d", ip, addr_port(from), a->user, rip, addr_port(&a->relayed));
+  }
+  uint32_t life = m->has_lifetime ? MIN(MAX(m->lifetime, 60u), (uint32_t)CAMUS_TURN_LIFETIME) : 600u;
+  a->until = t->loop->now + (uint64_t)life * 1000;
+  stun_begin(&w, TURN_ALLOCATE | STUN_SUCCESS, m->txid);
+  stun_xor_address(&w, TURN_A_XOR_RELAYED_ADDRESS, (const struct sockaddr *)&a->relayed);
+  stun_xor_address(&w, STUN_A_XOR_MAPPED_ADDRESS, (const struct sockaddr *)from);
+  stun_attr_u32(&w, TURN_A_LIFETIME, life);
+  turn_reply(t, from, &w, key);
+  return 0;
+}
+
+/* Refresh, CreatePermission, ChannelBind: on the client's allocation.  Returns as turn_allocate(). */
+static int turn_request(struct turn *t, struct turn_alloc *a, const struct stun_msg *m,
+                        const struct sockaddr_storage *from, const uint8_t key[16], const char **why) {
+  uint8_t out[128];
+  struct stun_writer w = {out, sizeof out, 0, false};
+  uint16_t method = STUN_METHOD(m->type);
+  if (method == TURN_REFRESH) {
+    uint32_t life = m->has_lifetime ? MIN(m->lifetime, (uint32_t)CAMUS_TURN_LIFETIME) : 600u;
+    stun_begin(&w, TURN_REFRESH | STUN_SUCCESS, m->txid);
+    stun_attr_u32(&w, TURN_A_LIFETIME, life);
+    turn_reply(t, from, &w, key);
+    if (life == 0)
+      turn_free(a, "released by its client");
+    else
+      a->until = t->loop->now + (uint64_t)life * 1000;
+    return 0;
+  }
+  if (m->n_peers == 0 || m->bad_peer || m->too_many_peers) return *why = "Bad Request", 400;
+  for (int i = 0; i < m->n_peers; i++)
+    if (!turn_peer_ok(t, &m->peers[i])) return *why = "Forbidden: not a peer we relay to", 403;
+  if (method == TURN_CHANNEL_BIND) {
+    const struct sockaddr_storage *peer = &m->peers[0];
+    struct turn_channel *c = turn_channel(a, m->channel, NULL), *d = turn_channel(a, 0, peer);
+    if (!m->has_channel || m->channel < 0x4000 || m->channel > 0x4fff || m->n_peers != 1 || (c && c != d) ||
+        (d && d != c))
+      return *why = "Bad Request: channel number or peer in use", 400;
+    for (int i = 0; !c && i < CAMUS_TURN_CHANNELS; i++)
+      if (!a->channels[i].number || a->channels[i].until <= t->loop->now) c = &a->channels[i];
+    if (!c || !turn_permit(a, peer)) return *why = "Insufficient Capacity", 508;
+    c->number = m->channel;
+    c->peer = *peer;
+    c->until = t->loop->now + TURN_CHANNEL_MS;
+  } else {
+    for (int i = 0; i < m->n_peers; i++)
+      if (!turn_permit(a, &m->peers[i])) return *why = "Insufficient Capacity", 508;
+  }
+  stun_begin(&w, (uint16_t)(method | STUN_SUCCESS), m->txid);
+  turn_reply(t, from, &w, key);
+  return 0;
+}
+
+/* Data from the client to a peer it has a permission for. */
+static void turn_to_peer(struct turn_alloc *a, const struct sockaddr_storage *peer, const uint8_t *data, size_t n) {
+  if (!turn_permission(a, peer) || !turn_budget(a, n)) return;
+  if (sendto(a->fd, data, n, 0, (const struct sockaddr *)peer, addr_len(peer)) >= 0) a->bytes_out += n;
+}
+
+/* A STUN message of TURN's, or ChannelData, from a client on the UDP port. */
+static void turn_input(void *ctx, uint8_t *p, size_t n, const struct sockaddr_storage *from) {
+  struct turn *t = ctx;
+  if (addr_is_tcp(from)) return; /* TURN over ICE-TCP's framing is no TURN at all */
+  struct turn_alloc *a = turn_find(t, from);
+  if (p[0] >= 64 && p[0] <= 79) { /* ChannelData: number, length, data (RFC 8656 section 12.4) */
+    struct turn_channel *c;
+    if (n < 4 || !a || (size_t)get_u16(p + 2) > n - 4 || !(c = turn_channel(a, get_u16(p), NULL))) return;
+    turn_to_peer(a, &c->peer, p + 4, get_u16(p + 2));
+    return;
+  }
+  struct stun_msg m;
+  if (stun_parse(p, n, &m) != 0 || (m.fingerprint && !m.fingerprint_ok)) return;
+  uint16_t method = STUN_METHOD(m.type), cls = STUN_CLASS(m.type);
+  if (cls == STUN_INDICATION) {
+    if (method == TURN_SEND && a && m.n_peers == 1 && m.has_data) turn_to_peer(a, &m.peers[0], m.data, m.data_len);
+    return;
+  }
+  if (cls != STUN_REQUEST ||
+      (method != TURN_ALLOCATE && method != TURN_REFRESH && method != TURN_CREATE_PERMISSION && method != TURN_CHANNEL_BIND))
+    return;
+  /* Long-term credentials (RFC 8489 section 9.2): a first request learns the realm and a nonce. */
+  uint8_t key[16];
+  const uint8_t *signed_with = NULL;
+  const char *why = "Unauthorized"; /* no credentials yet (a client's first try), or wrong ones */
+  int code = 401;
+  if (!m.integrity_at) {
+    code = 401;
+  } else if (!m.username || !m.realm || !m.nonce) {
+    code = 400, why = "Bad Request: USERNAME, REALM and NONCE go with MESSAGE-INTEGRITY";
+  } else if (!turn_nonce_ok(t, from, m.nonce, m.nonce_len)) {
+    code = 438, why = "Stale Nonce";
+  } else if (m.realm_len == sizeof TURN_REALM - 1 && !memcmp(m.realm, TURN_REALM, m.realm_len) && turn_key(t, p, n, &m, key)) {
+    signed_with = key;
+    if (m.n_unknown)
+      code = 420, why = "Unknown Attribute";
+    else if (method == TURN_ALLOCATE)
+      code = turn_allocate(t, &m, from, key, &why);
+    else if (!a)
+      code = 437, why = "Allocation Mismatch";
+    else if (memcmp(a->key, key, 16) != 0)
+      code = 441, why = "Wrong Credentials";
+    else
+      code = turn_request(t, a, &m, from, key, &why);
+  }
+  if (code) turn_refuse(t, &m, from, code, why, signed_with);
+}
+
+/* A datagram from a peer to a relay port: to its client, on a channel if one is bound, else in a Data indication. */
+static void turn_relay_readable(void *ctx, short revents) {
+  (void)revents;
+  struct turn_alloc *a = ctx;
+  struct turn *t = a->t;
+  for (int i = 0; i < CAMUS_UDP_READS / CAMUS_UDP_BATCH; i++) {
+    struct sockaddr_storage from, canon;
+    socklen_t fl = sizeof from;
+    uint8_t *in = scratch.udp_in[0];
+    ssize_t got = recvfrom(a->fd, in + 36, sizeof scratch.udp_in[0] - 36 - 8, MSG_DONTWAIT, (struct sockaddr *)&from, &fl);
+    if (got < 0) return;
+    const struct sockaddr_storage *peer = addr_canonical(&from, &canon);
+    if (!turn_permission(a, peer) || !turn_budget(a, (size_t)got)) continue;
+    a->bytes_in += (size_t)got;
+    struct turn_channel *c = turn_channel(a, 0, peer);
+    if (c) {
+      uint8_t *cd = in + 32;
+      put_u16(cd, c->number);
+      put_u16(cd + 2, (uint16_t)got);
+      udp_send(t->udp, cd, 4 + (size_t)got, &a->client);
+      continue;
+    }
+    uint8_t out[CAMUS_UDP_DATAGRAM_MAX + 64], txid[12];
+    struct stun_writer w = {out, sizeof out, 0, false};
+    random_bytes(t->crypto, txid, sizeof txid);
+    stun_begin(&w, TURN_DATA | STUN_INDICATION, txid);
+    stun_xor_address(&w, TURN_A_XOR_PEER_ADDRESS, (const struct sockaddr *)peer);
+    stun_attr(&w, TURN_A_DATA, in + 36, (uint16_t)got);
+    if (!w.err) udp_send(t->udp, w.p, w.len, &a->client);
+  }
+}
+
+/* Once a second: allocations past their lifetime go. */
+static void turn_sweep(struct timer *tm) {
+  struct turn *t = CONTAINER(tm, struct turn, sweep);
+  for (unsigned i = 0; i < t->n;) {
+    struct turn_alloc *a = t->allocs[i];
+    if (a->until <= t->loop->now)
+      turn_free(a, "its lifetime ran out");
+    else
+      i++;
+  }
+  timer_in(t->loop, &t->sweep, 1000);
+}
+
+static void turn_close(struct turn *t) {
+  timer_stop(t->loop, &t->sweep);
+  while (t->n) turn_free(t->allocs[0], "the server stops");
 }
 
 /* ============================================================== RTC SESSION =============================================================== */
@@ -4056,7 +4647,7 @@ static void stun_input(void *ctx, const uint8_t *data, size_t n, const struct so
   if (m.type != STUN_BINDING_REQUEST) return;
   if (!m.username) {
     stun_begin(&w, STUN_BINDING_SUCCESS, m.txid);
-    stun_xor_address(&w, (const struct sockaddr *)from);
+    stun_xor_address(&w, STUN_A_XOR_MAPPED_ADDRESS, (const struct sockaddr *)from);
     stun_fingerprint(&w);
     if (!w.err) s->send(s->ctx, NULL, out, w.len, from);
     return;
@@ -4097,7 +4688,7 @@ static void stun_input(void *ctx, const uint8_t *data, size_t n, const struct so
     if (p->state == RTC_ICE && (!s->on_checked(s->ctx, p) || p->dead || !rtc_handshake_slot(s, p))) return;
     p->last_seen = s->loop->now;
     stun_begin(&w, STUN_BINDING_SUCCESS, m.txid);
-    stun_xor_address(&w, (const struct sockaddr *)from);
+    stun_xor_address(&w, STUN_A_XOR_MAPPED_ADDRESS, (const struct sockaddr *)from);
     stun_integrity(&w, p->pwd, strlen(p->pwd));
     stun_fingerprint(&w);
     if (w.err) return;
@@ -5059,6 +5650,9 @@ struct camus {
   struct rtc_host rtc;
   char cands[CAMUS_MAX_CANDIDATES][INET6_ADDRSTRLEN];
   unsigned n_cands;
+  struct turn turn;
+  bool turn_on;
+  struct sockaddr_storage own[CAMUS_MAX_CANDIDATES]; /* cands, parsed: what the TURN relay knows as ours */
 
   struct room **rooms;
   unsigned n_rooms;
@@ -6992,7 +7586,13 @@ static void rtc_offer(struct conn *c, const struct http_req *r, struct room *rm)
   buf_adds(&b, "{\"type\":\"answer\",\"sdp\":");
   json_write_str(&b, answer.p, answer.len);
   resume_token(s, rm, id, token);
-  buf_addf(&b, ",\"resume\":\"%s\"}", token);
+  buf_addf(&b, ",\"resume\":\"%s\"", token);
+  if (s->turn_on) { /* the built-in TURN relay, for this member only: on the UDP port, with the page's host name */
+    char user[64], pass[32];
+    turn_credentials(&s->turn, id, user, pass);
+    buf_addf(&b, ",\"turn\":{\"username\":\"%s\",\"credential\":\"%s\",\"udp\":%d}", user, pass, s->udp.port);
+  }
+  buf_adds(&b, "}");
   buf_free(&answer);
   send_json(c, r, 200, &b, "Cache-Control: no-store\r\n");
 }
@@ -7156,6 +7756,8 @@ void camus_config_init(struct camus_config *cfg) {
   cfg->log_level = CAMUS_LOG_INFO;
   cfg->room_expiry_sec = CAMUS_ROOM_EXPIRY_SEC;
   cfg->max_bitrate_kbps = CAMUS_MAX_BITRATE;
+  cfg->turn_port_min = CAMUS_TURN_PORT_MIN;
+  cfg->turn_port_max = CAMUS_TURN_PORT_MAX;
   cfg->max_connections = CAMUS_MAX_CONNECTIONS;
   cfg->request_timeout_sec = CAMUS_REQUEST_TIMEOUT_SEC;
   cfg->idle_timeout_sec = CAMUS_IDLE_TIMEOUT_SEC;
@@ -7207,6 +7809,74 @@ static void server_frames_end(void *ctx, struct conn *c) {
 static void server_frame(void *ctx, struct conn *c, uint8_t *p, size_t n) {
   struct camus *s = ctx;
   udp_input(&s->udp, p, n, &c->path);
+}
+
+/* The TURN relay's secret: --turn-secret, or the one kept in the state
+ * directory (made on first use), so that credentials a member got stay good
+ * across a restart; in memory only if the directory cannot be used. */
+static void server_turn_secret(struct camus *s) {
+  struct turn *t = &s->turn;
+  if (s->cfg.turn_secret) {
+    t->secret_len = MIN(strlen(s->cfg.turn_secret), sizeof t->secret);
+    memcpy(t->secret, s->cfg.turn_secret, t->secret_len);
+    return;
+  }
+  char path[PATH_MAX], text[2 * 32 + 2], err[PATH_MAX + 64];
+  const char *dir = s->cfg.state_dir ? s->cfg.state_dir : "camus-state";
+  snprintf(path, sizeof path, "%s/turn-secret", dir);
+  t->secret_len = 32;
+  if (state_dir_check(dir, err, sizeof err) == 0) {
+    FILE *f = fopen(path, "r");
+    size_t n = f ? fread(text, 1, sizeof text - 1, f) : 0;
+    if (f) fclose(f);
+    if (n >= 2 * 32) {
+      bool ok = true;
+      for (int i = 0; i < 32 && ok; i++) {
+        int hi = hex_value(text[2 * i]), lo = hex_value(text[2 * i + 1]);
+        ok = hi >= 0 && lo >= 0;
+        t->secret[i] = (uint8_t)(hi << 4 | lo);
+      }
+      if (ok) return;
+    }
+    random_bytes(&s->crypto, t->secret, 32);
+    hex_encode(text, t->secret, 32);
+    text[64] = '\n', text[65] = 0;
+    if (!f && state_file_write(path, text, 0600) == 0) return;
+    snprintf(err, sizeof err, "cannot %s %s", f ? "read" : "write", path);
+  }
+  random_bytes(&s->crypto, t->secret, 32);
+  LOG_W(s, "TURN credentials will not outlive this run: %s", err);
+}
+
+/* The built-in TURN relay on the UDP port, unless --turn-ports 0. */
+static int server_turn(struct camus *s, char *err, unsigned errlen) {
+  struct turn *t = &s->turn;
+  const struct camus_config *c = &s->cfg;
+  if (!c->turn_port_min && !c->turn_port_max) return 0;
+  if (c->turn_port_min < 1 || c->turn_port_max > 65535 || c->turn_port_min > c->turn_port_max) {
+    snprintf(err, errlen, "--turn-ports needs MIN-MAX within 1-65535");
+    return -1;
+  }
+  *t = (struct turn){.loop = &s->loop, .log_level = s->log_level, .udp = &s->udp, .crypto = &s->crypto,
+                     .port_min = c->turn_port_min, .port_max = c->turn_port_max, .own = s->own};
+  for (int i = 0; i < c->n_turn_allow; i++)
+    if (turn_cidr_parse(c->turn_allow[i], &t->allow[t->n_allow++]) != 0) {
+      snprintf(err, errlen, "--turn-allow needs an address range such as 10.0.0.0/8, not '%s'", c->turn_allow[i]);
+      return -1;
+    }
+  for (unsigned i = 0; i < s->n_cands; i++)
+    if (addr_parse(s->cands[i], 0, &s->own[t->n_own]) == 0) t->n_own++;
+  server_turn_secret(s);
+  random_bytes(&s->crypto, t->nonce_key, sizeof t->nonce_key);
+  t->sweep.fn = turn_sweep;
+  if (timer_in(&s->loop, &t->sweep, 1000) != 0) {
+    snprintf(err, errlen, "out of memory");
+    return -1;
+  }
+  s->udp.on_turn = turn_input;
+  s->udp.turn = t;
+  s->turn_on = true;
+  return 0;
 }
 
 /* The HTTPS settings: the certificate, TLS 1.2 with forward secrecy and AEAD only. */
@@ -7304,6 +7974,7 @@ struct camus *camus_new(const struct camus_config *cfg, char *err, unsigned errl
     goto fail;
   }
   local_candidates(s);
+  if (server_turn(s, err, errlen) != 0) goto fail;
   if (s->cfg.tls && server_tls(s, err, errlen) != 0) goto fail;
   return s;
 nomem:
@@ -7331,6 +8002,7 @@ void camus_free(struct camus *s) {
   if (!s) return;
   http_close(&s->http);
   rtc_host_free(&s->rtc);       /* every client leaves its room */
+  if (s->turn_on) turn_close(&s->turn);
   udp_close(&s->udp);
   while (s->n_rooms) room_delete(s, s->rooms[0], NULL);
   free(s->rooms);
@@ -7373,6 +8045,9 @@ static void usage(FILE *f) {
           "  --room-expiry SEC      delete an empty room after SEC seconds (default 3600)\n"
           "  --max-connections N    concurrent HTTP connections (default 1000)\n"
           "  --max-bitrate KBPS     steer each video sent through the server to at most KBPS kbit/s (default 2500)\n"
+          "  --turn-ports MIN-MAX   relay ports of the built-in TURN server (default 49152-49407; 0: no TURN)\n"
+          "  --turn-secret S        secret of its credentials (default: random, kept in the state dir)\n"
+          "  --turn-allow CIDR      let it relay to this range (loopback, private and our own are refused; repeatable)\n"
           "  --request-timeout SEC  time allowed to send a request (default 10)\n"
           "  --idle-timeout SEC     close idle keep-alive connections after SEC (default 60)\n"
           "  --msg-rate N           messages a second one client may send, in bursts of 4 s worth (default 50)\n"
@@ -7459,6 +8134,25 @@ static int parse_options(int argc, char **argv, struct camus_config *c) {
       cfg.request_timeout_sec = (unsigned)opt_num(a, v, 1, 3600);
     } else if (!strcmp(a, "--idle-timeout")) {
       cfg.idle_timeout_sec = (unsigned)opt_num(a, v, 1, 86400);
+    } else if (!strcmp(a, "--turn-ports")) {
+      int lo = 0, hi = 0, used = 0;
+      if (!strcmp(v, "0")) {
+        cfg.turn_port_min = cfg.turn_port_max = 0;
+      } else if (sscanf(v, "%d-%d%n", &lo, &hi, &used) == 2 && !v[used] && lo >= 1 && lo <= hi && hi <= 65535) {
+        cfg.turn_port_min = lo, cfg.turn_port_max = hi;
+      } else {
+        fprintf(stderr, "camus: --turn-ports needs MIN-MAX (for example 49152-49407), or 0 for no TURN\n");
+        return 2;
+      }
+    } else if (!strcmp(a, "--turn-secret")) {
+      cfg.turn_secret = v;
+    } else if (!strcmp(a, "--turn-allow")) {
+      struct turn_cidr tmp;
+      if (cfg.n_turn_allow == CAMUS_MAX_TURN_ALLOW || turn_cidr_parse(v, &tmp) != 0) {
+        fprintf(stderr, "camus: --turn-allow needs an address range such as 10.0.0.0/8 (%d at most)\n", CAMUS_MAX_TURN_ALLOW);
+        return 2;
+      }
+      cfg.turn_allow[cfg.n_turn_allow++] = v;
     } else if (!strcmp(a, "--max-bitrate")) {
       cfg.max_bitrate_kbps = (unsigned)opt_num(a, v, 100, 100000);
     } else if (!strcmp(a, "--msg-rate")) {

@@ -20,6 +20,7 @@ extern "C" {
 #define CAMUS_MAX_PUBLIC_IPS 8 /* --public-ip entries */
 #define CAMUS_MAX_ICE_URLS 8   /* --stun and --turn entries, together */
 #define CAMUS_MAX_ALLOWED_HOSTS 8 /* --allowed-hosts entries */
+#define CAMUS_MAX_TURN_ALLOW 8    /* --turn-allow entries */
 
 enum camus_log_level { CAMUS_LOG_ERROR, CAMUS_LOG_WARN, CAMUS_LOG_INFO, CAMUS_LOG_DEBUG };
 
@@ -52,6 +53,10 @@ struct camus_config {
   unsigned idle_timeout_sec;    /* idle keep-alive connections are closed after this; 60 */
   unsigned msg_rate;            /* messages a second one client may send (bursts of 4 s worth); 50 */
   unsigned max_bitrate_kbps;    /* kbit/s each published video is steered to at most (SFU rooms); 2500 */
+  int turn_port_min, turn_port_max; /* the built-in TURN server's relay ports; 49152-49407; 0-0: no TURN */
+  const char *turn_secret;      /* of its credentials; NULL = random, kept in state_dir */
+  const char *turn_allow[CAMUS_MAX_TURN_ALLOW]; /* CIDR ranges it may relay to that it otherwise would not */
+  int n_turn_allow;
 };
 
 struct camus;

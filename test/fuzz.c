@@ -238,7 +238,7 @@ static void fuzz(const uint8_t *data, size_t size) {
   uint8_t out[256];
   struct stun_writer w = {out, sizeof out, 0, false};
   stun_begin(&w, m.n_unknown ? STUN_BINDING_ERROR : STUN_BINDING_SUCCESS, m.txid);
-  if (m.has_mapped) stun_xor_address(&w, (const struct sockaddr *)&m.mapped);
+  if (m.has_mapped) stun_xor_address(&w, STUN_A_XOR_MAPPED_ADDRESS, (const struct sockaddr *)&m.mapped);
   if (m.n_unknown) {
     uint8_t list[8];
     for (int i = 0; i < m.n_unknown; i++) put_u16(list + 2 * i, m.unknown[i]);

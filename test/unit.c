@@ -333,7 +333,7 @@ static void test_stun(void) {
     uint8_t out[128];
     struct stun_writer w = {out, sizeof out, 0, false};
     stun_begin(&w, STUN_BINDING_SUCCESS, responses[k] + 8);
-    stun_xor_address(&w, (const struct sockaddr *)&m.mapped);
+    stun_xor_address(&w, STUN_A_XOR_MAPPED_ADDRESS, (const struct sockaddr *)&m.mapped);
     size_t xlen = k ? 24 : 12;
     CHECK(!w.err && w.len == 20 + xlen && !memcmp(out + 20, responses[k] + 36, xlen));
     stun_integrity(&w, rfc5769_pwd, strlen(rfc5769_pwd));
