@@ -3120,8 +3120,9 @@ struct conn {
   bool busy;                 /* part of a request has arrived */
   bool closing;              /* close once out is flushed */
   bool dead;                 /* close at the end of this turn */
-  bool sniffed;              /* its first byte was looked at: HTTP, TLS or ICE-TCP */
-  bool framed;               /* ICE-TCP: RFC 4571 frames both ways, no HTTP, no TLS */
+  bool sniffed;              /* its first byte was looked at: HTTP, TLS, or STUN (ICE-TCP, TURN) */
+  bool inner_sniffed;        /* and, over TLS, its first byte decrypted: HTTP or TURN */
+  uint8_t framed;            /* STUN, framed as FRAMING_ICE or _TURN (0: HTTP) */
   struct sockaddr_storage path; /* when framed: the peer's address, canonical and tagged TCP */
 };
 
@@ -3397,15 +3398,20 @@ static bool conn_flush(struct conn *c) {
   return true;
 }
 
-/* ---------------------------------------------------- ICE-TCP on the same port */
+/* ------------------------------------- ICE-TCP and TURN on the same port */
 
-/* A connection whose first byte is 0 or 1 is ICE over TCP: an RFC 4571
- * frame's length, high byte first, of a STUN message of under 512 bytes.
- * No HTTP request (a method's letter) or TLS record (22) starts so. */
-static void conn_become_framed(struct conn *c) {
+/* A connection whose first byte is 0 or 1 carries STUN rather than HTTP or
+ * TLS (no method's letter, and no TLS record (22), starts so): ICE over TCP
+ * (RFC 6544), whose frames have a 16-bit length first (RFC 4571), or TURN
+ * over TCP (RFC 8656), whose STUN messages and ChannelData come bare.  Which
+ * one the magic cookie tells: at byte 6 of the first message, or at 4.  TURN
+ * also comes over TLS on the HTTPS port, told by the first byte decrypted. */
+enum { FRAMING_UNKNOWN = 1, FRAMING_ICE, FRAMING_TURN };
+
+static void conn_become_framed(struct conn *c, bool keep_tls) {
   struct sockaddr_storage canon;
-  c->framed = true;
-  if (c->tls) { /* nothing was read through it yet */
+  c->framed = FRAMING_UNKNOWN;
+  if (c->tls && !keep_tls) { /* it never spoke TLS: nothing was read through it */
     mbedtls_ssl_free(c->tls);
     free(c->tls);
     c->tls = NULL;
@@ -3414,72 +3420,93 @@ static void conn_become_framed(struct conn *c) {
   const struct sockaddr_storage *a = addr_canonical(&c->addr, &canon);
   memcpy(&c->path, a, addr_len(a));
   addr_set_tcp(&c->path);
-  c->in.max = 2 + CAMUS_UDP_DATAGRAM_MAX;
-  LOG_D(c->srv, "http#%u: ICE over TCP", c->id);
+  c->in.max = 4 + CAMUS_UDP_DATAGRAM_MAX + 3;
 }
 
-/* Reads frames and hands each up; a frame longer than any datagram of ours ends the connection. */
-static void conn_read_frames(struct conn *c) {
-  uint8_t tmp[4096];
-  for (int i = 0; i < CAMUS_HTTP_READS && !c->dead; i++) {
-    ssize_t n = recv(c->fd, tmp, MIN(sizeof tmp, c->in.max - c->in.len), 0);
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) break;
-    if (n <= 0) {
-      c->dead = true;
-      break;
-    }
-    buf_add(&c->in, tmp, (size_t)n);
-    size_t at = 0;
-    while (!c->dead && c->in.len - at >= 2) {
-      size_t len = get_u16((const uint8_t *)c->in.p + at);
-      if (len == 0 || len > CAMUS_UDP_DATAGRAM_MAX) {
-        LOG_D(c->srv, "http#%u: ICE-TCP frame of %zu bytes: closed", c->id, len);
+/* The length of the message or frame at p[0..n) in c's framing (its header
+ * and padding included), 0 if more must come first, or -1 if it is none of
+ * ours; the payload's offset and length in *at and *len. */
+static long conn_frame_len(struct conn *c, const uint8_t *p, size_t n, size_t *at, size_t *len) {
+  if (c->framed == FRAMING_UNKNOWN) {
+    if (n < 10) return 0;
+    c->framed = get_u32(p + 4) == STUN_MAGIC ? FRAMING_TURN : get_u32(p + 6) == STUN_MAGIC ? FRAMING_ICE : 0;
+    if (!c->framed) return -1;
+    LOG_D(c->srv, "http#%u: %s", c->id, c->framed == FRAMING_ICE ? "ICE over TCP" : c->tls ? "TURN over TLS" : "TURN over TCP");
+  }
+  if (c->framed == FRAMING_ICE) {
+    if (n < 2) return 0;
+    *at = 2, *len = get_u16(p);
+    return *len == 0 || *len > CAMUS_UDP_DATAGRAM_MAX ? -1 : (long)(2 + *len);
+  }
+  if (n < 4) return 0;
+  if (p[0] <= 1) { /* a STUN message: its header says how long */
+    *at = 0, *len = STUN_HDR + (size_t)get_u16(p + 2);
+    return *len > CAMUS_UDP_DATAGRAM_MAX ? -1 : (long)*len;
+  }
+  if (p[0] < 64 || p[0] > 79) return -1;
+  *at = 0, *len = 4 + (size_t)get_u16(p + 2); /* ChannelData, padded to four bytes over TCP (RFC 8656 12.5) */
+  return *len > CAMUS_UDP_DATAGRAM_MAX ? -1 : (long)((*len + 3) & ~(size_t)3);
+}
+
+/* Bytes read from a framed connection: each whole message goes up, as
+ * much at a time as the buffer (one message) holds. */
+static void conn_take_frames(struct conn *c, const uint8_t *data, size_t n) {
+  while (n && !c->dead) {
+    size_t take = MIN(n, c->in.max - c->in.len), at = 0, off, len;
+    buf_add(&c->in, data, take);
+    data += take, n -= take;
+    long whole;
+    while (!c->dead && (whole = conn_frame_len(c, (const uint8_t *)c->in.p + at, c->in.len - at, &off, &len)) != 0) {
+      if (whole < 0) {
+        LOG_D(c->srv, "http#%u: not a frame of ours: closed", c->id);
         c->dead = true;
         break;
       }
-      if (c->in.len - at < 2 + len) break;
-      c->srv->on_frame(c->srv->ctx, c, (uint8_t *)c->in.p + at + 2, len);
-      at += 2 + len;
+      if (c->in.len - at < (size_t)whole) break;
+      c->srv->on_frame(c->srv->ctx, c, (uint8_t *)c->in.p + at + off, len);
+      at += (size_t)whole;
     }
     buf_consume(&c->in, at);
     if (at) conn_arm(c); /* idle for as long as an HTTP connection may be, then closed */
+    if (!at && c->in.len == c->in.max) c->dead = true; /* cannot happen: a message fits; but never spin */
   }
 }
 
-/* Queues data as one frame on the ICE-TCP connection of path to; false if
- * there is none, or it is too far behind (the frame is lost, as a datagram may be). */
+/* Queues data as one message on the framed connection of path to, in its
+ * framing; false if there is none, or it is too far behind (the message is
+ * lost, as a datagram may be). */
 static bool conn_frame_send(struct http_srv *h, const struct sockaddr_storage *to, const void *data, size_t n) {
+  static const uint8_t zeros[3];
   for (unsigned i = 0; i < h->n_conns; i++) {
     struct conn *c = h->conns[i];
     if (!c->framed || c->dead || !addr_same(&c->path, to)) continue;
-    if (n > 0xffff || c->out.len - c->out_off + 2 + n > CAMUS_ICE_TCP_MAX_OUT) return false;
-    uint8_t len[2];
-    put_u16(len, (uint16_t)n);
-    buf_add(&c->out, len, 2);
+    size_t pad = c->framed == FRAMING_TURN && n && ((const uint8_t *)data)[0] >= 64 ? (4 - n % 4) % 4 : 0;
+    if (n > 0xffff || c->out.len - c->out_off + 2 + n + pad > CAMUS_ICE_TCP_MAX_OUT) return false;
+    if (c->framed == FRAMING_ICE) {
+      uint8_t len[2];
+      put_u16(len, (uint16_t)n);
+      buf_add(&c->out, len, 2);
+    }
     buf_add(&c->out, data, n);
+    buf_add(&c->out, zeros, pad);
     return !c->out.err;
   }
   return false;
 }
 
-/* The first byte tells an ICE-TCP connection from HTTP(S).  Returns false
- * while nothing has come yet. */
+/* The first byte tells STUN from HTTP(S).  Returns false while nothing has come yet. */
 static bool conn_sniff(struct conn *c) {
   uint8_t b;
   ssize_t k = recv(c->fd, &b, 1, MSG_PEEK);
   if (k < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return false;
   c->sniffed = true;
-  if (k == 1 && b <= 1 && c->srv->on_frame) conn_become_framed(c);
+  if (k == 1 && b <= 1 && c->srv->on_frame) conn_become_framed(c, false);
   return true;
 }
 
 static void conn_readable(struct conn *c) {
   char tmp[16384];
   if (!c->sniffed && !conn_sniff(c)) return;
-  if (c->framed) {
-    conn_read_frames(c);
-    return;
-  }
   for (int i = 0; i < CAMUS_HTTP_READS && !c->dead; i++) {
     ssize_t n;
     if (c->tls) {
@@ -3505,6 +3532,14 @@ static void conn_readable(struct conn *c) {
         c->dead = true;
         break;
       }
+    }
+    if (c->tls && !c->inner_sniffed && n > 0) { /* the first bytes inside TLS: STUN (TURN over TLS), or HTTP */
+      c->inner_sniffed = true;
+      if ((uint8_t)tmp[0] <= 1 && c->srv->on_frame) conn_become_framed(c, true);
+    }
+    if (c->framed) {
+      conn_take_frames(c, (const uint8_t *)tmp, (size_t)n);
+      continue;
     }
     if (c->closing) continue; /* drain and ignore what follows a final response */
     size_t room = c->in.max - c->in.len;
@@ -3804,7 +3839,9 @@ struct turn_alloc {
 struct turn {
   struct loop *loop;
   int log_level;
-  struct udp *udp;                 /* answers and relayed data to clients go out on it */
+  /* Down: a message to a client (on the UDP port, or its TCP or TLS connection when to is tagged TCP). */
+  void (*send)(void *ctx, const void *data, size_t n, const struct sockaddr_storage *to);
+  void *ctx;
   struct crypto *crypto;
   uint8_t secret[64];              /* of the REST credentials */
   size_t secret_len;
@@ -4014,7 +4051,7 @@ static bool turn_key(const struct turn *t, const uint8_t *p, size_t n, const str
 static void turn_reply(struct turn *t, const struct sockaddr_storage *to, struct stun_writer *w, const uint8_t *key) {
   if (key) stun_integrity(w, key, 16);
   stun_fingerprint(w);
-  if (!w->err) udp_send(t->udp, w->p, w->len, to);
+  if (!w->err) t->send(t->ctx, w->p, w->len, to);
 }
 
 static void turn_refuse(struct turn *t, const struct stun_msg *m, const struct sockaddr_storage *to, int code,
@@ -4145,7 +4182,6 @@ static void turn_to_peer(struct turn_alloc *a, const struct sockaddr_storage *pe
 /* A STUN message of TURN's, or ChannelData, from a client on the UDP port. */
 static void turn_input(void *ctx, uint8_t *p, size_t n, const struct sockaddr_storage *from) {
   struct turn *t = ctx;
-  if (addr_is_tcp(from)) return; /* TURN over ICE-TCP's framing is no TURN at all */
   struct turn_alloc *a = turn_find(t, from);
   if (p[0] >= 64 && p[0] <= 79) { /* ChannelData: number, length, data (RFC 8656 section 12.4) */
     struct turn_channel *c;
@@ -4209,7 +4245,7 @@ static void turn_relay_readable(void *ctx, short revents) {
       uint8_t *cd = in + 32;
       put_u16(cd, c->number);
       put_u16(cd + 2, (uint16_t)got);
-      udp_send(t->udp, cd, 4 + (size_t)got, &a->client);
+      t->send(t->ctx, cd, 4 + (size_t)got, &a->client);
       continue;
     }
     uint8_t out[CAMUS_UDP_DATAGRAM_MAX + 64], txid[12];
@@ -4218,7 +4254,7 @@ static void turn_relay_readable(void *ctx, short revents) {
     stun_begin(&w, TURN_DATA | STUN_INDICATION, txid);
     stun_xor_address(&w, TURN_A_XOR_PEER_ADDRESS, (const struct sockaddr *)peer);
     stun_attr(&w, TURN_A_DATA, in + 36, (uint16_t)got);
-    if (!w.err) udp_send(t->udp, w.p, w.len, &a->client);
+    if (!w.err) t->send(t->ctx, w.p, w.len, &a->client);
   }
 }
 
@@ -4233,6 +4269,12 @@ static void turn_sweep(struct timer *tm) {
       i++;
   }
   timer_in(t->loop, &t->sweep, 1000);
+}
+
+/* A client's TCP or TLS connection closed: so does its allocation. */
+static void turn_client_gone(struct turn *t, const struct sockaddr_storage *client) {
+  struct turn_alloc *a = turn_find(t, client);
+  if (a) turn_free(a, "its connection closed");
 }
 
 static void turn_close(struct turn *t) {
@@ -7587,10 +7629,11 @@ static void rtc_offer(struct conn *c, const struct http_req *r, struct room *rm)
   json_write_str(&b, answer.p, answer.len);
   resume_token(s, rm, id, token);
   buf_addf(&b, ",\"resume\":\"%s\"", token);
-  if (s->turn_on) { /* the built-in TURN relay, for this member only: on the UDP port, with the page's host name */
+  if (s->turn_on) { /* the built-in TURN relay, for this member only: the page names the host it came from */
     char user[64], pass[32];
     turn_credentials(&s->turn, id, user, pass);
-    buf_addf(&b, ",\"turn\":{\"username\":\"%s\",\"credential\":\"%s\",\"udp\":%d}", user, pass, s->udp.port);
+    buf_addf(&b, ",\"turn\":{\"username\":\"%s\",\"credential\":\"%s\",\"udp\":%d,\"tcp\":%d,\"tls\":%s}", user, pass,
+             s->udp.port, s->http.port, s->https ? "true" : "false");
   }
   buf_adds(&b, "}");
   buf_free(&answer);
@@ -7772,15 +7815,20 @@ static void wake_drain(void *ctx, short revents) {
   while (read(s->wake_fd[0], tmp, sizeof tmp) > 0) {}
 }
 
-/* A datagram from a session (the RTC host's send): onto the UDP socket's
- * batch, or as a frame onto its ICE-TCP connection. */
-static void server_send(void *ctx, struct rtc *r, const void *data, size_t n, const struct sockaddr_storage *to) {
+/* A datagram to a peer: onto the UDP socket's batch, or as a frame onto its
+ * TCP (or TLS) connection when to is a TCP path. */
+static void server_out(void *ctx, const void *data, size_t n, const struct sockaddr_storage *to) {
   struct camus *s = ctx;
-  (void)r;
   if (addr_is_tcp(to))
     conn_frame_send(&s->http, to, data, n);
   else
     udp_send(&s->udp, data, n, to);
+}
+
+/* A datagram from a session (the RTC host's send). */
+static void server_send(void *ctx, struct rtc *r, const void *data, size_t n, const struct sockaddr_storage *to) {
+  (void)r;
+  server_out(ctx, data, n, to);
 }
 
 /* Media is written in place in the UDP batch; for a TCP path it is framed from there, and the slot used again. */
@@ -7799,10 +7847,11 @@ static void server_commit(void *ctx, struct rtc *r, size_t n, const struct socka
     udp_commit(&s->udp, n, to);
 }
 
-/* An ICE-TCP connection closed: so did a session whose path it was. */
+/* A TCP connection of STUN closed: so did a session whose path it was, or the TURN allocation it held. */
 static void server_frames_end(void *ctx, struct conn *c) {
   struct camus *s = ctx;
   rtc_path_gone(&s->rtc, &c->path);
+  if (s->turn_on) turn_client_gone(&s->turn, &c->path);
 }
 
 /* A frame of an ICE-TCP connection: up as a datagram from its TCP path would go. */
@@ -7857,7 +7906,7 @@ static int server_turn(struct camus *s, char *err, unsigned errlen) {
     snprintf(err, errlen, "--turn-ports needs MIN-MAX within 1-65535");
     return -1;
   }
-  *t = (struct turn){.loop = &s->loop, .log_level = s->log_level, .udp = &s->udp, .crypto = &s->crypto,
+  *t = (struct turn){.loop = &s->loop, .log_level = s->log_level, .send = server_out, .ctx = s, .crypto = &s->crypto,
                      .port_min = c->turn_port_min, .port_max = c->turn_port_max, .own = s->own};
   for (int i = 0; i < c->n_turn_allow; i++)
     if (turn_cidr_parse(c->turn_allow[i], &t->allow[t->n_allow++]) != 0) {
