@@ -3799,9 +3799,8 @@ static void udp_close(struct udp *u) {
  * user and a leaked password is worth nothing past its expiry.  Each
  * allocation is a UDP socket on a port of --turn-ports; data goes only to
  * and from peers the client gave a permission for, and never to loopback,
- * link-local, private or the server's own addresses (except its relay
- * ports: two clients of ours relaying to each other) unless the operator
- * allowed their ranges (--turn-allow). */
+ * link-local, private or the server's own addresses (but its relay and
+ * media ports) unless the operator allowed their ranges (--turn-allow). */
 #define TURN_REALM "camus"
 #define TURN_PERMISSION_MS 300000 /* RFC 8656: a permission lasts 5 minutes */
 #define TURN_CHANNEL_MS 600000    /* and a channel binding 10 */
@@ -3847,6 +3846,7 @@ struct turn {
   size_t secret_len;
   uint8_t nonce_key[32];
   int port_min, port_max, next_port;
+  int media_port;                  /* the server's own UDP port, which members may relay to */
   struct turn_cidr allow[CAMUS_MAX_TURN_ALLOW];
   int n_allow;
   const struct sockaddr_storage *own; /* the server's own addresses */
@@ -3902,9 +3902,11 @@ static int turn_ip(const struct sockaddr_storage *sa, uint8_t ip[16]) {
 }
 
 /* Whether data may be relayed to and from peer: what the operator allowed
- * (--turn-allow); else never the unspecified address, multicast,
- * broadcast, loopback, link-local, private and shared (carrier NAT) ranges,
- * nor the server's own addresses but at its relay ports. */
+ * (--turn-allow); the server's own addresses only at its relay ports (two
+ * clients of ours relaying to each other) and its media port (a member of
+ * an SFU room that reaches it only through TURN); never the unspecified
+ * address, multicast, broadcast, loopback, link-local, private and shared
+ * (carrier NAT) ranges. */
 static bool turn_peer_ok(const struct turn *t, const struct sockaddr_storage *peer) {
   static const struct turn_cidr closed[] = {
       {{0}, AF_INET, 8},           {{127}, AF_INET, 8},          {{10}, AF_INET, 8},
@@ -3918,12 +3920,13 @@ static bool turn_peer_ok(const struct turn *t, const struct sockaddr_storage *pe
   if (port == 0) return false;
   for (int i = 0; i < t->n_allow; i++)
     if (turn_cidr_has(&t->allow[i], family, ip)) return true;
-  for (size_t i = 0; i < COUNT(closed); i++)
-    if (turn_cidr_has(&closed[i], family, ip)) return false;
   for (int i = 0; i < t->n_own; i++) {
     uint8_t own[16];
-    if (turn_ip(&t->own[i], own) == family && !memcmp(own, ip, 16)) return port >= t->port_min && port <= t->port_max;
+    if (turn_ip(&t->own[i], own) == family && !memcmp(own, ip, 16))
+      return (port >= t->port_min && port <= t->port_max) || port == t->media_port;
   }
+  for (size_t i = 0; i < COUNT(closed); i++)
+    if (turn_cidr_has(&closed[i], family, ip)) return false;
   return !(family == AF_INET && ip[0] == 255 && ip[1] == 255 && ip[2] == 255 && ip[3] == 255);
 }
 
@@ -7907,7 +7910,8 @@ static int server_turn(struct camus *s, char *err, unsigned errlen) {
     return -1;
   }
   *t = (struct turn){.loop = &s->loop, .log_level = s->log_level, .send = server_out, .ctx = s, .crypto = &s->crypto,
-                     .port_min = c->turn_port_min, .port_max = c->turn_port_max, .own = s->own};
+                     .port_min = c->turn_port_min, .port_max = c->turn_port_max, .media_port = s->udp.port,
+                     .own = s->own};
   for (int i = 0; i < c->n_turn_allow; i++)
     if (turn_cidr_parse(c->turn_allow[i], &t->allow[t->n_allow++]) != 0) {
       snprintf(err, errlen, "--turn-allow needs an address range such as 10.0.0.0/8, not '%s'", c->turn_allow[i]);
