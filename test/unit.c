@@ -1300,6 +1300,96 @@ static void test_host_key(void) {
   CHECK(c == &canon && addr_same(c, &v4) && addr_canonical(&v4, &canon) == &v4);
 }
 
+/* ------------------------------------------------------------------- TURN ------------------------------------------------------------------ */
+
+static bool peer_ok(const struct turn *t, const char *ip, int port) {
+  struct sockaddr_storage a;
+  return addr_parse(ip, port, &a) == 0 && turn_peer_ok(t, &a);
+}
+
+/* The relay's policy, ranges, nonces and credentials, and TURN's attributes read and written. */
+static void test_turn(void) {
+  struct turn_cidr c;
+  CHECK(turn_cidr_parse("10.0.0.0/8", &c) == 0 && c.family == AF_INET && c.bits == 8);
+  CHECK(turn_cidr_parse("1.2.3.4", &c) == 0 && c.bits == 32 && turn_cidr_has(&c, AF_INET, (const uint8_t[16]){1, 2, 3, 4}));
+  CHECK(!turn_cidr_has(&c, AF_INET, (const uint8_t[16]){1, 2, 3, 5}));
+  CHECK(turn_cidr_parse("fe80::/10", &c) == 0 && c.family == AF_INET6 && c.bits == 10);
+  CHECK(turn_cidr_has(&c, AF_INET6, (const uint8_t[16]){0xfe, 0xbf}) && !turn_cidr_has(&c, AF_INET6, (const uint8_t[16]){0xfe, 0xc0}));
+  CHECK(turn_cidr_parse("10.0.0.0/33", &c) != 0 && turn_cidr_parse("x/8", &c) != 0 && turn_cidr_parse("/8", &c) != 0 &&
+        turn_cidr_parse("10.0.0.0/", &c) != 0 && turn_cidr_parse("10.0.0.0/8x", &c) != 0);
+
+  static struct turn t;
+  struct sockaddr_storage own[1];
+  memset(&t, 0, sizeof t);
+  addr_parse("192.0.2.10", 0, &own[0]);
+  t.own = own, t.n_own = 1, t.port_min = 50000, t.port_max = 50010, t.media_port = 4000;
+  CHECK(peer_ok(&t, "8.8.8.8", 3478) && peer_ok(&t, "2001:db8::1", 9));
+  static const char *const closed[] = {"10.1.2.3", "172.16.0.1", "192.168.1.1", "127.0.0.1", "169.254.1.1", "100.64.0.1",
+                                       "0.0.0.0", "224.0.0.1", "255.255.255.255", "::1", "::", "fe80::1", "fd00::1",
+                                       "ff02::1", "::ffff:10.1.2.3", "::ffff:127.0.0.1"};
+  for (size_t i = 0; i < COUNT(closed); i++) CHECK(!peer_ok(&t, closed[i], 5000));
+  CHECK(!peer_ok(&t, "8.8.8.8", 0));
+  CHECK(peer_ok(&t, "192.0.2.10", 50005) && peer_ok(&t, "192.0.2.10", 4000) && !peer_ok(&t, "192.0.2.10", 80) &&
+        !peer_ok(&t, "192.0.2.10", 50011));
+  CHECK(turn_cidr_parse("10.0.0.0/8", &t.allow[0]) == 0);
+  t.n_allow = 1;
+  CHECK(peer_ok(&t, "10.1.2.3", 5000) && peer_ok(&t, "::ffff:10.1.2.3", 5000) && !peer_ok(&t, "11.0.0.1", 0));
+
+  /* Nonces: good for their client until they run out, and not forgeable. */
+  struct sockaddr_storage me, other;
+  char nonce[33];
+  addr_parse("203.0.113.5", 40000, &me);
+  addr_parse("203.0.113.5", 40001, &other);
+  memset(t.nonce_key, 7, sizeof t.nonce_key);
+  turn_nonce(&t, &me, (uint64_t)time(NULL) + 60, nonce);
+  CHECK(strlen(nonce) == 32 && turn_nonce_ok(&t, &me, (const uint8_t *)nonce, 32));
+  CHECK(!turn_nonce_ok(&t, &other, (const uint8_t *)nonce, 32) && !turn_nonce_ok(&t, &me, (const uint8_t *)nonce, 31));
+  nonce[31] ^= 1;
+  CHECK(!turn_nonce_ok(&t, &me, (const uint8_t *)nonce, 32));
+  turn_nonce(&t, &me, (uint64_t)time(NULL) - 1, nonce);
+  CHECK(!turn_nonce_ok(&t, &me, (const uint8_t *)nonce, 32));
+
+  /* Credentials: a request signed with MD5(user:realm:password) of the REST form checks; with
+   * another secret, a past expiry or a user name of another form, it does not. */
+  memcpy(t.secret, "s3cret", 6);
+  t.secret_len = 6;
+  char user[64], pass[32], text[160];
+  turn_credentials(&t, "0123456789abcdef0123456789abcdef", user, pass);
+  CHECK(strchr(user, ':') && strlen(pass) == 28);
+  uint8_t key[16], got[16], buf[512];
+  snprintf(text, sizeof text, "%s:%s:%s", user, TURN_REALM, pass);
+  mbedtls_md5_ret((const uint8_t *)text, strlen(text), key);
+  turn_nonce(&t, &me, (uint64_t)time(NULL) + 60, nonce);
+  struct sockaddr_storage peers[5];
+  for (int i = 0; i < 5; i++) addr_parse("198.51.100.7", 1000 + i, &peers[i]);
+  for (int round = 0; round < 4; round++) {
+    const char *u = round == 2 ? "1000:expired" : round == 3 ? "nocolon" : user;
+    struct stun_writer w = {buf, sizeof buf, 0, false};
+    stun_begin(&w, TURN_ALLOCATE | STUN_REQUEST, (const uint8_t *)"abcdefghijkl");
+    stun_attr_u32(&w, TURN_A_REQUESTED_TRANSPORT, 17u << 24);
+    stun_attr_u32(&w, TURN_A_LIFETIME, 1234);
+    stun_attr_u32(&w, TURN_A_CHANNEL_NUMBER, 0x4001u << 16);
+    stun_attr(&w, TURN_A_DATA, "payload", 7);
+    for (int i = 0; i < 5; i++) stun_xor_address(&w, TURN_A_XOR_PEER_ADDRESS, (const struct sockaddr *)&peers[i]);
+    stun_attr(&w, STUN_A_USERNAME, u, (uint16_t)strlen(u));
+    stun_attr(&w, STUN_A_REALM, TURN_REALM, sizeof TURN_REALM - 1);
+    stun_attr(&w, STUN_A_NONCE, nonce, 32);
+    stun_integrity(&w, key, 16);
+    stun_fingerprint(&w);
+    CHECK(!w.err);
+    struct stun_msg m;
+    CHECK(stun_parse(buf, w.len, &m) == 0 && STUN_METHOD(m.type) == TURN_ALLOCATE && STUN_CLASS(m.type) == STUN_REQUEST);
+    CHECK(m.transport == 17 && m.has_lifetime && m.lifetime == 1234 && m.has_channel && m.channel == 0x4001);
+    CHECK(m.has_data && m.data_len == 7 && !memcmp(m.data, "payload", 7) && !m.n_unknown && !m.reserves);
+    CHECK(m.n_peers == 4 && m.too_many_peers && addr_same(&m.peers[3], &peers[3]));
+    CHECK(m.realm_len == 5 && m.nonce_len == 32 && turn_nonce_ok(&t, &me, m.nonce, m.nonce_len));
+    if (round == 1) memcpy(t.secret, "other!", 6);
+    CHECK(turn_key(&t, buf, w.len, &m, got) == (round == 0));
+    if (round == 0) CHECK(!memcmp(got, key, 16));
+    memcpy(t.secret, "s3cret", 6);
+  }
+}
+
 /* ------------------------------------------------------------------ MEDIA ----------------------------------------------------------------- */
 
 /* The retransmission cache: a ring by sequence number, the newest packet owning its slot; one larger
@@ -1777,6 +1867,7 @@ int main(int argc, char **argv) {
   test_demux();
   test_udp_batch();
   test_host_key();
+  test_turn();
   test_nack();
   test_sfu();
   printf("unit: %d passed, %d failed\n", passed, failed);
