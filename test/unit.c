@@ -213,6 +213,7 @@ static struct camus *test_server(void) {
   cfg.host = "127.0.0.1";
   cfg.port = 0;
   cfg.udp_port = 0;
+  cfg.turn_secret = "unit"; /* the TURN relay on, with no state directory made */
   cfg.log_level = CAMUS_LOG_ERROR;
   char err[256];
   struct camus *s = camus_new(&cfg, err, sizeof err);
@@ -227,6 +228,7 @@ static void test_config(void) {
   cfg.host = NULL;
   cfg.port = 0;
   cfg.udp_port = 0;
+  cfg.turn_secret = "unit";
   cfg.log_level = CAMUS_LOG_ERROR;
   cfg.max_connections = 0;
   cfg.msg_rate = 0;
