@@ -20,8 +20,19 @@ const state = {
   media: 'p2p',      // how this room's media travels: 'p2p' or 'sfu' (set by prejoin)
   sfu: null,         // the SFU side of Ground Control's connection, in an SFU room (see sfuStart)
   iceServers: [],
+  turn: null,        // the server's TURN relay and this member's credentials for it (useTurn)
   members: [],       // [{id, username}] as Ground Control last said
   unread: 0,
+  // Keeping Ground Control (see reconnect):
+  conn: 'new',       // new, connected, reconnecting, failed (gave up trying), left
+  resume: null,      // the `resume` token of the last answer: to be the same member after a drop
+  outages: [],       // per drop: {why, lostAt, backAt, attempts, sameId} (times: performance.now())
+  stale: [],         // dropped connections to the server, closed once a new one is greeted
+  formerIds: new Set(), // ids this page had before a reconnect made it a new member
+  resync: false,     // P2P: the next room-info restarts every pair (after a drop, as the same member)
+  failure: null,     // why the last try gave up, when it did
+  wake: null,        // ends the wait before the next try at once (online, Rejoin, Leave)
+  statusTimer: 0,
 };
 const { me, peers } = state;
 
@@ -119,6 +130,7 @@ $('join-form').addEventListener('submit', async (e) => {
       if (!r.ok) throw new Error(r.status === 403 ? 'Wrong password' : (r.json && r.json.error) || 'Could not join');
     }
     await connectGroundControl();
+    setConn('connected');
     $('prejoin').hidden = true;
     $('call').hidden = false;
     addTile(null);
@@ -131,34 +143,71 @@ $('join-form').addEventListener('submit', async (e) => {
 
 // ---------------------------------------------------------------------------------------- Ground Control
 
+// A connection to the server, a channel on it, and the offer POSTed (with the resume token of the
+// last answer, if any); resolves once the channel is open, or throws (err.status: the HTTP status of
+// a refused offer).  It is state.gc from the start, so that what sets it up sees it.
 async function connectGroundControl() {
   const pc = new RTCPeerConnection();
   const dc = pc.createDataChannel('ground-control');
-  state.gc = { pc, dc };
-  pc.onconnectionstatechange = () => { $('gc-state').textContent = pc.connectionState; if (pc.connectionState === 'failed') lost(); };
+  const gc = state.gc = { pc, dc, greeted: false, limbo: 0 };
   // Listening before the answer is applied: on a busy machine the channel may open before the
   // setRemoteDescription promise is seen to resolve, and an open event nobody heard is lost.
   let timer;
+  const late = new Promise((_, ko) => { timer = setTimeout(() => ko(new Error('Could not reach the server (no data channel)')), OPEN_WAIT); });
   const opened = new Promise((ok, ko) => {
     dc.onopen = ok;
-    timer = setTimeout(() => ko(new Error('Could not reach the server (no data channel)')), 15000);
+    pc.onconnectionstatechange = () => {
+      $('gc-state').textContent = pc.connectionState;
+      if (pc.connectionState === 'failed') ko(new Error('Could not reach the server (connection failed)'));
+    };
   });
+  late.catch(() => {});
   opened.catch(() => {}); // awaited below, unless the offer is refused first
   try {
     await pc.setLocalDescription(await pc.createOffer());
-    const r = await api('POST', `/rtc/${encodeURIComponent(roomId)}/offer`, { sdp: pc.localDescription.sdp, type: 'offer' });
+    const offer = { sdp: pc.localDescription.sdp, type: 'offer' };
+    if (state.resume) offer.resume = state.resume;
+    const r = await Promise.race([api('POST', `/rtc/${encodeURIComponent(roomId)}/offer`, offer), late]);
     if (!r.ok) {
-      pc.close();
       const why = r.json && r.json.error;
-      throw new Error(why === 'password required' ? 'This room needs a password' : why === 'room is full' ? 'This room is full' : why || 'Could not connect');
+      throw Object.assign(new Error(why === 'password required' ? 'This room needs a password' : why === 'room is full' ? 'This room is full'
+        : why || 'Could not connect'), { status: r.status, why });
     }
-    await pc.setRemoteDescription(r.json);
-    await opened;
+    if (typeof r.json.resume === 'string') state.resume = r.json.resume;
+    useTurn(r.json.turn);
+    await pc.setRemoteDescription({ type: r.json.type, sdp: r.json.sdp });
+    await Promise.race([opened, late]);
+  } catch (err) {
+    pc.close();
+    if (state.gc === gc) state.gc = null;
+    throw err;
   } finally {
     clearTimeout(timer);
   }
-  dc.onmessage = (e) => { try { onMessage(JSON.parse(e.data)); } catch (err) { console.warn('bad message', err); } };
-  dc.onclose = lost;
+  // From now on, a drop is noticed: the channel closing, the connection failing, or staying
+  // disconnected (ICE consent checks unanswered) a while.
+  pc.onconnectionstatechange = () => {
+    if (state.gc !== gc) return;
+    $('gc-state').textContent = pc.connectionState;
+    clearTimeout(gc.limbo);
+    if (pc.connectionState === 'failed') lost(gc, 'the connection failed');
+    else if (pc.connectionState === 'disconnected') gc.limbo = setTimeout(() => lost(gc, `disconnected for ${DISCONNECTED_MS / 1000} s`), DISCONNECTED_MS);
+  };
+  dc.onmessage = (e) => { if (state.gc === gc) try { onMessage(JSON.parse(e.data)); } catch (err) { console.warn('bad message', err); } };
+  dc.onclose = () => lost(gc, 'its channel closed');
+  $('gc-state').textContent = pc.connectionState;
+}
+
+// The server's own TURN relay, with the credentials it gave this member (a new answer brings new
+// ones): UDP on its media port, TCP on its web port, and TLS there too when it serves HTTPS, so
+// that peers who cannot reach each other, even from networks that pass only TCP or only TLS,
+// still connect through it.  Peer connections made from now on use it.
+function useTurn(t) {
+  if (!t || typeof t.username !== 'string' || typeof t.credential !== 'string') return;
+  const host = location.hostname.includes(':') ? `[${location.hostname}]` : location.hostname;
+  const urls = [`turn:${host}:${t.udp}?transport=udp`, `turn:${host}:${t.tcp}?transport=tcp`];
+  if (t.tls) urls.push(`turns:${host}:${t.tcp}?transport=tcp`);
+  state.turn = { urls, username: t.username, credential: t.credential };
 }
 
 function send(receiver, type, data) {
@@ -166,12 +215,139 @@ function send(receiver, type, data) {
   if (gc && gc.dc.readyState === 'open') gc.dc.send(JSON.stringify({ sender: me.id, receiver, type, data }));
 }
 
-function lost() {
-  if (!state.gc) return;
-  notice('Connection to the server lost. Reload to rejoin.');
+// ---------------------------------------------------------------------------------------- keeping Ground Control
+
+// A connection to the server that drops (a network change, a laptop lid, an outage) is made again
+// by itself: a new RTCPeerConnection and channel, offered with the resume token of the last answer.
+// A server that still holds our silent session (it does a while, until consent freshness gives up
+// on it) makes the new one the same member: same id, and the others see only a new room-info.
+// Otherwise this page is a new member, joined as the first time.  Either way it keeps its name,
+// chat log, tiles, and its camera and microphone, which run on throughout.  Tries wait 0.5 s, 1, 2,
+// 4 ... at most 15 s between them, each ±30 % at random (so that a room that lost the server all
+// at once does not come back all at once), for 5 minutes; then the page says it could not, and
+// Rejoin tries again.  Leave is not a drop.
+const RETRY_FIRST = 500;       // ms before the first try
+const RETRY_CAP = 15000;       // ms between tries at most, before jitter
+const RETRY_JITTER = 0.3;      // each wait is up to this much shorter or longer, at random
+const RETRY_FOR = 300000;      // ms of trying before giving up
+const DISCONNECTED_MS = 4000;  // ms a connection may stay 'disconnected' before it counts as dropped
+const OPEN_WAIT = 15000;       // ms a try may take, from its offer to its channel open
+const BACK_SHOWN = 3000;       // ms "Reconnected" stays up
+
+const retryDelay = (n) => Math.min(RETRY_FIRST * 2 ** n, RETRY_CAP) * (1 - RETRY_JITTER + 2 * RETRY_JITTER * Math.random());
+
+// Ground Control's connection `gc` dropped (why: for the console and tests).  Its RTCPeerConnection
+// is left open until a new session is greeted: closing it now might still reach the server and end
+// the member this page means to be again.
+function lost(gc, why) {
+  if (state.gc !== gc || state.conn !== 'connected') return; // an old connection, or Leave
+  clearTimeout(gc.limbo);
+  gc.pc.onconnectionstatechange = gc.dc.onclose = gc.dc.onmessage = null;
+  state.stale.push(gc.pc);
   state.gc = null;
   sfuStop();
+  if (state.media === 'sfu') showStreams(); // avatars, not frozen frames, until the streams come back
+  console.warn(`lost Ground Control: ${why}`);
+  state.outages.push({ why, lostAt: performance.now(), backAt: null, attempts: 0, sameId: null });
+  notice('Connection lost — reconnecting…');
+  reconnect();
 }
+
+// Tries to connect again until it does, the time is up, the server refuses for good, or the user leaves.
+async function reconnect() {
+  const outage = state.outages[state.outages.length - 1];
+  const since = performance.now();
+  state.failure = null;
+  setConn('reconnecting');
+  for (let n = 0; ; n++) {
+    const wait = retryDelay(n);
+    if (performance.now() - since + wait > RETRY_FOR) return giveUp(outage, null);
+    await new Promise((ok) => {
+      const t = setTimeout(() => state.wake(), wait);
+      state.wake = () => { clearTimeout(t); state.wake = null; ok(); };
+    });
+    if (state.conn !== 'reconnecting') return;
+    outage.attempts++;
+    if (outage.attempts > 1) showStatus('warn', `Connection lost — reconnecting… (try ${outage.attempts})`);
+    try {
+      await connectGroundControl();
+    } catch (err) {
+      if (state.conn !== 'reconnecting') return;
+      console.warn(`reconnecting: try ${outage.attempts} failed: ${err.message}`);
+      // The room is gone, or wants its password again: trying more will not help.
+      if (err.status === 404 || err.why === 'password required') return giveUp(outage, err);
+      // A server that refuses the offer otherwise (it is full, or did not take the token) may take a fresh join.
+      if (err.status >= 400 && err.status < 500 && err.status !== 429) state.resume = null;
+      continue;
+    }
+    if (state.conn !== 'reconnecting') return; // left meanwhile (leave closed the new connection)
+    outage.backAt = performance.now();
+    setConn('connected');
+    return;
+  }
+}
+
+function giveUp(outage, err) {
+  state.failure = err || new Error('no answer');
+  console.warn(`could not reconnect after ${outage.attempts} tries: ${state.failure.message}`);
+  for (const pc of state.stale.splice(0)) pc.close();
+  setConn('failed');
+  notice('Could not reconnect to the server.');
+}
+
+// After a drop, the greeting of the new session: the same member (the server resumed it), or a new one.
+function rejoined(before) {
+  const outage = state.outages[state.outages.length - 1];
+  outage.sameId = me.id === before;
+  if (outage.sameId) {
+    state.resync = true; // what was on its way between peers during the drop is lost (see resync)
+    return;
+  }
+  state.formerIds.add(before);
+  notice('You are back as a new member: the others saw you leave and come back.');
+  // Peer to peer, the others make new connections to the new member: so does this page.
+  if (state.media === 'p2p') for (const p of [...peers.values()]) renewPeer(p);
+}
+
+// The banner over the video and Ground Control's entry in Connections.
+function setConn(conn) {
+  state.conn = conn;
+  clearTimeout(state.statusTimer);
+  if (conn === 'reconnecting') {
+    $('gc-state').textContent = 'reconnecting';
+    showStatus('warn', 'Connection lost — reconnecting…');
+  } else if (conn === 'failed') {
+    $('gc-state').textContent = 'lost';
+    const err = state.failure;
+    showStatus('warn', err && err.status === 404 ? 'Could not reconnect: this room does not exist any more.'
+      : err && err.why === 'password required' ? 'Could not reconnect: the room asks for its password again.' : 'Could not reconnect to the server.', true);
+  } else if (conn === 'connected' && state.outages.length) {
+    showStatus('ok', 'Reconnected');
+    notice('Reconnected.');
+    state.statusTimer = setTimeout(() => { $('conn-status').hidden = true; }, BACK_SHOWN);
+  } else {
+    $('conn-status').hidden = true;
+  }
+}
+
+function showStatus(kind, text, rejoin = false) {
+  const bar = $('conn-status');
+  bar.className = `conn-status ${kind}`;
+  $('conn-status-text').textContent = text;
+  $('rejoin').hidden = !rejoin;
+  bar.hidden = false;
+}
+
+// Rejoin, once the page gave up: tries again for as long, or starts over (the join form) when the
+// server refused for good.
+$('rejoin').addEventListener('click', () => {
+  if (state.conn !== 'failed') return;
+  if (state.failure && (state.failure.status === 404 || state.failure.why === 'password required')) location.reload();
+  else reconnect();
+});
+
+// A network that comes back is tried at once.
+addEventListener('online', () => { if (state.wake) state.wake(); });
 
 // Ground Control writes `sender` itself: "ground control" for its own messages, the member's id for
 // what it relays.  So its own messages are believed only with that sender, and everything else is
@@ -184,13 +360,19 @@ function onMessage(m) {
 
 function onServerMessage(m) {
   switch (m.type) {
-    case 'greeting':
-      if (me.id || typeof m.receiver !== 'string') return; // one greeting a session
+    case 'greeting': {
+      const gc = state.gc, before = me.id;
+      if (gc.greeted || typeof m.receiver !== 'string') return; // one greeting a session
+      gc.greeted = true;
       me.id = m.receiver;
+      // A new session is up: the server let go of the old one (or took it over), which may go now.
+      for (const pc of state.stale.splice(0)) pc.close();
       send(GC, 'profile', { username: me.name });
       send(GC, 'get-room-info', null);
+      if (before) rejoined(before);
       if (state.media === 'sfu') sfuStart();
       break;
+    }
     case 'ping': send(GC, 'pong', m.data); break;
     case 'room-info': if (m.data && Array.isArray(m.data.clients)) onRoomInfo(m.data.clients); break;
     case 'renegotiate': onRenegotiate(m); break;
@@ -211,12 +393,14 @@ function onMemberMessage(m) {
     case 'text': showText(m.sender, m.data); break;
     case 'offer': case 'answer': case 'icecandidate': if (state.media === 'p2p') signal(m.sender, m.type, m.data); break;
     case 'bye': removePeer(m.sender); break;
+    case 'resync': if (state.media === 'p2p' && peers.has(m.sender)) resync(peers.get(m.sender), false); break;
     default: break;
   }
 }
 
 function onRoomInfo(clients) {
-  state.members = clients.filter((c) => c && typeof c.id === 'string' && typeof c.username === 'string');
+  // Our own session before a reconnect, if the server still lists it, is nobody to show or call.
+  state.members = clients.filter((c) => c && typeof c.id === 'string' && typeof c.username === 'string' && !state.formerIds.has(c.id));
   clients = state.members;
   const ids = new Set(clients.map((c) => c.id));
   for (const c of clients) if (c.id !== me.id && !peers.has(c.id)) (state.media === 'sfu' ? addMember : createPeer)(c.id);
@@ -229,6 +413,10 @@ function onRoomInfo(clients) {
   $('people-count').textContent = `(${clients.length})`;
   $('people').replaceChildren(...clients.map((c) => el('li', {}, c.id === me.id ? `${c.username} (you)` : c.username)));
   renderConns();
+  if (state.resync) {
+    state.resync = false;
+    if (state.media === 'p2p') for (const p of peers.values()) resync(p, true);
+  }
 }
 
 const initial = (name) => (Array.from(name.trim())[0] || '?').toUpperCase();
@@ -236,8 +424,9 @@ const nameOf = (id) => (state.members.find((c) => c.id === id) || { username: 'M
 
 // ---------------------------------------------------------------------------------------- peers
 
-function createPeer(id) {
-  const pc = new RTCPeerConnection({ iceServers: state.iceServers });
+// A connection to member `id`, in a tile of its own, or in the tile of `old` (renewPeer).
+function createPeer(id, old = null) {
+  const pc = new RTCPeerConnection({ iceServers: state.turn ? [...state.iceServers, state.turn] : state.iceServers });
   const peer = {
     id, pc,
     polite: me.id < id,          // perfect negotiation: the polite side rolls back a colliding offer
@@ -287,8 +476,45 @@ function createPeer(id) {
       }
     }, 5000);
   };
-  addTile(peer);
+  if (old) {
+    Object.assign(peer, { tile: old.tile, video: old.video, label: old.label, avatar: old.avatar });
+    peer.video.srcObject = null;
+    peer.avatar.hidden = false;
+  } else {
+    addTile(peer);
+  }
   return peer;
+}
+
+// A new connection to a member in place of the old one, in the same tile: after a reconnect made
+// this page a new member, whose connections the others make anew.
+function renewPeer(old) {
+  peers.delete(old.id);
+  clearTimeout(old.watchdog);
+  clearTimeout(old.attachTimer);
+  old.pc.close();
+  createPeer(old.id, old);
+}
+
+// After Ground Control dropped, what either side of a pair sent through it meanwhile is lost: an
+// offer still waiting for its answer, an answer, candidates; and a network change may have broken
+// the pair's own path.  So the pair negotiates again with an ICE restart, made by its impolite side
+// alone (the side perfect negotiation lets offer over the other): that side takes back an offer of
+// its own still out, and restarts.  The page that reconnected tells each peer (tell) with a 'resync'
+// message, so that a peer that is the impolite side does the same.
+function resync(peer, tell) {
+  if (tell) send(peer.id, 'resync', null);
+  if (peer.polite) return;
+  peer.queue = peer.queue.then(async () => {
+    const pc = peer.pc;
+    if (peers.get(peer.id) !== peer || pc.signalingState === 'closed') return;
+    try {
+      if (pc.signalingState === 'have-local-offer') await pc.setLocalDescription({ type: 'rollback' });
+      pc.restartIce();
+    } catch (err) {
+      console.warn(`restarting with ${peer.id} failed`, err);
+    }
+  });
 }
 
 function attachMedia(peer) {
@@ -370,7 +596,8 @@ function addMember(id) {
   return peer;
 }
 
-// On the greeting: our microphone and camera go on transceivers of their own, then the first offer.
+// On the greeting (of each session: after a reconnect, the server has none of our streams any more):
+// our microphone, camera and screen go on transceivers of their own, then the first offer.
 function sfuStart() {
   const pc = state.gc.pc;
   const sfu = state.sfu = {
@@ -388,18 +615,26 @@ function sfuStart() {
   };
   if (me.mic) sfu.send.mic = sendTransceiver(me.mic, 'sendonly');
   if (me.cam) sfu.send.camera = sendTransceiver(me.cam, me.cam.enabled ? 'sendonly' : 'inactive');
+  if (me.screen) { // shared before a reconnect, or while it went on
+    sfu.send.screen = sendTransceiver(me.screen, 'sendonly');
+    showOwnScreen(me.screen);
+  }
   $('conns').replaceChildren(el('li', {}, el('div', {}, 'Server'), sfu.statsLine));
   sfu.statsTimer = setInterval(sfuStats, 1000);
   sfuOffer();
 }
 
+// Ground Control's connection is closed or lost: so is what it carried, screens' tiles with it.
 function sfuStop() {
   const sfu = state.sfu;
   if (!sfu) return;
   clearTimeout(sfu.timer);
   clearInterval(sfu.statsTimer);
   sfu.statsLine.textContent = 'connection: closed';
+  for (const t of sfu.screens.values()) t.tile.remove();
+  if (sfu.selfScreen) sfu.selfScreen.tile.remove();
   state.sfu = null;
+  layout();
 }
 
 function sendTransceiver(track, direction) {
@@ -778,20 +1013,27 @@ if (matchMedia('(max-width: 760px)').matches) {
   $('toggle-side').setAttribute('aria-expanded', 'false');
 }
 
+// Leaving is no drop: nothing reconnects after it (state.conn 'left'), a try under way included.
 function leave() {
+  state.conn = 'left';
+  if (state.wake) state.wake();
   send(GC, 'bye', null);
   for (const p of peers.values()) if (p.pc) p.pc.close();
   peers.clear();
   if (state.gc) state.gc.pc.close();
   state.gc = null;
+  for (const pc of state.stale.splice(0)) pc.close();
   sfuStop();
   for (const t of me.stream.getTracks()) t.stop();
   if (me.screen) me.screen.stop();
 }
 // Leave waits (half a second at most) for the bye to be on its way: closing the connection at once
 // could drop it, and the others would see this member until the server's consent timeout.
+// (The server closes the connection on the bye: that is no drop either.)
 $('leave').addEventListener('click', async () => {
   const dc = state.gc && state.gc.dc;
+  state.conn = 'left';
+  if (state.wake) state.wake();
   send(GC, 'bye', null);
   for (let i = 0; dc && dc.readyState === 'open' && dc.bufferedAmount > 0 && i < 25; i++) await new Promise((r) => setTimeout(r, 20));
   await new Promise((r) => setTimeout(r, 50));
@@ -817,7 +1059,8 @@ $('chat-form').addEventListener('submit', (e) => {
   e.preventDefault();
   const input = $('chat-input');
   const text = input.value.trim();
-  if (!text || !state.gc) return;
+  if (!text) return;
+  if (state.conn !== 'connected') return toast('Not connected to the server: try again once it is back');
   send('room', 'text', { time: new Date().toISOString(), text });
   input.value = '';
 });
@@ -863,4 +1106,12 @@ prejoin();
 // For tests and the curious: the state of this page.  `peers` holds the other members (with their
 // RTCPeerConnection `pc` in a P2P room, pc null in an SFU room); `media` is the room's mode, and an
 // SFU room adds remoteStreams() (set by prejoin).
-window.camus = { me, peers, members: () => state.members, state, get media() { return state.media; } };
+// `connection` is Ground Control's (new, connected, reconnecting, failed, left); `reconnects` counts
+// the drops it came back from, and outages() says of each drop why, when, how many tries, and
+// whether this page stayed the same member.
+window.camus = {
+  me, peers, members: () => state.members, state, get media() { return state.media; },
+  get connection() { return state.conn; },
+  get reconnects() { return state.outages.filter((o) => o.backAt !== null).length; },
+  outages: () => state.outages.map((o) => ({ ...o })),
+};
