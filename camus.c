@@ -317,6 +317,9 @@
 #ifndef CAMUS_PORT
 #define CAMUS_PORT 5000 /* HTTP(S) port, and the UDP port's number unless set */
 #endif
+#ifndef CAMUS_ROOMS_SAVE_MS
+#define CAMUS_ROOMS_SAVE_MS 60000 /* ms at most between a room's activity and the file saying so */
+#endif
 #ifndef CAMUS_ROOM_EXPIRY_SEC
 #define CAMUS_ROOM_EXPIRY_SEC 3600 /* s an empty room lives */
 #endif
@@ -5612,6 +5615,7 @@ enum app_err {
   APP_DENIED,   /* no right to it: a wrong or missing password, a full room */
   APP_LIMITED,  /* this address (or room) asked too often: later */
   APP_FULL,     /* a server-wide table is full */
+  APP_DISK,     /* it could not be kept on disk */
   APP_NOMEM
 };
 
@@ -5631,6 +5635,7 @@ struct room {
   uint8_t creator[16];                /* host_key() of the address that made it */
   bool joined;                        /* someone took a seat once */
   uint64_t created;                   /* ms, monotonic */
+  int64_t born;                       /* when it was made, unix seconds (kept on disk) */
   uint64_t fail_window;               /* start of the window of fails, ms */
   unsigned fails;                     /* wrong passwords for this room in that window */
   struct client *members, *last_member; /* clients whose channel is open, in join order */
@@ -5707,6 +5712,10 @@ struct camus {
   uint64_t hash_at;              /* when it was last refilled, ms */
   struct tombstone *tombs;       /* CAMUS_MAX_ROOMS of them, allocated when a room first ends */
   uint32_t media_ids;            /* the last track id given (msid) */
+  const char *rooms_dir;         /* where rooms are kept (the state directory); NULL: in memory only */
+  bool rooms_dirty;              /* some room's activity is newer than the file */
+  struct timer rooms_timer;      /* writes it, if so, once a minute */
+  char rooms_error[160];         /* why the last room could not be kept */
 };
 
 /* --------------------------------------------------- limits and fair shares */
@@ -5811,6 +5820,8 @@ static void tombstone_add(struct camus *s, const struct room *rm) {
 
 /* Deletes a room that no session refers to; why goes to the log.  Its id is
  * kept for a day, for its creator only (why NULL: the server is stopping). */
+static int rooms_save(struct camus *s, const char **why);
+
 static void room_delete(struct camus *s, struct room *rm, const char *why) {
   for (unsigned i = 0; i < s->n_rooms; i++) {
     if (s->rooms[i] != rm) continue;
@@ -5821,6 +5832,8 @@ static void room_delete(struct camus *s, struct room *rm, const char *why) {
   if (why) LOG_I(s, "room %s: %s", rm->id, why);
   if (why && rm->joined) tombstone_add(s, rm);
   free(rm);
+  const char *err;
+  if (why) (void)rooms_save(s, &err); /* at shutdown (no why) the rooms stay */
 }
 
 /* Whether id belongs to a room that ended lately and was made by another address than host. */
@@ -5841,7 +5854,8 @@ static void room_expired(struct timer *t) {
 static void room_touch(struct room *rm) {
   struct camus *s = rm->srv;
   rm->last_active = s->loop.now;
-  if (rm->n_sessions == 0)
+  s->rooms_dirty = true;
+  if (rm->n_sessions == 0 && s->cfg.room_expiry_sec != CAMUS_ROOM_EXPIRY_NEVER)
     timer_in(&s->loop, &rm->expiry, (uint64_t)s->cfg.room_expiry_sec * 1000);
   else
     timer_stop(&s->loop, &rm->expiry);
@@ -5939,11 +5953,242 @@ static struct room *room_create(struct camus *s, const uint8_t creator[16], cons
       return *e = APP_NOMEM, *err = "cannot hash the password", NULL;
     }
   }
+  rm->born = (int64_t)time(NULL);
   s->rooms[s->n_rooms++] = rm;
   room_touch(rm);
+  const char *why;
+  if (rooms_save(s, &why) != 0) { /* no 201 for a room that would not outlive a restart */
+    s->n_rooms--;
+    timer_stop(&s->loop, &rm->expiry);
+    free(rm);
+    snprintf(s->rooms_error, sizeof s->rooms_error, "the server cannot keep a new room (%s): try again later", why);
+    return *e = APP_DISK, *err = s->rooms_error, NULL;
+  }
   LOG_I(s, "room %s: created (%s%s, %s, guest limit %u)", rm->id, public ? "public" : "private",
         pw_len ? ", password" : "", sfu ? "media through the server" : "media between browsers", guest_limit);
   return rm;
+}
+
+/* ----------------------------------------------------------- rooms on disk */
+
+/* Rooms outlive the process: `rooms` in the state directory holds the
+ * secret that signs password proofs and every room (id, name, password
+ * salt and hash, the nonce proofs are bound to, public, media, guest limit,
+ * when it was made and last active), a line each, each line with the CRC-32
+ * of its payload.  It is written whole to `rooms.tmp`, flushed to the disk,
+ * renamed over `rooms`, and the directory flushed too (crash-safe: a reader
+ * sees the old file or the new one), before the 201 of a new room is sent;
+ * activity is written at most a minute late.  At start, every line that
+ * verifies is taken; a file with any that does not is kept aside as
+ * `rooms.bad-<time>` (never overwritten) and written anew.  --state-dir ''
+ * keeps rooms in memory only. */
+#define ROOMS_MAGIC "camus-rooms 1"
+#define ROOMS_LINE_MAX 512
+
+/* Writes data to dir/name through dir/name.tmp: flushed, renamed, the directory flushed.  Returns 0, or -1 with errno. */
+static int state_file_replace(const char *dir, const char *name, const void *data, size_t n) {
+  char tmp[PATH_MAX], path[PATH_MAX];
+  snprintf(tmp, sizeof tmp, "%s/%s.tmp", dir, name);
+  snprintf(path, sizeof path, "%s/%s", dir, name);
+  (void)unlink(tmp);
+  int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600), e = 0;
+  if (fd < 0) return -1;
+  for (size_t off = 0; off < n && !e;) {
+    ssize_t w = write(fd, (const char *)data + off, n - off);
+    if (w > 0) off += (size_t)w;
+    else if (errno != EINTR) e = errno ? errno : EIO;
+  }
+  if (!e && fsync(fd) != 0) e = errno;
+  if (close(fd) != 0 && !e) e = errno;
+  if (!e && rename(tmp, path) != 0) e = errno;
+  if (e) {
+    (void)unlink(tmp);
+    errno = e;
+    return -1;
+  }
+  int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd >= 0) {
+    (void)fsync(dfd); /* some file systems refuse a directory's fsync: the rename is done either way */
+    close(dfd);
+  }
+  return 0;
+}
+
+static void rooms_line(struct buf *b, const char *kind, const char *payload, size_t n) {
+  buf_addf(b, "%s %08x ", kind, (unsigned)crc32_ieee((const uint8_t *)payload, n));
+  buf_add(b, payload, n);
+  buf_adds(b, "\n");
+}
+
+/* Writes every room.  Returns 0, or -1 with the reason logged and in *why. */
+static int rooms_save(struct camus *s, const char **why) {
+  if (!s->rooms_dir) return 0;
+  struct buf b = {0};
+  char line[ROOMS_LINE_MAX], hex[3][65], name[2 * CAMUS_ROOM_NAME_MAX + 1];
+  long long now = (long long)time(NULL);
+  buf_adds(&b, ROOMS_MAGIC "\n");
+  hex_encode(hex[0], s->secret, sizeof s->secret);
+  rooms_line(&b, "secret", hex[0], 64);
+  for (unsigned i = 0; i < s->n_rooms; i++) {
+    const struct room *rm = s->rooms[i];
+    hex_encode(hex[0], rm->salt, sizeof rm->salt);
+    hex_encode(hex[1], rm->hash, sizeof rm->hash);
+    hex_encode(hex[2], rm->nonce, sizeof rm->nonce);
+    hex_encode(name, (const uint8_t *)rm->name, strlen(rm->name));
+    int n = snprintf(line, sizeof line, "%s %d %d %u %lld %lld %s %s %s %s", rm->id, rm->public, rm->sfu, rm->guest_limit,
+                     (long long)rm->born, now - (long long)((s->loop.now - rm->last_active) / 1000),
+                     rm->has_password ? hex[0] : "-", rm->has_password ? hex[1] : "-", hex[2], name);
+    if (n > 0 && (size_t)n < sizeof line) rooms_line(&b, "room", line, (size_t)n);
+  }
+  int rc = b.err ? (errno = ENOMEM, -1) : state_file_replace(s->rooms_dir, "rooms", b.p, b.len);
+  buf_free(&b);
+  s->rooms_dirty = rc != 0;
+  if (rc) {
+    *why = strerror(errno);
+    LOG_W(s, "rooms: cannot write %s/rooms: %s", s->rooms_dir, *why);
+  }
+  return rc;
+}
+
+/* A room read back: its fields checked as room_create() would. */
+static bool rooms_restore(struct camus *s, const char *p, long long now) {
+  char id[CAMUS_ROOM_NAME_MAX + 2], salt[40], hash[72], nonce[40], name_hex[2 * CAMUS_ROOM_NAME_MAX + 2];
+  int pub, sfu, used = 0;
+  unsigned limit;
+  long long born, active;
+  if (sscanf(p, "%65s %d %d %u %lld %lld %39s %71s %39s %129s%n", id, &pub, &sfu, &limit, &born, &active, salt, hash, nonce,
+             name_hex, &used) != 10 || p[used])
+    return false;
+  struct room *rm = calloc(1, sizeof *rm);
+  size_t nl = strlen(name_hex) / 2;
+  char slug[CAMUS_ROOM_NAME_MAX + 1];
+  bool pw = strcmp(salt, "-") != 0, ok = rm && (pub == 0 || pub == 1) && (sfu == 0 || sfu == 1) &&
+                                          limit <= CAMUS_GUEST_LIMIT_MAX && nl >= 1 && nl <= CAMUS_ROOM_NAME_MAX &&
+                                          strlen(name_hex) == 2 * nl && strlen(nonce) == 32 &&
+                                          (pw ? strlen(salt) == 32 && strlen(hash) == 64 : !strcmp(hash, "-"));
+  for (size_t i = 0; ok && i < nl; i++) {
+    int hi = hex_value(name_hex[2 * i]), lo = hex_value(name_hex[2 * i + 1]);
+    ok = hi >= 0 && lo >= 0 && (hi << 4 | lo) >= 0x20 && (hi << 4 | lo) != 0x7f;
+    if (ok) rm->name[i] = (char)(hi << 4 | lo);
+  }
+  ok = ok && utf8_valid(rm->name, nl) && slugify(rm->name, nl, slug, sizeof slug) && !strcmp(slug, id) &&
+       !room_find(s, (struct str){id, strlen(id)}) && s->n_rooms < CAMUS_MAX_ROOMS;
+  for (int i = 0; ok && i < 16; i++) {
+    int a = hex_value(nonce[2 * i]), b = hex_value(nonce[2 * i + 1]);
+    int c = pw ? hex_value(salt[2 * i]) : 0, d = pw ? hex_value(salt[2 * i + 1]) : 0;
+    ok = a >= 0 && b >= 0 && c >= 0 && d >= 0;
+    rm->nonce[i] = (uint8_t)(a << 4 | b), rm->salt[i] = (uint8_t)(c << 4 | d);
+  }
+  for (int i = 0; ok && pw && i < 32; i++) {
+    int a = hex_value(hash[2 * i]), b = hex_value(hash[2 * i + 1]);
+    ok = a >= 0 && b >= 0;
+    rm->hash[i] = (uint8_t)(a << 4 | b);
+  }
+  if (ok && s->n_rooms % 16 == 0) {
+    struct room **a = realloc(s->rooms, (s->n_rooms + 16) * sizeof *a);
+    if ((ok = a != NULL)) s->rooms = a;
+  }
+  if (!ok) {
+    free(rm);
+    return false;
+  }
+  rm->srv = s;
+  memcpy(rm->id, id, strlen(id) + 1);
+  rm->public = pub, rm->sfu = sfu, rm->guest_limit = limit, rm->has_password = pw, rm->born = born;
+  rm->created = s->loop.now;
+  rm->joined = true; /* its id is kept a while after it ends, as for any room that was used */
+  rm->expiry.fn = room_expired;
+  /* Its idle time goes on from what the file says (the clock may have gone back: then none). */
+  uint64_t idle = active < now ? (uint64_t)(now - active) * 1000 : 0;
+  rm->last_active = idle < s->loop.now ? s->loop.now - idle : 0;
+  s->rooms[s->n_rooms++] = rm;
+  if (s->cfg.room_expiry_sec != CAMUS_ROOM_EXPIRY_NEVER)
+    timer_at(&s->loop, &rm->expiry, rm->last_active + (uint64_t)s->cfg.room_expiry_sec * 1000);
+  return true;
+}
+
+/* Reads the rooms back at start.  Returns 0, or -1 with the reason in err. */
+static int rooms_load(struct camus *s, char *err, size_t errlen) {
+  char path[PATH_MAX], aside[PATH_MAX];
+  snprintf(path, sizeof path, "%s/rooms", s->rooms_dir);
+  int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0 && errno == ENOENT) return 0;
+  if (fd < 0) return snprintf(err, errlen, "cannot read %s: %s", path, strerror(errno)), -1;
+  size_t cap = (size_t)(CAMUS_MAX_ROOMS + 2) * ROOMS_LINE_MAX, n = 0;
+  char *text = malloc(cap + 1);
+  ssize_t got = 1;
+  while (text && n < cap && (got = read(fd, text + n, cap - n)) > 0) n += (size_t)got;
+  close(fd);
+  if (!text || got < 0) {
+    free(text);
+    return snprintf(err, errlen, "cannot read %s", path), -1;
+  }
+  text[n] = 0;
+  unsigned good = 0, bad = 0, line_no = 0;
+  long long now = (long long)time(NULL);
+  bool magic = false;
+  for (char *p = text, *end; p < text + n; p = end + 1) {
+    end = memchr(p, '\n', (size_t)(text + n - p));
+    if (!end) { /* the last line has no end: torn */
+      bad++;
+      LOG_W(s, "rooms: line %u of %s is cut short: skipped", line_no + 1, path);
+      break;
+    }
+    *end = 0;
+    line_no++;
+    if (line_no == 1) {
+      magic = !strcmp(p, ROOMS_MAGIC);
+      if (!magic) break;
+      continue;
+    }
+    char kind[8];
+    unsigned crc;
+    int at = 0;
+    bool ok = sscanf(p, "%7s %8x %n", kind, &crc, &at) == 2 && at > 0 &&
+              crc32_ieee((const uint8_t *)p + at, strlen(p + at)) == crc;
+    if (ok && !strcmp(kind, "secret")) {
+      ok = strlen(p + at) == 64;
+      for (int i = 0; ok && i < 32; i++) {
+        int hi = hex_value(p[at + 2 * i]), lo = hex_value(p[at + 2 * i + 1]);
+        ok = hi >= 0 && lo >= 0;
+        s->secret[i] = (uint8_t)(hi << 4 | lo);
+      }
+    } else if (ok) {
+      ok = !strcmp(kind, "room") && rooms_restore(s, p + at, now);
+      good += ok;
+    }
+    if (!ok) {
+      bad++;
+      LOG_W(s, "rooms: line %u of %s does not verify: skipped", line_no, path);
+    }
+  }
+  free(text);
+  if (!magic) bad++;
+  LOG_I(s, "rooms: %u read back from %s%s", good, path, bad ? ", some lines skipped" : "");
+  if (!bad) return 0;
+  /* The file is kept as it was, aside, and a new one written of what verified. */
+  bool kept = false;
+  for (int k = 0; k < 100 && !kept; k++) {
+    if (k == 0)
+      snprintf(aside, sizeof aside, "%s/rooms.bad-%lld", s->rooms_dir, now);
+    else
+      snprintf(aside, sizeof aside, "%s/rooms.bad-%lld-%d", s->rooms_dir, now, k);
+    kept = link(path, aside) == 0;
+    if (!kept && errno != EEXIST) break;
+  }
+  if (!kept) return snprintf(err, errlen, "cannot keep %s aside: %s", path, strerror(errno)), -1;
+  LOG_W(s, "rooms: %s kept as %s; writing what verified", path, aside);
+  const char *why;
+  if (rooms_save(s, &why) != 0) return snprintf(err, errlen, "cannot write %s: %s", path, why), -1;
+  return 0;
+}
+
+/* Once a minute: the rooms' activity, if any changed. */
+static void rooms_tick(struct timer *t) {
+  struct camus *s = CONTAINER(t, struct camus, rooms_timer);
+  const char *why;
+  if (s->rooms_dirty) (void)rooms_save(s, &why);
+  timer_in(&s->loop, t, CAMUS_ROOMS_SAVE_MS);
 }
 
 static bool room_password_ok(struct room *rm, const char *pw, size_t n) {
@@ -7237,6 +7482,7 @@ static int app_status(enum app_err e) {
   case APP_CONFLICT: return 409;
   case APP_LIMITED: return 429;
   case APP_FULL: return 503;
+  case APP_DISK: return 503;
   case APP_NOMEM: return 503;
   }
   return 500;
@@ -7863,6 +8109,27 @@ static void server_frame(void *ctx, struct conn *c, uint8_t *p, size_t n) {
   udp_input(&s->udp, p, n, &c->path);
 }
 
+/* Rooms kept in the state directory (unless it is ""): read back now, and
+ * their activity written once a minute.  A directory that cannot be used
+ * only makes new rooms fail (503); a file that cannot be read fails start,
+ * lest a good one be written over. */
+static int server_rooms(struct camus *s, char *err, unsigned errlen) {
+  const char *dir = s->cfg.state_dir ? s->cfg.state_dir : "camus-state";
+  char why[PATH_MAX + 64];
+  if (!*dir) return 0;
+  s->rooms_dir = dir;
+  if (state_dir_check(dir, why, sizeof why) != 0) {
+    LOG_W(s, "rooms: %s: new rooms cannot be made until it can be used", why);
+    return 0;
+  }
+  uint64_t t0 = mono_us();
+  if (rooms_load(s, err, errlen) != 0) return -1;
+  if (s->n_rooms) LOG_I(s, "rooms: %u kept from before, read in %.1f ms", s->n_rooms, (double)(mono_us() - t0) / 1000);
+  s->rooms_timer.fn = rooms_tick;
+  if (timer_in(&s->loop, &s->rooms_timer, CAMUS_ROOMS_SAVE_MS) != 0) return snprintf(err, errlen, "out of memory"), -1;
+  return 0;
+}
+
 /* The TURN relay's secret: --turn-secret, or the one kept in the state
  * directory (made on first use), so that credentials a member got stay good
  * across a restart; in memory only if the directory cannot be used. */
@@ -7877,6 +8144,10 @@ static void server_turn_secret(struct camus *s) {
   const char *dir = s->cfg.state_dir ? s->cfg.state_dir : "camus-state";
   snprintf(path, sizeof path, "%s/turn-secret", dir);
   t->secret_len = 32;
+  if (!*dir) { /* in memory only, as asked */
+    random_bytes(&s->crypto, t->secret, 32);
+    return;
+  }
   if (state_dir_check(dir, err, sizeof err) == 0) {
     FILE *f = fopen(path, "r");
     size_t n = f ? fread(text, 1, sizeof text - 1, f) : 0;
@@ -8006,6 +8277,7 @@ struct camus *camus_new(const struct camus_config *cfg, char *err, unsigned errl
   s->rtc.on_close = client_closed;
   s->rtc.ctx = s;
   random_bytes(&s->crypto, s->secret, sizeof s->secret);
+  if (server_rooms(s, err, errlen) != 0) goto fail;
   if (sys_pipe(s->wake_fd) != 0) {
     snprintf(err, errlen, "pipe: %s", strerror(errno));
     goto fail;
@@ -8057,6 +8329,8 @@ void camus_free(struct camus *s) {
   rtc_host_free(&s->rtc);       /* every client leaves its room */
   if (s->turn_on) turn_close(&s->turn);
   udp_close(&s->udp);
+  const char *why;
+  if (s->rooms_dirty) (void)rooms_save(s, &why); /* the last minute's activity */
   while (s->n_rooms) room_delete(s, s->rooms[0], NULL);
   free(s->rooms);
   free(s->tombs);
@@ -8090,12 +8364,13 @@ static void usage(FILE *f) {
           "  --public-ip ADDR       also advertise ADDR to browsers (behind NAT; repeatable)\n"
           "  --tls                  serve HTTPS (browsers need it for cameras, except on localhost)\n"
           "  --cert FILE --key FILE PEM certificate and key for HTTPS (default: self-signed, kept in the state dir)\n"
-          "  --state-dir DIR        where the self-signed certificate is kept (default ./camus-state)\n"
+          "  --state-dir DIR        where rooms, secrets and the self-signed certificate are kept\n"
+          "                         (default ./camus-state; '' keeps rooms in memory only)\n"
           "  --web-dir DIR          serve the web client from DIR instead of the built-in copy\n"
           "  --allowed-hosts LIST   answer only requests for these host names (name or name:port, commas;\n"
           "                         default: any; set it against DNS rebinding)\n"
           "  --stun URL, --turn URL extra ICE servers for browsers (repeatable; none by default)\n"
-          "  --room-expiry SEC      delete an empty room after SEC seconds (default 3600)\n"
+          "  --room-expiry SEC      delete an empty room after SEC seconds (default 3600; 0: never)\n"
           "  --max-connections N    concurrent HTTP connections (default 1000)\n"
           "  --max-bitrate KBPS     steer each video sent through the server to at most KBPS kbit/s (default 2500)\n"
           "  --turn-ports MIN-MAX   relay ports of the built-in TURN server (default 49152-49407; 0: no TURN)\n"
@@ -8180,7 +8455,8 @@ static int parse_options(int argc, char **argv, struct camus_config *c) {
     } else if (!strcmp(a, "--web-dir")) {
       cfg.web_dir = v;
     } else if (!strcmp(a, "--room-expiry")) {
-      cfg.room_expiry_sec = (unsigned)opt_num(a, v, 1, 86400 * 365);
+      cfg.room_expiry_sec = (unsigned)opt_num(a, v, 0, 86400 * 365);
+      if (!cfg.room_expiry_sec) cfg.room_expiry_sec = CAMUS_ROOM_EXPIRY_NEVER;
     } else if (!strcmp(a, "--max-connections")) {
       cfg.max_connections = (unsigned)opt_num(a, v, 1, CAMUS_MAX_CONNECTIONS_LIMIT);
     } else if (!strcmp(a, "--request-timeout")) {

@@ -21,6 +21,7 @@ extern "C" {
 #define CAMUS_MAX_ICE_URLS 8   /* --stun and --turn entries, together */
 #define CAMUS_MAX_ALLOWED_HOSTS 8 /* --allowed-hosts entries */
 #define CAMUS_MAX_TURN_ALLOW 8    /* --turn-allow entries */
+#define CAMUS_ROOM_EXPIRY_NEVER 0xffffffffu /* room_expiry_sec: rooms live until deleted */
 
 enum camus_log_level { CAMUS_LOG_ERROR, CAMUS_LOG_WARN, CAMUS_LOG_INFO, CAMUS_LOG_DEBUG };
 
@@ -38,7 +39,7 @@ struct camus_config {
   int tls;                      /* serve HTTPS instead of HTTP */
   const char *cert_file;        /* PEM certificate for HTTPS; NULL = self-signed in state_dir */
   const char *key_file;         /* PEM private key for HTTPS */
-  const char *state_dir;        /* where the self-signed certificate is kept */
+  const char *state_dir;        /* where rooms, secrets and the self-signed certificate are kept; "" = nowhere */
   const char *web_dir;          /* serve the web client from this folder instead of the binary */
   const char *public_ips[CAMUS_MAX_PUBLIC_IPS]; /* extra addresses to advertise as candidates */
   int n_public_ips;
@@ -47,7 +48,7 @@ struct camus_config {
   const char *allowed_hosts[CAMUS_MAX_ALLOWED_HOSTS]; /* Host names served ("name" or "name:port"); none = any */
   int n_allowed_hosts;
   enum camus_log_level log_level; /* CAMUS_LOG_INFO by default */
-  unsigned room_expiry_sec;     /* an empty room is deleted after this; 3600 */
+  unsigned room_expiry_sec;     /* an empty room is deleted after this; 3600; CAMUS_ROOM_EXPIRY_NEVER: never */
   unsigned max_connections;     /* concurrent HTTP connections; 1000 (at most 65536) */
   unsigned request_timeout_sec; /* time allowed to send one whole request; 10 */
   unsigned idle_timeout_sec;    /* idle keep-alive connections are closed after this; 60 */

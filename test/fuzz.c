@@ -433,6 +433,7 @@ static struct camus *fuzz_server(void) {
   cfg.port = 0;
   cfg.udp_port = 0;
   cfg.turn_secret = "fuzz"; /* the TURN relay on, with no state directory made */
+  cfg.state_dir = "";       /* rooms in memory only */
   cfg.log_level = getenv("FUZZ_LOG") ? CAMUS_LOG_DEBUG : CAMUS_LOG_ERROR;
   struct camus *s = camus_new(&cfg, err, sizeof err);
   if (!s) {

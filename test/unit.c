@@ -214,6 +214,7 @@ static struct camus *test_server(void) {
   cfg.port = 0;
   cfg.udp_port = 0;
   cfg.turn_secret = "unit"; /* the TURN relay on, with no state directory made */
+  cfg.state_dir = "";       /* rooms in memory only */
   cfg.log_level = CAMUS_LOG_ERROR;
   char err[256];
   struct camus *s = camus_new(&cfg, err, sizeof err);
@@ -229,6 +230,7 @@ static void test_config(void) {
   cfg.port = 0;
   cfg.udp_port = 0;
   cfg.turn_secret = "unit";
+  cfg.state_dir = "";
   cfg.log_level = CAMUS_LOG_ERROR;
   cfg.max_connections = 0;
   cfg.msg_rate = 0;
