@@ -5401,7 +5401,6 @@ static void rtc_set_state(struct rtc *p, enum rtc_state st) {
   }
 }
 
-/* Marks the session for freeing at the end of this loop turn. */
 /* A path ended under a session (its TCP connection closed): a session that
  * was using it ends too, rather than waiting out consent freshness. */
 static void rtc_path_gone(struct rtc_host *s, const struct sockaddr_storage *sa) {
@@ -5409,6 +5408,7 @@ static void rtc_path_gone(struct rtc_host *s, const struct sockaddr_storage *sa)
   if (p && !p->dead && p->n_addrs && addr_same(&p->addrs[p->sel].sa, sa)) rtc_close(p, "its TCP connection closed");
 }
 
+/* Marks the session for freeing at the end of this loop turn. */
 static void rtc_close(struct rtc *p, const char *why) {
   if (p->dead) return;
   LOG_I(p->host, "peer %s: closed: %s", p->id, why);
