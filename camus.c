@@ -35,6 +35,7 @@
 
 #include <arpa/inet.h>
 #include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ifaddrs.h>
@@ -372,25 +373,45 @@
 #define STRINGIFY_(x) #x
 #define STRINGIFY(x) STRINGIFY_(x)
 
-/* --- logging: one line per event on stderr, "HH:MM:SS.mmm LEVEL who: text" --- */
+/* --- logging: one line per event on stderr, "HH:MM:SS.mmm LEVEL who: text", or
+ * with --log-format json one object a line, {"time", "level", "msg"}, for log
+ * collectors.  stderr is the process's: so is the format (log_json). --- */
+
+static bool log_json;
 
 static void log_line(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void log_line(int level, const char *fmt, ...) {
-  static const char *names[] = {"ERROR", "WARN ", "INFO ", "DEBUG"};
-  char line[1024];
+  static const char *names[] = {"ERROR", "WARN ", "INFO ", "DEBUG"}, *json_names[] = {"error", "warn", "info", "debug"};
+  char text[1024], line[2 * sizeof text + 96];
   struct timespec ts;
   struct tm tm;
   clock_gettime(CLOCK_REALTIME, &ts);
   gmtime_r(&ts.tv_sec, &tm);
-  int n = snprintf(line, sizeof line, "%02d:%02d:%02d.%03ld %s ", tm.tm_hour, tm.tm_min, tm.tm_sec,
-                   ts.tv_nsec / 1000000, names[level]);
   va_list ap;
   va_start(ap, fmt);
-  int m = vsnprintf(line + n, sizeof line - (size_t)n - 1, fmt, ap);
+  int m = vsnprintf(text, sizeof text, fmt, ap);
   va_end(ap);
-  size_t len = (size_t)n + (m < 0 ? 0 : MIN((size_t)m, sizeof line - (size_t)n - 2));
-  line[len++] = '\n';
-  (void)!write(2, line, len);
+  size_t tl = m < 0 ? 0 : MIN((size_t)m, sizeof text - 1), len;
+  if (!log_json) {
+    len = (size_t)snprintf(line, sizeof line, "%02d:%02d:%02d.%03ld %s %s\n", tm.tm_hour, tm.tm_min, tm.tm_sec,
+                           ts.tv_nsec / 1000000, names[level], text);
+  } else {
+    len = (size_t)snprintf(line, sizeof line, "{\"time\":\"%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ\",\"level\":\"%s\",\"msg\":\"",
+                           tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                           ts.tv_nsec / 1000000, json_names[level]);
+    for (size_t i = 0; i < tl && len + 8 < sizeof line; i++) { /* what a message holds was checked UTF-8, or is ours */
+      unsigned char ch = (unsigned char)text[i];
+      if (ch == '"' || ch == '\\')
+        line[len++] = '\\', line[len++] = (char)ch;
+      else if (ch < 0x20 || ch == 0x7f)
+        len += (size_t)snprintf(line + len, sizeof line - len, "\\u%04x", ch);
+      else
+        line[len++] = (char)ch;
+    }
+    memcpy(line + len, "\"}\n", 3);
+    len += 3;
+  }
+  (void)!write(2, line, MIN(len, sizeof line));
 }
 
 /* The level is each server's own (its config's log_level); a layer logs
@@ -679,6 +700,57 @@ static int addr_parse(const char *host, int port, struct sockaddr_storage *out) 
   return -1;
 }
 
+/* --- address ranges (CIDR): for the TURN relay's policy and for who may see /metrics --- */
+
+struct cidr {
+  uint8_t ip[16]; /* IPv4 in the first 4 bytes */
+  int family, bits;
+};
+
+/* An address's family and bytes, an IPv4-mapped IPv6 address as IPv4. */
+static int addr_bytes(const struct sockaddr_storage *sa, uint8_t ip[16]) {
+  struct sockaddr_storage canon;
+  sa = addr_canonical(sa, &canon);
+  memset(ip, 0, 16);
+  if (sa->ss_family == AF_INET) {
+    memcpy(ip, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, 4);
+    return AF_INET;
+  }
+  memcpy(ip, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, 16);
+  return AF_INET6;
+}
+
+/* Whether ip (4 or 16 bytes, as addr_bytes() gives them) is in c. */
+static bool cidr_has(const struct cidr *c, int family, const uint8_t *ip) {
+  if (c->family != family) return false;
+  int full = c->bits / 8, rest = c->bits % 8;
+  if (memcmp(c->ip, ip, (size_t)full) != 0) return false;
+  return !rest || ((c->ip[full] ^ ip[full]) & (0xff << (8 - rest))) == 0;
+}
+
+/* Parses "ADDR/BITS" (or a bare address: all its bits).  Returns 0 or -1. */
+static int cidr_parse(const char *text, struct cidr *c) {
+  char host[INET6_ADDRSTRLEN];
+  const char *slash = strchr(text, '/');
+  size_t hl = slash ? (size_t)(slash - text) : strlen(text);
+  if (hl == 0 || hl >= sizeof host) return -1;
+  memcpy(host, text, hl);
+  host[hl] = 0;
+  memset(c, 0, sizeof *c);
+  if (inet_pton(AF_INET, host, c->ip) == 1)
+    c->family = AF_INET, c->bits = 32;
+  else if (inet_pton(AF_INET6, host, c->ip) == 1)
+    c->family = AF_INET6, c->bits = 128;
+  else
+    return -1;
+  if (slash) {
+    char *end;
+    long b = strtol(slash + 1, &end, 10);
+    if (!slash[1] || *end || b < 0 || b > c->bits) return -1;
+    c->bits = (int)b;
+  }
+  return 0;
+}
 
 /* An address as a fixed key for hashing and comparing: family, port, address, and whether it is a TCP path. */
 struct addr_key {
@@ -3098,12 +3170,15 @@ struct http_srv {
   unsigned request_timeout_sec, idle_timeout_sec;
   struct conn **conns;
   unsigned n_conns, cap_conns, next_id;
+  uint64_t accepted, refused, answered[6]; /* for the operator: connections, and responses by class (1xx..5xx) */
   void (*on_request)(void *ctx, struct conn *c, struct http_req *r); /* answers with http_send() */
   /* Optional: a frame of an ICE-TCP connection (RFC 6544, 4571), from c->path; and its end. */
   void (*on_frame)(void *ctx, struct conn *c, uint8_t *p, size_t n);
   void (*on_frames_end)(void *ctx, struct conn *c);
   void *ctx;
 };
+
+enum { FRAMING_UNKNOWN = 1, FRAMING_ICE, FRAMING_TURN };
 
 /* One TCP (or TLS) client.  Requests are parsed from `in` once complete and
  * answered into `out`; a connection is closed by marking it dead and reaped at
@@ -3125,7 +3200,7 @@ struct conn {
   bool dead;                 /* close at the end of this turn */
   bool sniffed;              /* its first byte was looked at: HTTP, TLS, or STUN (ICE-TCP, TURN) */
   bool inner_sniffed;        /* and, over TLS, its first byte decrypted: HTTP or TURN */
-  uint8_t framed;            /* STUN, framed as FRAMING_ICE or _TURN (0: HTTP) */
+  uint8_t framed;            /* STUN (see "ICE-TCP and TURN on the same port"): FRAMING_ICE or _TURN; 0: HTTP */
   struct sockaddr_storage path; /* when framed: the peer's address, canonical and tagged TCP */
 };
 
@@ -3145,6 +3220,7 @@ static void http_send(struct conn *c, const struct http_req *r, int status, cons
   /* A request refused before its body was read leaves the stream unusable: close after it. */
   bool keep = r && r->keep_alive && !c->closing && status < 500 && status != 408 && status != 411 &&
               status != 413 && status != 414 && status != 431;
+  c->srv->answered[status / 100 % 6]++;
   buf_addf(&c->out, "HTTP/1.1 %d %s\r\n%sContent-Length: %zu\r\n", status, http_reason(status), security_headers,
            status == 304 ? 0 : n);
   if (ctype) buf_addf(&c->out, "Content-Type: %s\r\n", ctype);
@@ -3183,6 +3259,7 @@ static void conn_timeout(struct timer *t) {
 static void conn_arm(struct conn *c) {
   struct http_srv *h = c->srv;
   unsigned sec = c->busy ? h->request_timeout_sec : h->idle_timeout_sec;
+  if (c->framed == FRAMING_TURN) sec = CAMUS_TURN_LIFETIME + 60; /* its allocation's lifetime decides */
   if (timer_in(h->loop, &c->timer, (uint64_t)sec * 1000) != 0) c->dead = true;
 }
 
@@ -3335,6 +3412,7 @@ static void http_accept(void *ctx, short revents) {
                                  "Retry-After: 5\r\nConnection: close\r\n\r\n";
       if (!h->tls) (void)!send(fd, refuse == 503 ? busy : many, refuse == 503 ? sizeof busy - 1 : sizeof many - 1, MSG_NOSIGNAL);
       close(fd);
+      h->refused++;
       if (refuse == 503)
         LOG_W(h, "http: connection limit (%u) reached, refusing a client", h->max_conns);
       else
@@ -3343,7 +3421,7 @@ static void http_accept(void *ctx, short revents) {
     }
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    conn_new(h, fd, &addr, host);
+    if (conn_new(h, fd, &addr, host)) h->accepted++;
   }
 }
 
@@ -3409,8 +3487,6 @@ static bool conn_flush(struct conn *c) {
  * over TCP (RFC 8656), whose STUN messages and ChannelData come bare.  Which
  * one the magic cookie tells: at byte 6 of the first message, or at 4.  TURN
  * also comes over TLS on the HTTPS port, told by the first byte decrypted. */
-enum { FRAMING_UNKNOWN = 1, FRAMING_ICE, FRAMING_TURN };
-
 static void conn_become_framed(struct conn *c, bool keep_tls) {
   struct sockaddr_storage canon;
   c->framed = FRAMING_UNKNOWN;
@@ -3634,6 +3710,7 @@ struct udp {
   /* Optional: STUN of another method than Binding, and ChannelData (the TURN relay's). */
   void (*on_turn)(void *turn, uint8_t *p, size_t n, const struct sockaddr_storage *from);
   void *turn;
+  uint64_t rx_packets, rx_bytes, tx_packets, tx_bytes; /* for the operator (/metrics) */
 };
 
 /* Hands the queued datagrams to the kernel: one system call for many. */
@@ -3653,14 +3730,19 @@ static void udp_flush(struct udp *u) {
     if (k <= 0) {
       if (errno != EAGAIN) LOG_D(u, "udp: sendmmsg: %s", strerror(errno));
       k = 1; /* skip the one that failed: like a datagram lost on the way */
+    } else {
+      for (int i = 0; i < k; i++) u->tx_bytes += o->len[done + (unsigned)i];
+      u->tx_packets += (unsigned)k;
     }
     done += (unsigned)k;
   }
 #else
   for (unsigned i = 0; i < o->n; i++)
-    if (sendto(u->fd, o->data[i], o->len[i], 0, (const struct sockaddr *)&o->to[i], addr_len(&o->to[i])) < 0 &&
-        errno != EAGAIN)
-      LOG_D(u, "udp: sendto: %s", strerror(errno));
+    if (sendto(u->fd, o->data[i], o->len[i], 0, (const struct sockaddr *)&o->to[i], addr_len(&o->to[i])) < 0) {
+      if (errno != EAGAIN) LOG_D(u, "udp: sendto: %s", strerror(errno));
+    } else {
+      u->tx_packets++, u->tx_bytes += o->len[i];
+    }
 #endif
   o->n = 0;
 }
@@ -3704,8 +3786,11 @@ static void udp_send(struct udp *u, const void *data, size_t n, const struct soc
     struct sockaddr_storage mapped;
     udp_flush(u);
     to = udp_dest(u, to, &mapped);
-    if (sendto(u->fd, data, n, 0, (const struct sockaddr *)to, addr_len(to)) < 0 && errno != EAGAIN)
-      LOG_D(u, "udp: sendto: %s", strerror(errno));
+    if (sendto(u->fd, data, n, 0, (const struct sockaddr *)to, addr_len(to)) < 0) {
+      if (errno != EAGAIN) LOG_D(u, "udp: sendto: %s", strerror(errno));
+    } else {
+      u->tx_packets++, u->tx_bytes += n;
+    }
     return;
   }
   memcpy(slot, data, n);
@@ -3717,6 +3802,7 @@ static void udp_send(struct udp *u, const void *data, size_t n, const struct soc
 static void udp_input(struct udp *u, uint8_t *data, size_t n, const struct sockaddr_storage *from) {
   struct sockaddr_storage canon;
   from = addr_canonical(from, &canon);
+  u->rx_packets++, u->rx_bytes += n;
   if (n == 0) return;
   uint8_t b = data[0];
   if (b <= 3) {
@@ -3809,10 +3895,6 @@ static void udp_close(struct udp *u) {
 #define TURN_CHANNEL_MS 600000    /* and a channel binding 10 */
 #define TURN_NONCE_SEC 600        /* how long a nonce of ours is good for */
 
-struct turn_cidr {
-  uint8_t ip[16]; /* IPv4 in the first 4 bytes */
-  int family, bits;
-};
 
 struct turn_alloc {
   struct turn *t;
@@ -3850,59 +3932,15 @@ struct turn {
   uint8_t nonce_key[32];
   int port_min, port_max, next_port;
   int media_port;                  /* the server's own UDP port, which members may relay to */
-  struct turn_cidr allow[CAMUS_MAX_TURN_ALLOW];
+  struct cidr allow[CAMUS_MAX_TURN_ALLOW];
   int n_allow;
   const struct sockaddr_storage *own; /* the server's own addresses */
   int n_own;
   struct turn_alloc *allocs[CAMUS_TURN_ALLOCATIONS];
   unsigned n;
   struct timer sweep;
+  uint64_t made, relayed; /* for the operator: allocations made; bytes relayed by those released */
 };
-
-/* Whether ip[0..len) (4 or 16 bytes) is in c. */
-static bool turn_cidr_has(const struct turn_cidr *c, int family, const uint8_t *ip) {
-  if (c->family != family) return false;
-  int full = c->bits / 8, rest = c->bits % 8;
-  if (memcmp(c->ip, ip, (size_t)full) != 0) return false;
-  return !rest || ((c->ip[full] ^ ip[full]) & (0xff << (8 - rest))) == 0;
-}
-
-/* Parses "ADDR/BITS" (or a bare address: all its bits).  Returns 0 or -1. */
-static int turn_cidr_parse(const char *text, struct turn_cidr *c) {
-  char host[INET6_ADDRSTRLEN];
-  const char *slash = strchr(text, '/');
-  size_t hl = slash ? (size_t)(slash - text) : strlen(text);
-  if (hl == 0 || hl >= sizeof host) return -1;
-  memcpy(host, text, hl);
-  host[hl] = 0;
-  memset(c, 0, sizeof *c);
-  if (inet_pton(AF_INET, host, c->ip) == 1)
-    c->family = AF_INET, c->bits = 32;
-  else if (inet_pton(AF_INET6, host, c->ip) == 1)
-    c->family = AF_INET6, c->bits = 128;
-  else
-    return -1;
-  if (slash) {
-    char *end;
-    long b = strtol(slash + 1, &end, 10);
-    if (!slash[1] || *end || b < 0 || b > c->bits) return -1;
-    c->bits = (int)b;
-  }
-  return 0;
-}
-
-/* An address's family and bytes, an IPv4-mapped IPv6 address as IPv4. */
-static int turn_ip(const struct sockaddr_storage *sa, uint8_t ip[16]) {
-  struct sockaddr_storage canon;
-  sa = addr_canonical(sa, &canon);
-  memset(ip, 0, 16);
-  if (sa->ss_family == AF_INET) {
-    memcpy(ip, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, 4);
-    return AF_INET;
-  }
-  memcpy(ip, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, 16);
-  return AF_INET6;
-}
 
 /* Whether data may be relayed to and from peer: what the operator allowed
  * (--turn-allow); the server's own addresses only at its relay ports (two
@@ -3911,25 +3949,25 @@ static int turn_ip(const struct sockaddr_storage *sa, uint8_t ip[16]) {
  * address, multicast, broadcast, loopback, link-local, private and shared
  * (carrier NAT) ranges. */
 static bool turn_peer_ok(const struct turn *t, const struct sockaddr_storage *peer) {
-  static const struct turn_cidr closed[] = {
+  static const struct cidr closed[] = {
       {{0}, AF_INET, 8},           {{127}, AF_INET, 8},          {{10}, AF_INET, 8},
       {{172, 16}, AF_INET, 12},    {{192, 168}, AF_INET, 16},    {{169, 254}, AF_INET, 16},
       {{100, 64}, AF_INET, 10},    {{224}, AF_INET, 3},          {{0}, AF_INET6, 128},
       {{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1}, AF_INET6, 128}, {{0xfc}, AF_INET6, 7},
       {{0xfe, 0x80}, AF_INET6, 10}, {{0xff}, AF_INET6, 8}};
   uint8_t ip[16];
-  int family = turn_ip(peer, ip);
+  int family = addr_bytes(peer, ip);
   int port = addr_port(peer);
   if (port == 0) return false;
   for (int i = 0; i < t->n_allow; i++)
-    if (turn_cidr_has(&t->allow[i], family, ip)) return true;
+    if (cidr_has(&t->allow[i], family, ip)) return true;
   for (int i = 0; i < t->n_own; i++) {
     uint8_t own[16];
-    if (turn_ip(&t->own[i], own) == family && !memcmp(own, ip, 16))
+    if (addr_bytes(&t->own[i], own) == family && !memcmp(own, ip, 16))
       return (port >= t->port_min && port <= t->port_max) || port == t->media_port;
   }
   for (size_t i = 0; i < COUNT(closed); i++)
-    if (turn_cidr_has(&closed[i], family, ip)) return false;
+    if (cidr_has(&closed[i], family, ip)) return false;
   return !(family == AF_INET && ip[0] == 255 && ip[1] == 255 && ip[2] == 255 && ip[3] == 255);
 }
 
@@ -3948,6 +3986,7 @@ static void turn_free(struct turn_alloc *a, const char *why) {
         (unsigned long long)a->bytes_in, (unsigned long long)a->dropped);
   loop_io_del(t->loop, a->slot);
   close(a->fd);
+  t->relayed += a->bytes_in + a->bytes_out;
   for (unsigned i = 0; i < t->n; i++)
     if (t->allocs[i] == a) t->allocs[i] = t->allocs[--t->n];
   free(a);
@@ -3967,9 +4006,9 @@ static bool turn_budget(struct turn_alloc *a, size_t n) {
 
 static struct turn_perm *turn_permission(struct turn_alloc *a, const struct sockaddr_storage *peer) {
   uint8_t ip[16], q[16];
-  int family = turn_ip(peer, ip);
+  int family = addr_bytes(peer, ip);
   for (int i = 0; i < CAMUS_TURN_PERMISSIONS; i++)
-    if (a->perms[i].until > a->t->loop->now && turn_ip(&a->perms[i].peer, q) == family && !memcmp(q, ip, 16))
+    if (a->perms[i].until > a->t->loop->now && addr_bytes(&a->perms[i].peer, q) == family && !memcmp(q, ip, 16))
       return &a->perms[i];
   return NULL;
 }
@@ -4039,7 +4078,7 @@ static void turn_credentials(const struct turn *t, const char *id, char user[64]
 /* The long-term key of a request's USERNAME, if its expiry is still to come
  * and its MESSAGE-INTEGRITY checks with it.  Returns false otherwise. */
 static bool turn_key(const struct turn *t, const uint8_t *p, size_t n, const struct stun_msg *m, uint8_t key[16]) {
-  char user[64], pass[32], text[64 + 1 + sizeof TURN_REALM + 32];
+  char user[129], pass[32], text[sizeof user + sizeof TURN_REALM + 32];
   unsigned long long until = 0;
   size_t i = 0;
   if (!m->username || m->username_len >= sizeof user) return false;
@@ -4060,24 +4099,42 @@ static void turn_reply(struct turn *t, const struct sockaddr_storage *to, struct
   if (!w->err) t->send(t->ctx, w->p, w->len, to);
 }
 
+/* An error answer.  Unsigned, it goes over UDP to an address that has shown
+ * nothing: no larger than amplification allows, its reason phrase left out
+ * if that makes it fit (a browser's first Allocate is 28 bytes, and must get
+ * its 401 with a realm and a nonce: 84 bytes so). */
 static void turn_refuse(struct turn *t, const struct stun_msg *m, const struct sockaddr_storage *to, int code,
                         const char *reason, const uint8_t *key) {
   uint8_t out[256];
-  struct stun_writer w = {out, sizeof out, 0, false};
-  stun_begin(&w, (uint16_t)(STUN_METHOD(m->type) | STUN_ERROR), m->txid);
-  stun_error(&w, code, reason);
-  if (code == 401 || code == 438) { /* a realm and a fresh nonce to try (again) with */
-    char nonce[33];
-    turn_nonce(t, to, (uint64_t)time(NULL) + TURN_NONCE_SEC, nonce);
-    stun_attr(&w, STUN_A_REALM, TURN_REALM, sizeof TURN_REALM - 1);
-    stun_attr(&w, STUN_A_NONCE, nonce, 32);
+  size_t most = key || addr_is_tcp(to) ? sizeof out : (size_t)CAMUS_AMPLIFICATION * (STUN_HDR + m->len);
+  for (int terse = 0; terse < 2; terse++) {
+    struct stun_writer w = {out, sizeof out, 0, false};
+    stun_begin(&w, (uint16_t)(STUN_METHOD(m->type) | STUN_ERROR), m->txid);
+    stun_error(&w, code, terse ? "" : reason);
+    if (code == 401 || code == 438) { /* a realm and a fresh nonce to try (again) with */
+      char nonce[33];
+      turn_nonce(t, to, (uint64_t)time(NULL) + TURN_NONCE_SEC, nonce);
+      stun_attr(&w, STUN_A_REALM, TURN_REALM, sizeof TURN_REALM - 1);
+      stun_attr(&w, STUN_A_NONCE, nonce, 32);
+    }
+    if (code == 420) { /* which (RFC 8489 section 14.13) */
+      uint8_t list[8];
+      for (int i = 0; i < m->n_unknown; i++) put_u16(list + 2 * i, m->unknown[i]);
+      stun_attr(&w, STUN_A_UNKNOWN_ATTRIBUTES, list, (uint16_t)(2 * m->n_unknown));
+    }
+    if (w.len + (key ? 24 : 0) + 8 <= most) {
+      turn_reply(t, to, &w, key);
+      return;
+    }
   }
-  /* Unsigned, it goes to an address that has shown nothing: no larger than amplification allows. */
-  if (!key && w.len + 8 > (size_t)CAMUS_AMPLIFICATION * (STUN_HDR + m->len)) return;
-  turn_reply(t, to, &w, key);
 }
 
 static void turn_relay_readable(void *ctx, short revents);
+
+/* The lifetime a request gets (RFC 8656 7.2, 8.2): what it asks within [the default 600 s, CAMUS_TURN_LIFETIME]. */
+static uint32_t turn_lifetime(const struct stun_msg *m) {
+  return m->has_lifetime ? MIN(MAX(m->lifetime, 600u), (uint32_t)MAX(CAMUS_TURN_LIFETIME, 600)) : 600u;
+}
 
 /* Allocate: a relay port for the client, if its quotas allow.  Returns 0
  * (answered), or the error code to answer with and *why. */
@@ -4123,12 +4180,13 @@ static int turn_allocate(struct turn *t, const struct stun_msg *m, const struct 
     if (a->relayed.ss_family != AF_INET) addr_parse("127.0.0.1", 0, &a->relayed);
     ((struct sockaddr_in *)(void *)&a->relayed)->sin_port = htons((uint16_t)socket_port(a->fd));
     t->allocs[t->n++] = a;
+    t->made++;
     char ip[INET6_ADDRSTRLEN + 2], rip[INET6_ADDRSTRLEN + 2];
     addr_ip(from, ip, sizeof ip, true);
     addr_ip(&a->relayed, rip, sizeof rip, true);
     LOG_I(t, "turn: %s:%d (%s) allocated relay %s:%d", ip, addr_port(from), a->user, rip, addr_port(&a->relayed));
   }
-  uint32_t life = m->has_lifetime ? MIN(MAX(m->lifetime, 60u), (uint32_t)CAMUS_TURN_LIFETIME) : 600u;
+  uint32_t life = turn_lifetime(m);
   a->until = t->loop->now + (uint64_t)life * 1000;
   stun_begin(&w, TURN_ALLOCATE | STUN_SUCCESS, m->txid);
   stun_xor_address(&w, TURN_A_XOR_RELAYED_ADDRESS, (const struct sockaddr *)&a->relayed);
@@ -4145,7 +4203,7 @@ static int turn_request(struct turn *t, struct turn_alloc *a, const struct stun_
   struct stun_writer w = {out, sizeof out, 0, false};
   uint16_t method = STUN_METHOD(m->type);
   if (method == TURN_REFRESH) {
-    uint32_t life = m->has_lifetime ? MIN(m->lifetime, (uint32_t)CAMUS_TURN_LIFETIME) : 600u;
+    uint32_t life = m->has_lifetime && m->lifetime == 0 ? 0 : turn_lifetime(m);
     stun_begin(&w, TURN_REFRESH | STUN_SUCCESS, m->txid);
     stun_attr_u32(&w, TURN_A_LIFETIME, life);
     turn_reply(t, from, &w, key);
@@ -4156,6 +4214,8 @@ static int turn_request(struct turn *t, struct turn_alloc *a, const struct stun_
     return 0;
   }
   if (m->n_peers == 0 || m->bad_peer || m->too_many_peers) return *why = "Bad Request", 400;
+  for (int i = 0; i < m->n_peers; i++)
+    if (m->peers[i].ss_family != a->relayed.ss_family) return *why = "Peer Address Family Mismatch", 443;
   for (int i = 0; i < m->n_peers; i++)
     if (!turn_peer_ok(t, &m->peers[i])) return *why = "Forbidden: not a peer we relay to", 403;
   if (method == TURN_CHANNEL_BIND) {
@@ -4181,7 +4241,8 @@ static int turn_request(struct turn *t, struct turn_alloc *a, const struct stun_
 
 /* Data from the client to a peer it has a permission for. */
 static void turn_to_peer(struct turn_alloc *a, const struct sockaddr_storage *peer, const uint8_t *data, size_t n) {
-  if (!turn_permission(a, peer) || !turn_budget(a, n)) return;
+  /* A permission is for an address (RFC 8656 9): the policy is for a port too, checked each time. */
+  if (!turn_permission(a, peer) || !turn_peer_ok(a->t, peer) || !turn_budget(a, n)) return;
   if (sendto(a->fd, data, n, 0, (const struct sockaddr *)peer, addr_len(peer)) >= 0) a->bytes_out += n;
 }
 
@@ -4239,12 +4300,17 @@ static void turn_relay_readable(void *ctx, short revents) {
   struct turn *t = a->t;
   for (int i = 0; i < CAMUS_UDP_READS / CAMUS_UDP_BATCH; i++) {
     struct sockaddr_storage from, canon;
-    socklen_t fl = sizeof from;
     uint8_t *in = scratch.udp_in[0];
-    ssize_t got = recvfrom(a->fd, in + 36, sizeof scratch.udp_in[0] - 36 - 8, MSG_DONTWAIT, (struct sockaddr *)&from, &fl);
+    struct iovec v = {in + 36, sizeof scratch.udp_in[0] - 36 - 8};
+    struct msghdr mh = {.msg_name = &from, .msg_namelen = sizeof from, .msg_iov = &v, .msg_iovlen = 1};
+    ssize_t got = recvmsg(a->fd, &mh, MSG_DONTWAIT);
     if (got < 0) return;
+    if (mh.msg_flags & MSG_TRUNC) { /* larger than any datagram we relay: dropped whole, not cut */
+      a->dropped++;
+      continue;
+    }
     const struct sockaddr_storage *peer = addr_canonical(&from, &canon);
-    if (!turn_permission(a, peer) || !turn_budget(a, (size_t)got)) continue;
+    if (!turn_permission(a, peer) || !turn_peer_ok(t, peer) || !turn_budget(a, (size_t)got)) continue;
     a->bytes_in += (size_t)got;
     struct turn_channel *c = turn_channel(a, 0, peer);
     if (c) {
@@ -4348,6 +4414,16 @@ struct early {
 
 /* What the sessions of one server (or of the load generator) share, and the
  * callbacks through which they reach the layers around them. */
+/* What a session's media did: packets in and out, those dropped (failed authentication, replayed, malformed), bytes. */
+struct rtc_media_counts {
+  uint64_t in, out, auth, replayed, malformed, bytes_in, bytes_out;
+};
+
+static void rtc_media_add(struct rtc_media_counts *sum, const struct rtc_media_counts *m) {
+  sum->in += m->in, sum->out += m->out, sum->auth += m->auth, sum->replayed += m->replayed;
+  sum->malformed += m->malformed, sum->bytes_in += m->bytes_in, sum->bytes_out += m->bytes_out;
+}
+
 struct rtc_host {
   struct loop *loop;
   struct crypto *crypto;
@@ -4377,6 +4453,8 @@ struct rtc_host {
   unsigned n_unchecked;          /* waiting for their first ICE check */
   unsigned n_handshakes;         /* checked and in DTLS or SCTP setup: the costly part */
   unsigned peak;                 /* most sessions since memory was last handed back */
+  uint64_t opened, ended;        /* for the operator: sessions that connected; that were freed */
+  struct rtc_media_counts gone;  /* and the media of those freed */
   bool reap;                     /* some session is dead */
   struct early early[CAMUS_EARLY_DATAGRAMS];
   unsigned early_next;
@@ -4422,10 +4500,7 @@ struct rtc {
 
   uint8_t *srtp_master;          /* DTLS-SRTP keying material (RFC 5764 4.2), 60 bytes; NULL: none agreed */
   struct srtp *srtp;             /* [0] what comes in, [1] what goes out: made at the first packet */
-  struct rtc_media_counts {
-    uint32_t in, out, auth, replayed, malformed;
-    uint64_t bytes_in, bytes_out;
-  } media;
+  struct rtc_media_counts media;
 
   struct socket *sock;           /* usrsctp */
   uint16_t remote_sctp_port;
@@ -5392,6 +5467,7 @@ static void rtc_set_state(struct rtc *p, enum rtc_state st) {
     p->last_seen = s->loop->now;
     timer_at_coarse(s->loop, &p->life, p->last_seen + CAMUS_CONSENT_MS);
     LOG_I(s, "peer %s: connected in %llu ms", p->id, (unsigned long long)(s->loop->now - p->created));
+    s->opened++;
     if (s->on_open) s->on_open(s->ctx, p, NULL);
     break;
   case RTC_CLOSED:
@@ -5445,6 +5521,8 @@ static void rtc_free(struct rtc *p) {
   free(p->srtp_master);
   sessions.table[p->slot] = NULL;
   s->n--;
+  s->ended++;
+  rtc_media_add(&s->gone, &p->media);
   free(p);
 }
 
@@ -5716,6 +5794,9 @@ struct camus {
   bool rooms_dirty;              /* some room's activity is newer than the file */
   struct timer rooms_timer;      /* writes it, if so, once a minute */
   char rooms_error[160];         /* why the last room could not be kept */
+  uint64_t started;              /* ms, monotonic: for the uptime */
+  struct cidr metrics_from[CAMUS_MAX_METRICS_FROM]; /* who may see /metrics without the token */
+  int n_metrics_from;
 };
 
 /* --------------------------------------------------- limits and fair shares */
@@ -7104,12 +7185,13 @@ static void media_free(struct client *c) {
     free(m->subs[i]);
   }
   timer_stop(&c->srv->loop, &m->report);
-  LOG_I(c->srv, "peer %s: media: %u packets (%llu bytes) in, %u (%llu bytes) out, %u forwarded, %u retransmitted on NACK, "
-        "%u NACKs and %u PLIs sent, %u dropped (%u unknown SSRC, %u over the caps, %u failed SRTP, %u replayed)",
-        c->rtc->id, c->rtc->media.in, (unsigned long long)c->rtc->media.bytes_in, c->rtc->media.out,
-        (unsigned long long)c->rtc->media.bytes_out, m->n.forwarded, m->n.retransmitted, m->n.nacks_sent, m->n.plis_sent,
-        m->n.unknown + m->n.over_cap + c->rtc->media.auth + c->rtc->media.replayed, m->n.unknown, m->n.over_cap,
-        c->rtc->media.auth, c->rtc->media.replayed);
+  const struct rtc_media_counts *mc = &c->rtc->media;
+  LOG_I(c->srv, "peer %s: media: %llu packets (%llu bytes) in, %llu (%llu bytes) out, %u forwarded, %u retransmitted on NACK, "
+        "%u NACKs and %u PLIs sent, %llu dropped (%u unknown SSRC, %u over the caps, %llu failed SRTP, %llu replayed)",
+        c->rtc->id, (unsigned long long)mc->in, (unsigned long long)mc->bytes_in, (unsigned long long)mc->out,
+        (unsigned long long)mc->bytes_out, m->n.forwarded, m->n.retransmitted, m->n.nacks_sent, m->n.plis_sent,
+        (unsigned long long)(m->n.unknown + m->n.over_cap + mc->auth + mc->replayed), m->n.unknown, m->n.over_cap,
+        (unsigned long long)mc->auth, (unsigned long long)mc->replayed);
   free(m);
   c->media = NULL;
   if (had && c->room) media_renegotiate_others(c);
@@ -7964,6 +8046,138 @@ static bool same_origin(const struct camus *s, const struct http_req *r) {
 }
 
 /* Every request (the HTTP server's on_request). */
+/* ------------------------------------------------------ the operator's view */
+
+/* GET /healthz: for load balancers and supervisors, to anyone. */
+static void api_healthz(struct conn *c, const struct http_req *r) {
+  struct camus *s = server_of(c);
+  struct buf b = {0};
+  buf_addf(&b, "{\"status\":\"ok\",\"uptime_seconds\":%llu}", (unsigned long long)((s->loop.now - s->started) / 1000));
+  send_json(c, r, 200, &b, "Cache-Control: no-store\r\n");
+}
+
+static void metric(struct buf *b, const char *name, const char *type, const char *help) {
+  buf_addf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+static void metric_value(struct buf *b, const char *name, const char *labels, uint64_t v) {
+  buf_addf(b, "%s%s %llu\n", name, labels, (unsigned long long)v);
+}
+
+/* Pages the process holds in memory, in bytes (Linux's /proc; 0 elsewhere). */
+static uint64_t resident_bytes(void) {
+  unsigned long long size = 0, resident = 0;
+  FILE *f = fopen("/proc/self/statm", "r");
+  if (f && fscanf(f, "%llu %llu", &size, &resident) != 2) resident = 0;
+  if (f) fclose(f);
+  long page = sysconf(_SC_PAGESIZE);
+  return resident * (uint64_t)(page > 0 ? page : 4096);
+}
+
+/* Open descriptors (Linux's /proc; else those the loop watches). */
+static uint64_t open_descriptors(const struct camus *s) {
+  uint64_t n = 0;
+  DIR *d = opendir("/proc/self/fd");
+  if (!d) return s->loop.n_io;
+  for (struct dirent *e; (e = readdir(d));) n += e->d_name[0] != '.';
+  closedir(d);
+  return n ? n - 1 : 0; /* not the one reading it */
+}
+
+/* Whether the request may see /metrics: from an address --metrics-from
+ * allows (loopback by default), or with the bearer token --metrics-token. */
+static bool metrics_allowed(const struct camus *s, const struct conn *c, const struct http_req *r) {
+  if (s->cfg.metrics_token && *s->cfg.metrics_token) {
+    struct str a = http_header(r, "authorization");
+    size_t tl = strlen(s->cfg.metrics_token);
+    if (a.n == 7 + tl && !memcmp(a.p, "Bearer ", 7) && secret_eq(a.p + 7, s->cfg.metrics_token, tl)) return true;
+  }
+  uint8_t ip[16];
+  int family = addr_bytes(&c->addr, ip);
+  for (int i = 0; i < s->n_metrics_from; i++)
+    if (cidr_has(&s->metrics_from[i], family, ip)) return true;
+  return false;
+}
+
+/* GET /metrics, in Prometheus's text format. */
+static void api_metrics(struct conn *c, const struct http_req *r) {
+  struct camus *s = server_of(c);
+  if (!metrics_allowed(s, c, r)) {
+    http_error(c, r, 403, "the metrics are the operator's: ask from an address --metrics-from allows, or with --metrics-token");
+    return;
+  }
+  static const char *const states[] = {"ice", "dtls", "sctp", "open", "closed"};
+  uint64_t members = 0, by_state[5] = {0}, relayed = s->turn.relayed;
+  struct rtc_media_counts m = s->rtc.gone;
+  for (unsigned i = 0; i < s->n_rooms; i++)
+    for (const struct client *q = s->rooms[i]->members; q; q = q->next_member) members++;
+  for (uint32_t i = 0; i < sessions.cap; i++) {
+    const struct rtc *p = sessions.table[i];
+    if (!p || p->host != &s->rtc) continue;
+    by_state[p->state]++;
+    rtc_media_add(&m, &p->media);
+  }
+  for (unsigned i = 0; i < s->turn.n; i++) relayed += s->turn.allocs[i]->bytes_in + s->turn.allocs[i]->bytes_out;
+  struct buf b = {0};
+  char label[48];
+  metric(&b, "camus_rooms", "gauge", "Rooms on the server.");
+  metric_value(&b, "camus_rooms", "", s->n_rooms);
+  metric(&b, "camus_members", "gauge", "Members in rooms, their channel to Ground Control open.");
+  metric_value(&b, "camus_members", "", members);
+  metric(&b, "camus_sessions", "gauge", "WebRTC sessions by state.");
+  for (int i = 0; i < 4; i++) {
+    snprintf(label, sizeof label, "{state=\"%s\"}", states[i]);
+    metric_value(&b, "camus_sessions", label, by_state[i]);
+  }
+  metric(&b, "camus_sessions_connected_total", "counter", "Sessions that connected (ICE, DTLS and SCTP done).");
+  metric_value(&b, "camus_sessions_connected_total", "", s->rtc.opened);
+  metric(&b, "camus_sessions_ended_total", "counter", "Sessions freed, connected or not.");
+  metric_value(&b, "camus_sessions_ended_total", "", s->rtc.ended);
+  metric(&b, "camus_udp_packets_total", "counter", "Datagrams on the UDP port.");
+  metric_value(&b, "camus_udp_packets_total", "{direction=\"in\"}", s->udp.rx_packets);
+  metric_value(&b, "camus_udp_packets_total", "{direction=\"out\"}", s->udp.tx_packets);
+  metric(&b, "camus_udp_bytes_total", "counter", "Bytes on the UDP port.");
+  metric_value(&b, "camus_udp_bytes_total", "{direction=\"in\"}", s->udp.rx_bytes);
+  metric_value(&b, "camus_udp_bytes_total", "{direction=\"out\"}", s->udp.tx_bytes);
+  metric(&b, "camus_media_packets_total", "counter", "SRTP and SRTCP packets of sessions, in and out.");
+  metric_value(&b, "camus_media_packets_total", "{direction=\"in\"}", m.in);
+  metric_value(&b, "camus_media_packets_total", "{direction=\"out\"}", m.out);
+  metric(&b, "camus_media_bytes_total", "counter", "Bytes of media of sessions, in and out.");
+  metric_value(&b, "camus_media_bytes_total", "{direction=\"in\"}", m.bytes_in);
+  metric_value(&b, "camus_media_bytes_total", "{direction=\"out\"}", m.bytes_out);
+  metric(&b, "camus_media_dropped_total", "counter", "Media packets dropped, by reason.");
+  metric_value(&b, "camus_media_dropped_total", "{reason=\"authentication\"}", m.auth);
+  metric_value(&b, "camus_media_dropped_total", "{reason=\"replayed\"}", m.replayed);
+  metric_value(&b, "camus_media_dropped_total", "{reason=\"malformed\"}", m.malformed);
+  metric(&b, "camus_http_connections_total", "counter", "HTTP(S) connections, taken or refused at the limits.");
+  metric_value(&b, "camus_http_connections_total", "{outcome=\"accepted\"}", s->http.accepted);
+  metric_value(&b, "camus_http_connections_total", "{outcome=\"refused\"}", s->http.refused);
+  metric(&b, "camus_http_responses_total", "counter", "HTTP responses by class (refusals are 4xx and 5xx).");
+  for (int i = 1; i <= 5; i++) {
+    snprintf(label, sizeof label, "{code=\"%dxx\"}", i);
+    metric_value(&b, "camus_http_responses_total", label, s->http.answered[i]);
+  }
+  metric(&b, "camus_turn_allocations", "gauge", "TURN allocations now.");
+  metric_value(&b, "camus_turn_allocations", "", s->turn.n);
+  metric(&b, "camus_turn_allocations_total", "counter", "TURN allocations made.");
+  metric_value(&b, "camus_turn_allocations_total", "", s->turn.made);
+  metric(&b, "camus_turn_relayed_bytes_total", "counter", "Bytes the TURN relay passed, both ways.");
+  metric_value(&b, "camus_turn_relayed_bytes_total", "", relayed);
+  metric(&b, "camus_resident_memory_bytes", "gauge", "Resident memory.");
+  metric_value(&b, "camus_resident_memory_bytes", "", resident_bytes());
+  metric(&b, "camus_open_fds", "gauge", "Open descriptors.");
+  metric_value(&b, "camus_open_fds", "", open_descriptors(s));
+  metric(&b, "camus_uptime_seconds", "gauge", "Seconds since the server started.");
+  metric_value(&b, "camus_uptime_seconds", "", (s->loop.now - s->started) / 1000);
+  if (b.err) {
+    buf_free(&b);
+    http_error(c, r, 503, "out of memory");
+    return;
+  }
+  http_send(c, r, 200, "text/plain; version=0.0.4; charset=utf-8", b.p, b.len, "Cache-Control: no-store\r\n");
+  buf_free(&b);
+}
+
 static void http_request(void *ctx, struct conn *c, struct http_req *r) {
   struct camus *s = ctx;
   struct str id, rest;
@@ -7994,6 +8208,14 @@ static void http_request(void *ctx, struct conn *c, struct http_req *r) {
   if (str_eq(r->path, "/api/config")) {
     if (refuse_method(c, r, "GET, HEAD")) return;
     api_config(c, r);
+    return;
+  }
+  if (str_eq(r->path, "/healthz") || str_eq(r->path, "/metrics")) {
+    if (refuse_method(c, r, "GET, HEAD")) return;
+    if (r->path.p[1] == 'h')
+      api_healthz(c, r);
+    else
+      api_metrics(c, r);
     return;
   }
   if (path_split(r->path, "/api/rooms/", &id, &rest) && rest.n == 0) {
@@ -8184,7 +8406,7 @@ static int server_turn(struct camus *s, char *err, unsigned errlen) {
                      .port_min = c->turn_port_min, .port_max = c->turn_port_max, .media_port = s->udp.port,
                      .own = s->own};
   for (int i = 0; i < c->n_turn_allow; i++)
-    if (turn_cidr_parse(c->turn_allow[i], &t->allow[t->n_allow++]) != 0) {
+    if (cidr_parse(c->turn_allow[i], &t->allow[t->n_allow++]) != 0) {
       snprintf(err, errlen, "--turn-allow needs an address range such as 10.0.0.0/8, not '%s'", c->turn_allow[i]);
       return -1;
     }
@@ -8250,8 +8472,10 @@ struct camus *camus_new(const struct camus_config *cfg, char *err, unsigned errl
   if (!s->cfg.max_connections) s->cfg.max_connections = CAMUS_MAX_CONNECTIONS;
   if (s->cfg.max_connections > CAMUS_MAX_CONNECTIONS_LIMIT) s->cfg.max_connections = CAMUS_MAX_CONNECTIONS_LIMIT;
   s->log_level = cfg->log_level;
+  log_json = cfg->log_json;
   s->wake_fd[0] = s->wake_fd[1] = -1;
   s->loop.now = mono_ms();
+  s->started = s->loop.now;
   s->http = (struct http_srv){.loop = &s->loop, .log_level = s->log_level, .fd = -1, .max_conns = s->cfg.max_connections,
                               .request_timeout_sec = s->cfg.request_timeout_sec,
                               .idle_timeout_sec = s->cfg.idle_timeout_sec, .on_request = http_request,
@@ -8278,6 +8502,15 @@ struct camus *camus_new(const struct camus_config *cfg, char *err, unsigned errl
   s->rtc.ctx = s;
   random_bytes(&s->crypto, s->secret, sizeof s->secret);
   if (server_rooms(s, err, errlen) != 0) goto fail;
+  for (int i = 0; i < s->cfg.n_metrics_from; i++)
+    if (cidr_parse(s->cfg.metrics_from[i], &s->metrics_from[s->n_metrics_from++]) != 0) {
+      snprintf(err, errlen, "--metrics-from needs an address range such as 10.0.0.0/8, not '%s'", s->cfg.metrics_from[i]);
+      goto fail;
+    }
+  if (!s->cfg.n_metrics_from) { /* loopback only */
+    cidr_parse("127.0.0.0/8", &s->metrics_from[s->n_metrics_from++]);
+    cidr_parse("::1", &s->metrics_from[s->n_metrics_from++]);
+  }
   if (sys_pipe(s->wake_fd) != 0) {
     snprintf(err, errlen, "pipe: %s", strerror(errno));
     goto fail;
@@ -8380,6 +8613,9 @@ static void usage(FILE *f) {
           "  --idle-timeout SEC     close idle keep-alive connections after SEC (default 60)\n"
           "  --msg-rate N           messages a second one client may send, in bursts of 4 s worth (default 50)\n"
           "  --log-level LEVEL      error, warn, info (default) or debug\n"
+          "  --log-format FORMAT    text (default) or json (one object a line)\n"
+          "  --metrics-from CIDR    who may GET /metrics (default: loopback only; repeatable)\n"
+          "  --metrics-token T      or anyone with 'Authorization: Bearer T'\n"
           "  --help, --version\n",
           CAMUS_VERSION);
 }
@@ -8394,6 +8630,17 @@ static long opt_num(const char *opt, const char *v, long lo, long hi) {
     exit(2);
   }
   return n;
+}
+
+/* Adds the address range v to list[*n], up to max of them; false (and a message) if it is none or too many. */
+static bool opt_cidr(const char *opt, const char *v, const char **list, int *n, int max) {
+  struct cidr tmp;
+  if (*n == max || cidr_parse(v, &tmp) != 0) {
+    fprintf(stderr, "camus: %s needs an address range such as 10.0.0.0/8 (%d at most)\n", opt, max);
+    return false;
+  }
+  list[(*n)++] = v;
+  return true;
 }
 
 /* Reads the command line into cfg.  Returns -1 to go on, else the exit
@@ -8473,15 +8720,20 @@ static int parse_options(int argc, char **argv, struct camus_config *c) {
         fprintf(stderr, "camus: --turn-ports needs MIN-MAX (for example 49152-49407), or 0 for no TURN\n");
         return 2;
       }
+    } else if (!strcmp(a, "--metrics-from")) {
+      if (!opt_cidr(a, v, cfg.metrics_from, &cfg.n_metrics_from, CAMUS_MAX_METRICS_FROM)) return 2;
+    } else if (!strcmp(a, "--metrics-token")) {
+      cfg.metrics_token = v;
+    } else if (!strcmp(a, "--log-format")) {
+      if (strcmp(v, "text") && strcmp(v, "json")) {
+        fprintf(stderr, "camus: --log-format is text or json\n");
+        return 2;
+      }
+      cfg.log_json = !strcmp(v, "json");
     } else if (!strcmp(a, "--turn-secret")) {
       cfg.turn_secret = v;
     } else if (!strcmp(a, "--turn-allow")) {
-      struct turn_cidr tmp;
-      if (cfg.n_turn_allow == CAMUS_MAX_TURN_ALLOW || turn_cidr_parse(v, &tmp) != 0) {
-        fprintf(stderr, "camus: --turn-allow needs an address range such as 10.0.0.0/8 (%d at most)\n", CAMUS_MAX_TURN_ALLOW);
-        return 2;
-      }
-      cfg.turn_allow[cfg.n_turn_allow++] = v;
+      if (!opt_cidr(a, v, cfg.turn_allow, &cfg.n_turn_allow, CAMUS_MAX_TURN_ALLOW)) return 2;
     } else if (!strcmp(a, "--max-bitrate")) {
       cfg.max_bitrate_kbps = (unsigned)opt_num(a, v, 100, 100000);
     } else if (!strcmp(a, "--msg-rate")) {

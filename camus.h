@@ -22,6 +22,7 @@ extern "C" {
 #define CAMUS_MAX_ALLOWED_HOSTS 8 /* --allowed-hosts entries */
 #define CAMUS_MAX_TURN_ALLOW 8    /* --turn-allow entries */
 #define CAMUS_ROOM_EXPIRY_NEVER 0xffffffffu /* room_expiry_sec: rooms live until deleted */
+#define CAMUS_MAX_METRICS_FROM 8  /* --metrics-from entries */
 
 enum camus_log_level { CAMUS_LOG_ERROR, CAMUS_LOG_WARN, CAMUS_LOG_INFO, CAMUS_LOG_DEBUG };
 
@@ -58,6 +59,10 @@ struct camus_config {
   const char *turn_secret;      /* of its credentials; NULL = random, kept in state_dir */
   const char *turn_allow[CAMUS_MAX_TURN_ALLOW]; /* CIDR ranges it may relay to that it otherwise would not */
   int n_turn_allow;
+  const char *metrics_from[CAMUS_MAX_METRICS_FROM]; /* CIDR ranges that may GET /metrics; none = loopback only */
+  int n_metrics_from;
+  const char *metrics_token;    /* or a request with "Authorization: Bearer <token>"; NULL = none */
+  int log_json;                 /* log lines as JSON objects (the process's stderr: the last server's choice) */
 };
 
 struct camus;

@@ -1313,14 +1313,14 @@ static bool peer_ok(const struct turn *t, const char *ip, int port) {
 
 /* The relay's policy, ranges, nonces and credentials, and TURN's attributes read and written. */
 static void test_turn(void) {
-  struct turn_cidr c;
-  CHECK(turn_cidr_parse("10.0.0.0/8", &c) == 0 && c.family == AF_INET && c.bits == 8);
-  CHECK(turn_cidr_parse("1.2.3.4", &c) == 0 && c.bits == 32 && turn_cidr_has(&c, AF_INET, (const uint8_t[16]){1, 2, 3, 4}));
-  CHECK(!turn_cidr_has(&c, AF_INET, (const uint8_t[16]){1, 2, 3, 5}));
-  CHECK(turn_cidr_parse("fe80::/10", &c) == 0 && c.family == AF_INET6 && c.bits == 10);
-  CHECK(turn_cidr_has(&c, AF_INET6, (const uint8_t[16]){0xfe, 0xbf}) && !turn_cidr_has(&c, AF_INET6, (const uint8_t[16]){0xfe, 0xc0}));
-  CHECK(turn_cidr_parse("10.0.0.0/33", &c) != 0 && turn_cidr_parse("x/8", &c) != 0 && turn_cidr_parse("/8", &c) != 0 &&
-        turn_cidr_parse("10.0.0.0/", &c) != 0 && turn_cidr_parse("10.0.0.0/8x", &c) != 0);
+  struct cidr c;
+  CHECK(cidr_parse("10.0.0.0/8", &c) == 0 && c.family == AF_INET && c.bits == 8);
+  CHECK(cidr_parse("1.2.3.4", &c) == 0 && c.bits == 32 && cidr_has(&c, AF_INET, (const uint8_t[16]){1, 2, 3, 4}));
+  CHECK(!cidr_has(&c, AF_INET, (const uint8_t[16]){1, 2, 3, 5}));
+  CHECK(cidr_parse("fe80::/10", &c) == 0 && c.family == AF_INET6 && c.bits == 10);
+  CHECK(cidr_has(&c, AF_INET6, (const uint8_t[16]){0xfe, 0xbf}) && !cidr_has(&c, AF_INET6, (const uint8_t[16]){0xfe, 0xc0}));
+  CHECK(cidr_parse("10.0.0.0/33", &c) != 0 && cidr_parse("x/8", &c) != 0 && cidr_parse("/8", &c) != 0 &&
+        cidr_parse("10.0.0.0/", &c) != 0 && cidr_parse("10.0.0.0/8x", &c) != 0);
 
   static struct turn t;
   struct sockaddr_storage own[1];
@@ -1335,7 +1335,7 @@ static void test_turn(void) {
   CHECK(!peer_ok(&t, "8.8.8.8", 0));
   CHECK(peer_ok(&t, "192.0.2.10", 50005) && peer_ok(&t, "192.0.2.10", 4000) && !peer_ok(&t, "192.0.2.10", 80) &&
         !peer_ok(&t, "192.0.2.10", 50011));
-  CHECK(turn_cidr_parse("10.0.0.0/8", &t.allow[0]) == 0);
+  CHECK(cidr_parse("10.0.0.0/8", &t.allow[0]) == 0);
   t.n_allow = 1;
   CHECK(peer_ok(&t, "10.1.2.3", 5000) && peer_ok(&t, "::ffff:10.1.2.3", 5000) && !peer_ok(&t, "11.0.0.1", 0));
 
