@@ -3,7 +3,7 @@
 import http from 'node:http';
 import net from 'node:net';
 import tls from 'node:tls';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -288,6 +288,68 @@ test('command line: --help, --version, bad options, SIGTERM', async () => {
   const s = await startServer();
   await s.stop(); // asserts exit code 0 after SIGTERM
   assert.ok(s.log.some((l) => /INFO .*shutting down/.test(l)));
+});
+
+test("the operator's view: /healthz, /metrics from loopback or with its token, JSON log lines", async () => {
+  const s = await startServer(['--metrics-token', 'op3rator']);
+  const parse = (text) => {
+    const v = {};
+    for (const line of text.split('\n')) {
+      if (!line || line.startsWith('# HELP ') || line.startsWith('# TYPE ')) continue;
+      const m = line.match(/^([a-z_]+(?:\{[a-z_]+="[^"]*"\})?) (\d+)$/);
+      assert.ok(m, `a line of the exposition format: ${JSON.stringify(line)}`);
+      v[m[1]] = Number(m[2]);
+    }
+    return v;
+  };
+  try {
+    let r = await s.get('/healthz');
+    assert.equal(r.status, 200);
+    assert.equal(r.json.status, 'ok');
+    assert.ok(Number.isInteger(r.json.uptime_seconds));
+    r = await s.get('/metrics');
+    assert.equal(r.status, 200);
+    assert.match(r.headers.get('content-type'), /^text\/plain; version=0\.0\.4/);
+    const before = parse(r.text);
+    for (const k of ['camus_rooms', 'camus_members', 'camus_sessions{state="open"}', 'camus_udp_packets_total{direction="in"}',
+      'camus_http_responses_total{code="2xx"}', 'camus_turn_allocations', 'camus_resident_memory_bytes', 'camus_open_fds', 'camus_uptime_seconds'])
+      assert.ok(k in before, `${k} in /metrics`);
+    assert.ok(before.camus_resident_memory_bytes > 100000 && before.camus_open_fds >= 3, JSON.stringify(before));
+    assert.equal((await s.post('/api/rooms', { name: 'Metered' })).status, 201);
+    const after = parse((await s.get('/metrics')).text);
+    assert.equal(after.camus_rooms, before.camus_rooms + 1);
+    assert.ok(after['camus_http_responses_total{code="2xx"}'] >= before['camus_http_responses_total{code="2xx"}'] + 2);
+    assert.equal((await s.post('/metrics', {})).status, 405);
+  } finally {
+    await s.stop();
+  }
+  // Where loopback is not among --metrics-from, only the token opens them.
+  const t = await startServer(['--metrics-from', '10.0.0.0/8', '--metrics-token', 'op3rator']);
+  try {
+    let r = await t.get('/metrics');
+    assert.equal(r.status, 403);
+    assert.match(r.json.error, /operator/);
+    assert.equal((await t.get('/metrics', { Authorization: 'Bearer op3rator-' })).status, 403);
+    assert.equal((await t.get('/metrics', { Authorization: 'Basic op3rator' })).status, 403);
+    r = await t.get('/metrics', { Authorization: 'Bearer op3rator' });
+    assert.equal(r.status, 200);
+    assert.equal((await t.get('/healthz')).status, 200, 'health is for anyone');
+  } finally {
+    await t.stop();
+  }
+  // --log-format json: one object a line, with time, level and msg.
+  const dir = mkdtempSync(join(tmpdir(), 'camus-json-'));
+  const p = spawn(BIN, ['--port', '0', '--udp-port', '0', '--state-dir', dir, '--log-format', 'json'], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let err = '';
+  p.stderr.on('data', (d) => { err += d; });
+  for (let i = 0; i < 100 && !/listening on/.test(err); i++) await sleep(20);
+  p.kill('SIGTERM');
+  await new Promise((ok) => p.on('close', ok));
+  const lines = err.trim().split('\n').map((l) => JSON.parse(l));
+  assert.ok(lines.length >= 2 && lines.every((o) => /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/.test(o.time) && ['error', 'warn', 'info', 'debug'].includes(o.level) && typeof o.msg === 'string'), err);
+  assert.ok(lines.some((o) => /listening on/.test(o.msg)) && lines.some((o) => /shutting down/.test(o.msg)));
+  rmSync(dir, { recursive: true, force: true });
+  assert.notEqual(spawnSync(BIN, ['--log-format', 'xml'], { encoding: 'utf8', timeout: 5000 }).status, 0);
 });
 
 test('per-address limits: rooms created, connections open, sessions connecting', async () => {
