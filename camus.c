@@ -5771,8 +5771,9 @@ struct camus {
 
   struct http_srv http;
   bool https;
-  struct identity https_id;
-  mbedtls_ssl_config tls_conf;
+  struct tls_gen *tls;           /* the HTTPS settings new connections get (NULL: HTTP) */
+  struct tls_gen *retired;       /* earlier ones, until their last connection closes */
+  volatile sig_atomic_t reloading; /* camus_reload() was called */
 
   struct udp udp;
   struct rtc_host rtc;
@@ -8425,33 +8426,98 @@ static int server_turn(struct camus *s, char *err, unsigned errlen) {
   return 0;
 }
 
-/* The HTTPS settings: the certificate, TLS 1.2 with forward secrecy and AEAD only. */
-static int server_tls(struct camus *s, char *err, unsigned errlen) {
+/* The HTTPS settings: the certificate, TLS 1.2 with forward secrecy and AEAD
+ * only.  A reload (SIGHUP: a renewed certificate) makes new ones for new
+ * connections; the old stay until the last connection made with them closes. */
+struct tls_gen {
+  mbedtls_ssl_config conf;
+  struct identity id;
+  struct tls_gen *next; /* in camus->retired */
+};
+
+static void tls_gen_free(struct tls_gen *g) {
+  mbedtls_ssl_config_free(&g->conf);
+  identity_free(&g->id);
+  free(g);
+}
+
+static struct tls_gen *tls_gen_new(struct camus *s, char *err, size_t errlen) {
   char msg[128];
   bool made = false;
   const char *dir = s->cfg.state_dir ? s->cfg.state_dir : "camus-state";
-  if (identity_for_https(&s->https_id, &s->crypto, s->cfg.cert_file, s->cfg.key_file, dir, &made, err, errlen) != 0)
-    return -1;
+  struct tls_gen *g = calloc(1, sizeof *g);
+  if (!g) return snprintf(err, errlen, "out of memory"), NULL;
+  identity_init(&g->id);
+  mbedtls_ssl_config_init(&g->conf);
+  if (identity_for_https(&g->id, &s->crypto, s->cfg.cert_file, s->cfg.key_file, dir, &made, err, errlen) != 0) {
+    tls_gen_free(g);
+    return NULL;
+  }
   if (made) LOG_I(s, "made a self-signed certificate in %s", dir);
-  int rc = mbedtls_ssl_config_defaults(&s->tls_conf, MBEDTLS_SSL_IS_SERVER, MBEDTLS_SSL_TRANSPORT_STREAM,
+  int rc = mbedtls_ssl_config_defaults(&g->conf, MBEDTLS_SSL_IS_SERVER, MBEDTLS_SSL_TRANSPORT_STREAM,
                                        MBEDTLS_SSL_PRESET_DEFAULT);
-  if (rc == 0) rc = mbedtls_ssl_conf_own_cert(&s->tls_conf, &s->https_id.crt, &s->https_id.key);
+  if (rc == 0) rc = mbedtls_ssl_conf_own_cert(&g->conf, &g->id.crt, &g->id.key);
   if (rc) {
     mbedtls_strerror(rc, msg, sizeof msg);
     snprintf(err, errlen, "TLS setup: %s", msg);
-    return -1;
+    tls_gen_free(g);
+    return NULL;
   }
   /* No CBC, CAMELLIA or truncated-tag CCM suites. */
   static const int https_suites[] = {
       MBEDTLS_TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,       MBEDTLS_TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
       MBEDTLS_TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,       MBEDTLS_TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
       MBEDTLS_TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256, MBEDTLS_TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256, 0};
-  mbedtls_ssl_conf_ciphersuites(&s->tls_conf, https_suites);
-  mbedtls_ssl_conf_rng(&s->tls_conf, mbedtls_ctr_drbg_random, &s->crypto.drbg);
-  mbedtls_ssl_conf_min_version(&s->tls_conf, MBEDTLS_SSL_MAJOR_VERSION_3, MBEDTLS_SSL_MINOR_VERSION_3);
+  mbedtls_ssl_conf_ciphersuites(&g->conf, https_suites);
+  mbedtls_ssl_conf_rng(&g->conf, mbedtls_ctr_drbg_random, &s->crypto.drbg);
+  mbedtls_ssl_conf_min_version(&g->conf, MBEDTLS_SSL_MAJOR_VERSION_3, MBEDTLS_SSL_MINOR_VERSION_3);
+  return g;
+}
+
+static int server_tls(struct camus *s, char *err, unsigned errlen) {
+  if (!(s->tls = tls_gen_new(s, err, errlen))) return -1;
   s->https = true;
-  s->http.tls = &s->tls_conf;
+  s->http.tls = &s->tls->conf;
   return 0;
+}
+
+/* Frees the retired settings no connection uses any more. */
+static void tls_gens_reap(struct camus *s) {
+  for (struct tls_gen **pp = &s->retired; *pp;) {
+    bool used = false;
+    for (unsigned i = 0; i < s->http.n_conns && !used; i++)
+      used = s->http.conns[i]->tls && s->http.conns[i]->tls->conf == &(*pp)->conf;
+    if (used) {
+      pp = &(*pp)->next;
+      continue;
+    }
+    struct tls_gen *g = *pp;
+    *pp = g->next;
+    tls_gen_free(g);
+  }
+}
+
+/* SIGHUP: the certificate and key read again (renewed by an ACME client),
+ * for connections from now on; nobody is dropped.  A file that does not
+ * load leaves the old ones in use. */
+static void server_reload(struct camus *s) {
+  char err[512], fp[96];
+  if (!s->https) {
+    LOG_I(s, "reload: nothing to reload without HTTPS");
+    return;
+  }
+  struct tls_gen *g = tls_gen_new(s, err, sizeof err);
+  if (!g) {
+    LOG_W(s, "reload: the certificate in use stays: %s", err);
+    return;
+  }
+  s->tls->next = s->retired;
+  s->retired = s->tls;
+  s->tls = g;
+  s->http.tls = &g->conf;
+  tls_gens_reap(s);
+  fingerprint_text(g->id.fingerprint, fp);
+  LOG_I(s, "reload: new connections get the certificate %s", fp);
 }
 
 struct camus *camus_new(const struct camus_config *cfg, char *err, unsigned errlen) {
@@ -8482,8 +8548,6 @@ struct camus *camus_new(const struct camus_config *cfg, char *err, unsigned errl
                               .on_frame = server_frame, .on_frames_end = server_frames_end, .ctx = s};
   s->udp = (struct udp){.loop = &s->loop, .log_level = s->log_level, .fd = -1, .on_stun = stun_input,
                         .on_dtls = rtc_dtls_datagram, .on_media = rtc_media_datagram, .ctx = &s->rtc};
-  identity_init(&s->https_id);
-  mbedtls_ssl_config_init(&s->tls_conf);
   if (crypto_init(&s->crypto) != 0) {
     snprintf(err, errlen, "cannot seed the random generator");
     goto fail;
@@ -8550,9 +8614,19 @@ void camus_stop(struct camus *s) {
   if (s->wake_fd[1] >= 0) (void)!write(s->wake_fd[1], "", 1);
 }
 
+void camus_reload(struct camus *s) {
+  s->reloading = 1;
+  if (s->wake_fd[1] >= 0) (void)!write(s->wake_fd[1], "", 1);
+}
+
 int camus_poll(struct camus *s, int timeout_ms) {
   if (s->stopping) return -1;
   if (loop_turn(&s->loop, timeout_ms) != 0) LOG_E(s, "poll: out of memory");
+  if (s->reloading) {
+    s->reloading = 0;
+    server_reload(s);
+  }
+  if (s->retired) tls_gens_reap(s);
   return s->stopping ? -1 : 0;
 }
 
@@ -8569,8 +8643,12 @@ void camus_free(struct camus *s) {
   free(s->tombs);
   if (s->wake_fd[0] >= 0) close(s->wake_fd[0]);
   if (s->wake_fd[1] >= 0) close(s->wake_fd[1]);
-  mbedtls_ssl_config_free(&s->tls_conf);
-  identity_free(&s->https_id);
+  if (s->tls) tls_gen_free(s->tls);
+  while (s->retired) {
+    struct tls_gen *g = s->retired;
+    s->retired = g->next;
+    tls_gen_free(g);
+  }
   crypto_free(&s->crypto);
   loop_free(&s->loop);
   free(s);
@@ -8583,8 +8661,10 @@ void camus_free(struct camus *s) {
 static struct camus *main_server;
 
 static void on_signal(int sig) {
-  (void)sig;
-  if (main_server) camus_stop(main_server);
+  if (main_server && sig == SIGHUP)
+    camus_reload(main_server);
+  else if (main_server)
+    camus_stop(main_server);
 }
 
 static void usage(FILE *f) {
@@ -8781,6 +8861,7 @@ int main(int argc, char **argv) {
   sa.sa_handler = on_signal;
   sigaction(SIGINT, &sa, NULL);
   sigaction(SIGTERM, &sa, NULL);
+  sigaction(SIGHUP, &sa, NULL);
   signal(SIGPIPE, SIG_IGN);
 
   const char *scheme = cfg.tls ? "https" : "http";
@@ -8798,7 +8879,7 @@ int main(int argc, char **argv) {
             strchr(s->cands[i], ':') ? "]" : "", camus_http_port(s));
   if (s->https) {
     char fp[96];
-    fingerprint_text(s->https_id.fingerprint, fp);
+    fingerprint_text(s->tls->id.fingerprint, fp);
     LOG_I(s, "certificate fingerprint SHA-256 %s", fp);
   }
   while (camus_poll(s, -1) == 0) {}

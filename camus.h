@@ -83,6 +83,10 @@ int camus_poll(struct camus *srv, int timeout_ms);
 /* Asks the server to stop; safe to call from a signal handler. */
 void camus_stop(struct camus *srv);
 
+/* Reads the HTTPS certificate and key files again at the next camus_poll()
+ * (a renewed certificate), for new connections; safe from a signal handler. */
+void camus_reload(struct camus *srv);
+
 /* Closes every socket and frees all memory.  NULL is accepted. */
 void camus_free(struct camus *srv);
 

@@ -4,7 +4,7 @@ import http from 'node:http';
 import net from 'node:net';
 import tls from 'node:tls';
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startServer, test, before, after, assert, run, sleep, rawHttp, BIN } from './lib.mjs';
@@ -271,6 +271,55 @@ test('HTTPS with a given certificate and key', async () => {
   assert.equal(await fingerprintOf(s.port), want);
   await s.stop();
   rmSync(dir, { recursive: true, force: true });
+});
+
+// A certificate renewed on disk (as an ACME client does) is taken on SIGHUP by new connections; a
+// connection made before goes on with the old one; a file that does not load leaves the old in use.
+test('SIGHUP reloads the certificate and key without dropping anyone', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'camus-tls-'));
+  const key = join(dir, 'k.pem'), cert = join(dir, 'c.pem');
+  const make = (cn) => {
+    const gen = spawnSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes',
+      '-subj', `/CN=${cn}`, '-days', '1', '-keyout', key, '-out', cert]);
+    assert.equal(gen.status, 0, 'openssl is needed to make a test certificate');
+    return spawnSync('openssl', ['x509', '-in', cert, '-noout', '-fingerprint', '-sha256'], { encoding: 'utf8' }).stdout.trim().split('=')[1];
+  };
+  const first = make('first');
+  const s = await startServer(['--cert', cert, '--key', key]);
+  try {
+    assert.equal(await fingerprintOf(s.port), first);
+    // A keep-alive connection made with the first certificate.
+    const old = tls.connect({ port: s.port, host: '127.0.0.1', rejectUnauthorized: false });
+    await new Promise((ok, ko) => { old.once('secureConnect', ok); old.once('error', ko); });
+    const ask = (sock) => new Promise((ok, ko) => {
+      let got = '';
+      const on = (d) => { got += d; if (/\r\n\r\n[\s\S]*\}$/.test(got)) { sock.off('data', on); ok(got); } };
+      sock.on('data', on);
+      sock.once('error', ko);
+      sock.write('GET /api/config HTTP/1.1\r\nHost: x\r\n\r\n');
+    });
+    assert.match(await ask(old), /^HTTP\/1\.1 200/);
+    const second = make('second');
+    assert.notEqual(second, first);
+    s.proc.kill('SIGHUP');
+    await s.until(() => s.log.some((l) => l.includes(`reload: new connections get the certificate ${second}`)), 5000, 'the reload');
+    assert.equal(await fingerprintOf(s.port), second, 'a new connection gets the new certificate');
+    assert.match(await ask(old), /^HTTP\/1\.1 200/, 'the old connection goes on');
+    assert.equal(old.getPeerX509Certificate().fingerprint256, first);
+    old.destroy();
+    // A broken file: the certificate in use stays.
+    writeFileSync(cert, 'not a certificate');
+    s.proc.kill('SIGHUP');
+    await s.until(() => s.log.some((l) => /reload: the certificate in use stays/.test(l)), 5000, 'the refused reload');
+    assert.equal(await fingerprintOf(s.port), second);
+    const fresh = tls.connect({ port: s.port, host: '127.0.0.1', rejectUnauthorized: false });
+    await new Promise((ok, ko) => { fresh.once('secureConnect', ok); fresh.once('error', ko); });
+    assert.match(await ask(fresh), /^HTTP\/1\.1 200/, 'and it serves');
+    fresh.destroy();
+  } finally {
+    await s.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test('command line: --help, --version, bad options, SIGTERM', async () => {
