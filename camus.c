@@ -5793,6 +5793,7 @@ struct camus {
   uint32_t media_ids;            /* the last track id given (msid) */
   const char *rooms_dir;         /* where rooms are kept (the state directory); NULL: in memory only */
   bool rooms_dirty;              /* some room's activity is newer than the file */
+  bool rooms_gone;               /* and some room was deleted this turn */
   struct timer rooms_timer;      /* writes it, if so, once a minute */
   char rooms_error[160];         /* why the last room could not be kept */
   uint64_t started;              /* ms, monotonic: for the uptime */
@@ -5914,8 +5915,7 @@ static void room_delete(struct camus *s, struct room *rm, const char *why) {
   if (why) LOG_I(s, "room %s: %s", rm->id, why);
   if (why && rm->joined) tombstone_add(s, rm);
   free(rm);
-  const char *err;
-  if (why) (void)rooms_save(s, &err); /* at shutdown (no why) the rooms stay */
+  if (why) s->rooms_gone = true; /* written at the end of the turn, once for all that went in it; at shutdown they stay */
 }
 
 /* Whether id belongs to a room that ended lately and was made by another address than host. */
@@ -6263,6 +6263,15 @@ static int rooms_load(struct camus *s, char *err, size_t errlen) {
   const char *why;
   if (rooms_save(s, &why) != 0) return snprintf(err, errlen, "cannot write %s: %s", path, why), -1;
   return 0;
+}
+
+/* The end of a loop turn in which rooms were deleted: the file without them. */
+static void rooms_turn_end(void *ctx) {
+  struct camus *s = ctx;
+  const char *why;
+  if (!s->rooms_gone) return;
+  s->rooms_gone = false;
+  (void)rooms_save(s, &why);
 }
 
 /* Once a minute: the rooms' activity, if any changed. */
@@ -8349,7 +8358,8 @@ static int server_rooms(struct camus *s, char *err, unsigned errlen) {
   if (rooms_load(s, err, errlen) != 0) return -1;
   if (s->n_rooms) LOG_I(s, "rooms: %u kept from before, read in %.1f ms", s->n_rooms, (double)(mono_us() - t0) / 1000);
   s->rooms_timer.fn = rooms_tick;
-  if (timer_in(&s->loop, &s->rooms_timer, CAMUS_ROOMS_SAVE_MS) != 0) return snprintf(err, errlen, "out of memory"), -1;
+  if (timer_in(&s->loop, &s->rooms_timer, CAMUS_ROOMS_SAVE_MS) != 0 || loop_hook_add(&s->loop, rooms_turn_end, s) != 0)
+    return snprintf(err, errlen, "out of memory"), -1;
   return 0;
 }
 
