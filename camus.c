@@ -5796,6 +5796,7 @@ struct camus {
   bool rooms_gone;               /* and some room was deleted this turn */
   struct timer rooms_timer;      /* writes it, if so, once a minute */
   char rooms_error[160];         /* why the last room could not be kept */
+  char rooms_refused[PATH_MAX + 64]; /* why the state directory was refused at start (its file is not touched) */
   uint64_t started;              /* ms, monotonic: for the uptime */
   struct cidr metrics_from[CAMUS_MAX_METRICS_FROM]; /* who may see /metrics without the token */
   int n_metrics_from;
@@ -6046,8 +6047,10 @@ static struct room *room_create(struct camus *s, const uint8_t creator[16], cons
     snprintf(s->rooms_error, sizeof s->rooms_error, "the server cannot keep a new room (%s): try again later", why);
     return *e = APP_DISK, *err = s->rooms_error, NULL;
   }
-  LOG_I(s, "room %s: created (%s%s, %s, guest limit %u)", rm->id, public ? "public" : "private",
-        pw_len ? ", password" : "", sfu ? "media through the server" : "media between browsers", guest_limit);
+  char limit[32] = "no guest limit";
+  if (guest_limit) snprintf(limit, sizeof limit, "guest limit %u", guest_limit);
+  LOG_I(s, "room %s: created (%s%s, %s, %s)", rm->id, public ? "public" : "private", pw_len ? ", password" : "",
+        sfu ? "media through the server" : "media between browsers", limit);
   return rm;
 }
 
@@ -6056,7 +6059,8 @@ static struct room *room_create(struct camus *s, const uint8_t creator[16], cons
 /* Rooms outlive the process: `rooms` in the state directory holds the
  * secret that signs password proofs and every room (id, name, password
  * salt and hash, the nonce proofs are bound to, public, media, guest limit,
- * when it was made and last active), a line each, each line with the CRC-32
+ * when it was made and last active, its creator's address key and whether
+ * anyone sat in it: what the fair shares of rooms weigh), a line each, each line with the CRC-32
  * of its payload.  It is written whole to `rooms.tmp`, flushed to the disk,
  * renamed over `rooms`, and the directory flushed too (crash-safe: a reader
  * sees the old file or the new one), before the 201 of a new room is sent;
@@ -6105,8 +6109,12 @@ static void rooms_line(struct buf *b, const char *kind, const char *payload, siz
 /* Writes every room.  Returns 0, or -1 with the reason logged and in *why. */
 static int rooms_save(struct camus *s, const char **why) {
   if (!s->rooms_dir) return 0;
+  if (s->rooms_refused[0]) {
+    *why = s->rooms_refused;
+    return -1;
+  }
   struct buf b = {0};
-  char line[ROOMS_LINE_MAX], hex[3][65], name[2 * CAMUS_ROOM_NAME_MAX + 1];
+  char line[ROOMS_LINE_MAX], hex[4][65], name[2 * CAMUS_ROOM_NAME_MAX + 1];
   long long now = (long long)time(NULL);
   buf_adds(&b, ROOMS_MAGIC "\n");
   hex_encode(hex[0], s->secret, sizeof s->secret);
@@ -6116,10 +6124,11 @@ static int rooms_save(struct camus *s, const char **why) {
     hex_encode(hex[0], rm->salt, sizeof rm->salt);
     hex_encode(hex[1], rm->hash, sizeof rm->hash);
     hex_encode(hex[2], rm->nonce, sizeof rm->nonce);
+    hex_encode(hex[3], rm->creator, sizeof rm->creator);
     hex_encode(name, (const uint8_t *)rm->name, strlen(rm->name));
-    int n = snprintf(line, sizeof line, "%s %d %d %u %lld %lld %s %s %s %s", rm->id, rm->public, rm->sfu, rm->guest_limit,
+    int n = snprintf(line, sizeof line, "%s %d %d %u %lld %lld %s %s %s %s %d %s", rm->id, rm->public, rm->sfu, rm->guest_limit,
                      (long long)rm->born, now - (long long)((s->loop.now - rm->last_active) / 1000),
-                     rm->has_password ? hex[0] : "-", rm->has_password ? hex[1] : "-", hex[2], name);
+                     rm->has_password ? hex[0] : "-", rm->has_password ? hex[1] : "-", hex[2], hex[3], rm->joined, name);
     if (n > 0 && (size_t)n < sizeof line) rooms_line(&b, "room", line, (size_t)n);
   }
   int rc = b.err ? (errno = ENOMEM, -1) : state_file_replace(s->rooms_dir, "rooms", b.p, b.len);
@@ -6134,19 +6143,20 @@ static int rooms_save(struct camus *s, const char **why) {
 
 /* A room read back: its fields checked as room_create() would. */
 static bool rooms_restore(struct camus *s, const char *p, long long now) {
-  char id[CAMUS_ROOM_NAME_MAX + 2], salt[40], hash[72], nonce[40], name_hex[2 * CAMUS_ROOM_NAME_MAX + 2];
-  int pub, sfu, used = 0;
+  char id[CAMUS_ROOM_NAME_MAX + 2], salt[40], hash[72], nonce[40], creator[40], name_hex[2 * CAMUS_ROOM_NAME_MAX + 2];
+  int pub, sfu, joined, used = 0;
   unsigned limit;
   long long born, active;
-  if (sscanf(p, "%65s %d %d %u %lld %lld %39s %71s %39s %129s%n", id, &pub, &sfu, &limit, &born, &active, salt, hash, nonce,
-             name_hex, &used) != 10 || p[used])
+  if (sscanf(p, "%65s %d %d %u %lld %lld %39s %71s %39s %39s %d %129s%n", id, &pub, &sfu, &limit, &born, &active, salt, hash,
+             nonce, creator, &joined, name_hex, &used) != 12 || p[used])
     return false;
   struct room *rm = calloc(1, sizeof *rm);
   size_t nl = strlen(name_hex) / 2;
   char slug[CAMUS_ROOM_NAME_MAX + 1];
   bool pw = strcmp(salt, "-") != 0, ok = rm && (pub == 0 || pub == 1) && (sfu == 0 || sfu == 1) &&
                                           limit <= CAMUS_GUEST_LIMIT_MAX && nl >= 1 && nl <= CAMUS_ROOM_NAME_MAX &&
-                                          strlen(name_hex) == 2 * nl && strlen(nonce) == 32 &&
+                                          strlen(name_hex) == 2 * nl && strlen(nonce) == 32 && strlen(creator) == 32 &&
+                                          (joined == 0 || joined == 1) &&
                                           (pw ? strlen(salt) == 32 && strlen(hash) == 64 : !strcmp(hash, "-"));
   for (size_t i = 0; ok && i < nl; i++) {
     int hi = hex_value(name_hex[2 * i]), lo = hex_value(name_hex[2 * i + 1]);
@@ -6158,8 +6168,9 @@ static bool rooms_restore(struct camus *s, const char *p, long long now) {
   for (int i = 0; ok && i < 16; i++) {
     int a = hex_value(nonce[2 * i]), b = hex_value(nonce[2 * i + 1]);
     int c = pw ? hex_value(salt[2 * i]) : 0, d = pw ? hex_value(salt[2 * i + 1]) : 0;
-    ok = a >= 0 && b >= 0 && c >= 0 && d >= 0;
-    rm->nonce[i] = (uint8_t)(a << 4 | b), rm->salt[i] = (uint8_t)(c << 4 | d);
+    int e = hex_value(creator[2 * i]), f = hex_value(creator[2 * i + 1]);
+    ok = a >= 0 && b >= 0 && c >= 0 && d >= 0 && e >= 0 && f >= 0;
+    rm->nonce[i] = (uint8_t)(a << 4 | b), rm->salt[i] = (uint8_t)(c << 4 | d), rm->creator[i] = (uint8_t)(e << 4 | f);
   }
   for (int i = 0; ok && pw && i < 32; i++) {
     int a = hex_value(hash[2 * i]), b = hex_value(hash[2 * i + 1]);
@@ -6178,7 +6189,7 @@ static bool rooms_restore(struct camus *s, const char *p, long long now) {
   memcpy(rm->id, id, strlen(id) + 1);
   rm->public = pub, rm->sfu = sfu, rm->guest_limit = limit, rm->has_password = pw, rm->born = born;
   rm->created = s->loop.now;
-  rm->joined = true; /* its id is kept a while after it ends, as for any room that was used */
+  rm->joined = joined;
   rm->expiry.fn = room_expired;
   /* Its idle time goes on from what the file says (the clock may have gone back: then none). */
   uint64_t idle = active < now ? (uint64_t)(now - active) * 1000 : 0;
@@ -8350,8 +8361,9 @@ static int server_rooms(struct camus *s, char *err, unsigned errlen) {
   char why[PATH_MAX + 64];
   if (!*dir) return 0;
   s->rooms_dir = dir;
-  if (state_dir_check(dir, why, sizeof why) != 0) {
-    LOG_W(s, "rooms: %s: new rooms cannot be made until it can be used", why);
+  if (state_dir_check(dir, why, sizeof why) != 0) { /* its file, unread, is never written over */
+    LOG_W(s, "rooms: %s: new rooms cannot be made until the server is started again with it fixed", why);
+    snprintf(s->rooms_refused, sizeof s->rooms_refused, "%s", why);
     return 0;
   }
   uint64_t t0 = mono_us();
