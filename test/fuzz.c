@@ -159,8 +159,9 @@ static void fuzz(const uint8_t *data, size_t size) {
 static void fuzz(const uint8_t *data, size_t size) {
   static struct sdp_offer o, back;
   static const uint8_t fp[32] = {0xde, 0xad, 0xbe, 0xef, 1, 2, 3};
-  static const struct sdp_candidate cands[] = {{"127.0.0.1", 5000, 2130706431u}, {"::1", 5000, 2130706175u}};
-  const struct sdp_local local = {"00000abcdefghijk", "0123456789abcdef0123456789abcdef", fp, cands, 2, 65536, 42, NULL, NULL};
+  static const struct sdp_candidate cands[] = {{"127.0.0.1", 5000, 2130706431u, false}, {"::1", 5000, 2130706175u, false},
+                                               {"127.0.0.1", 8080, 1518338047u, true}};
+  const struct sdp_local local = {"00000abcdefghijk", "0123456789abcdef0123456789abcdef", fp, cands, 3, 65536, 42, NULL, NULL};
   const char *err = NULL;
   if (sdp_parse_offer((const char *)data, size, &o, &err) != 0) {
     FUZZ_CHECK(err != NULL);
