@@ -3934,8 +3934,9 @@ struct turn {
   int media_port;                  /* the server's own UDP port, which members may relay to */
   struct cidr allow[CAMUS_MAX_TURN_ALLOW];
   int n_allow;
-  const struct sockaddr_storage *own; /* the server's own addresses */
+  const struct sockaddr_storage *own; /* the server's own addresses: local ones first, then --public-ip ones */
   int n_own;
+  struct sockaddr_storage public_v4;  /* the first IPv4 --public-ip: what peers are told (behind a NAT) */
   struct turn_alloc *allocs[CAMUS_TURN_ALLOCATIONS];
   unsigned n;
   struct timer sweep;
@@ -4157,11 +4158,15 @@ static int turn_allocate(struct turn *t, const struct stun_msg *m, const struct 
     if (!(a = calloc(1, sizeof *a))) return *why = "Insufficient Capacity", 508;
     a->t = t;
     a->fd = -1;
+    /* Bound to the one address it is known by (RFC 8656: data to peers leaves from the relayed address),
+     * the server's first own IPv4 address; peers are told the first --public-ip instead if there is one. */
+    struct sockaddr_storage bind_to = {0};
+    for (int i = 0; i < t->n_own && !bind_to.ss_family; i++)
+      if (t->own[i].ss_family == AF_INET) bind_to = t->own[i];
+    if (bind_to.ss_family != AF_INET) addr_parse("127.0.0.1", 0, &bind_to);
     int span = t->port_max - t->port_min + 1;
     for (int k = 0; k < span && a->fd < 0; k++) {
-      int port = t->port_min + (t->next_port + k) % span;
-      struct sockaddr_storage bind_to;
-      addr_parse("0.0.0.0", port, &bind_to);
+      ((struct sockaddr_in *)(void *)&bind_to)->sin_port = htons((uint16_t)(t->port_min + (t->next_port + k) % span));
       if ((a->fd = socket_bind(&bind_to, SOCK_DGRAM)) >= 0) t->next_port = (t->next_port + k + 1) % span;
     }
     if (a->fd < 0 || (a->slot = loop_io_add(t->loop, a->fd, POLLIN, turn_relay_readable, a)) < 0) {
@@ -4174,10 +4179,7 @@ static int turn_allocate(struct turn *t, const struct stun_msg *m, const struct 
     memcpy(a->key, key, 16);
     memcpy(a->txid, m->txid, 12);
     snprintf(a->user, sizeof a->user, "%.*s", (int)m->username_len, (const char *)m->username);
-    /* The address peers reach it at: the server's first own IPv4 address (the relay listens on all). */
-    for (int i = 0; i < t->n_own && !a->relayed.ss_family; i++)
-      if (t->own[i].ss_family == AF_INET) a->relayed = t->own[i];
-    if (a->relayed.ss_family != AF_INET) addr_parse("127.0.0.1", 0, &a->relayed);
+    a->relayed = t->public_v4.ss_family == AF_INET ? t->public_v4 : bind_to;
     ((struct sockaddr_in *)(void *)&a->relayed)->sin_port = htons((uint16_t)socket_port(a->fd));
     t->allocs[t->n++] = a;
     t->made++;
@@ -8435,6 +8437,10 @@ static int server_turn(struct camus *s, char *err, unsigned errlen) {
     }
   for (unsigned i = 0; i < s->n_cands; i++)
     if (addr_parse(s->cands[i], 0, &s->own[t->n_own]) == 0) t->n_own++;
+  for (int i = c->n_public_ips - 1; i >= 0; i--) {
+    struct sockaddr_storage a;
+    if (addr_parse(c->public_ips[i], 0, &a) == 0 && a.ss_family == AF_INET) t->public_v4 = a;
+  }
   server_turn_secret(s);
   random_bytes(&s->crypto, t->nonce_key, sizeof t->nonce_key);
   t->sweep.fn = turn_sweep;
