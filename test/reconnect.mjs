@@ -167,6 +167,26 @@ async function peersAdvance({ who, tag }) {
 
 const others = (m, all) => all.filter((x) => x !== m).map(({ id, name }) => ({ id, name }));
 const wait = (m, pred, arg, ms, what) => waitIn(m.page, pred, arg, T(ms), `${what} at ${m.name}'s`);
+// What each page had and said, for a failure that needs more than one page to explain: its own
+// camera and microphone (a fake device that failed to start leaves a page that sends nothing), the
+// sections it sends on, and its last console warnings.
+async function pagesSaid(all) {
+  const said = await Promise.all(all.map(async (m) => {
+    const own = await m.page.evaluate(() => {
+      const c = window.camus, t = (x) => (x ? `${x.readyState}${x.enabled ? '' : ' (off)'}` : 'none');
+      return `camera ${t(c.me.cam)}, mic ${t(c.me.mic)}, connection ${c.connection}`;
+    }).catch((e) => `unreadable: ${e.message}`);
+    return `${m.name}: ${own}; console: ${m.page.warnings.slice(-5).join(' | ') || '(nothing)'}`;
+  }));
+  return said.join(' / ');
+}
+const waitAll = async (all, ms, what) => {
+  try {
+    await Promise.all(all.map((m) => wait(m, receivesAll, others(m, all), ms, what)));
+  } catch (e) {
+    throw new Error(`${e.message}; the pages: ${await pagesSaid(all)}`);
+  }
+};
 const members = (m) => m.page.evaluate(() => window.camus.members().map((c) => ({ id: c.id, username: c.username })));
 const outage = (m) => m.page.evaluate(() => window.camus.outages()[0] || null);
 // A member whose connection to the server never dropped: 'connected, no drop'.
@@ -225,7 +245,7 @@ test('SFU room of three: one page loses the server for a while, comes back by it
     const all = await Promise.all(['Ana', 'Bob', 'Cleo'].map((n) => newPage(browser, n)));
     await Promise.all(all.map(async (m) => { m.id = await join(m.page, url, m.name, T(20000)); }));
     const [ana, bob, cleo] = all;
-    await Promise.all(all.map((m) => wait(m, receivesAll, others(m, all), 20000, 'everyone decoding')));
+    await waitAll(all, 20000, 'everyone decoding');
     await chat(ana.page, 'before the cut, from Ana');
     await chat(bob.page, 'before the cut, from Bob');
     for (const m of all) await Promise.all([inLog(m.page, 'before the cut, from Ana'), inLog(m.page, 'before the cut, from Bob')]);
@@ -274,7 +294,7 @@ test('SFU room of three: one page loses the server for a while, comes back by it
     }));
     assert.deepEqual(kept, { tiles: 2, cam: true, name: 'Ana (you)', grid: 4, ownScreen: 1 }, "Ana's page after the reconnect (2 members, herself, her screen)");
     // Everyone receives everyone again (each camera and microphone once), and chats both ways.
-    await Promise.all(all.map((m) => wait(m, receivesAll, others(m, all), 10000, 'everyone')));
+    await waitAll(all, 10000, 'everyone');
     await chat(ana.page, 'after the cut, from Ana');
     await chat(cleo.page, 'after the cut, from Cleo');
     for (const m of all) await Promise.all([inLog(m.page, 'after the cut, from Ana'), inLog(m.page, 'after the cut, from Cleo')]);
