@@ -5,13 +5,13 @@ import net from 'node:net';
 import tls from 'node:tls';
 import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { strict as assert } from 'node:assert';
 
 export { assert };
 export const root = fileURLToPath(new URL('..', import.meta.url));
-export const BIN = process.env.CAMUS_BIN || join(root, 'camus');
+export const BIN = resolve(process.env.CAMUS_BIN || join(root, 'camus')); // absolute: tests may change directory
 const tests = [];
 export function test(name, fn, { timeout = 120000 } = {}) { tests.push({ name, fn, timeout }); }
 // Steps every run takes whatever CAMUS_TEST selects (the file's server, its last check): they are

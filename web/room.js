@@ -54,9 +54,11 @@ async function startPreview() {
   me.stream = new MediaStream();
   me.cam = me.mic = null;
   const cam = $('camera-select').value, mic = $('mic-select').value;
-  const tries = [{ video: cam ? { deviceId: { exact: cam } } : true, audio: mic ? { deviceId: { exact: mic } } : true },
-    { video: false, audio: true }, { video: true, audio: false }];
-  for (const constraints of tries) {
+  const both = { video: cam ? { deviceId: { exact: cam } } : true, audio: mic ? { deviceId: { exact: mic } } : true };
+  // Both again after a moment (a camera that is slow to start, on a busy machine, fails once), then with less.
+  const tries = [both, both, { video: false, audio: true }, { video: true, audio: false }];
+  for (const [i, constraints] of tries.entries()) {
+    if (i === 1) await new Promise((ok) => setTimeout(ok, 300));
     try {
       const s = await navigator.mediaDevices.getUserMedia(constraints);
       me.cam = s.getVideoTracks()[0] || null;
@@ -106,14 +108,18 @@ async function prejoin() {
       state.iceServers.push(m ? { urls: `${m[1]}:${m[4]}`, username: m[2], credential: m[3] } : { urls: url });
     }
   }
-  $('display-name').value = localStorage.getItem('camus.name') || '';
+  if (!$('display-name').value) $('display-name').value = localStorage.getItem('camus.name') || ''; // unless typed already
   $('camera-select').addEventListener('change', startPreview);
   $('mic-select').addEventListener('change', startPreview);
-  // Joining waits for the camera: peers made before it would offer to receive only.
+  // Joining waits for the camera: peers made before it would offer to receive only.  (The button
+  // is disabled in the page itself, so that a click before this script ran submits nothing.)
   $('join-button').disabled = true;
-  if (navigator.mediaDevices) await startPreview();
-  else $('preview-none').hidden = false;
-  $('join-button').disabled = false;
+  try {
+    if (navigator.mediaDevices) await startPreview();
+    else $('preview-none').hidden = false;
+  } finally {
+    $('join-button').disabled = false;
+  }
 }
 
 $('join-form').addEventListener('submit', async (e) => {
