@@ -596,6 +596,16 @@ static int hex_value(int c) {
   return -1;
 }
 
+/* Reads 2n hex digits of s into out[0..n).  Returns false if one is not. */
+static bool hex_decode(const char *s, uint8_t *out, size_t n) {
+  for (size_t i = 0; i < n; i++) {
+    int hi = hex_value(s[2 * i]), lo = hi < 0 ? -1 : hex_value(s[2 * i + 1]);
+    if (lo < 0) return false;
+    out[i] = (uint8_t)(hi << 4 | lo);
+  }
+  return true;
+}
+
 /* Constant-time comparison of two equal-length secrets. */
 static bool secret_eq(const void *a, const void *b, size_t n) {
   const volatile uint8_t *x = a, *y = b;
@@ -6160,25 +6170,12 @@ static bool rooms_restore(struct camus *s, const char *p, long long now) {
                                           strlen(name_hex) == 2 * nl && strlen(nonce) == 32 && strlen(creator) == 32 &&
                                           (joined == 0 || joined == 1) &&
                                           (pw ? strlen(salt) == 32 && strlen(hash) == 64 : !strcmp(hash, "-"));
-  for (size_t i = 0; ok && i < nl; i++) {
-    int hi = hex_value(name_hex[2 * i]), lo = hex_value(name_hex[2 * i + 1]);
-    ok = hi >= 0 && lo >= 0 && (hi << 4 | lo) >= 0x20 && (hi << 4 | lo) != 0x7f;
-    if (ok) rm->name[i] = (char)(hi << 4 | lo);
-  }
+  ok = ok && hex_decode(name_hex, (uint8_t *)rm->name, nl);
+  for (size_t i = 0; ok && i < nl; i++) ok = (uint8_t)rm->name[i] >= 0x20 && rm->name[i] != 0x7f;
   ok = ok && utf8_valid(rm->name, nl) && slugify(rm->name, nl, slug, sizeof slug) && !strcmp(slug, id) &&
        !room_find(s, (struct str){id, strlen(id)}) && s->n_rooms < CAMUS_MAX_ROOMS;
-  for (int i = 0; ok && i < 16; i++) {
-    int a = hex_value(nonce[2 * i]), b = hex_value(nonce[2 * i + 1]);
-    int c = pw ? hex_value(salt[2 * i]) : 0, d = pw ? hex_value(salt[2 * i + 1]) : 0;
-    int e = hex_value(creator[2 * i]), f = hex_value(creator[2 * i + 1]);
-    ok = a >= 0 && b >= 0 && c >= 0 && d >= 0 && e >= 0 && f >= 0;
-    rm->nonce[i] = (uint8_t)(a << 4 | b), rm->salt[i] = (uint8_t)(c << 4 | d), rm->creator[i] = (uint8_t)(e << 4 | f);
-  }
-  for (int i = 0; ok && pw && i < 32; i++) {
-    int a = hex_value(hash[2 * i]), b = hex_value(hash[2 * i + 1]);
-    ok = a >= 0 && b >= 0;
-    rm->hash[i] = (uint8_t)(a << 4 | b);
-  }
+  ok = ok && hex_decode(nonce, rm->nonce, 16) && hex_decode(creator, rm->creator, 16) &&
+       (!pw || (hex_decode(salt, rm->salt, 16) && hex_decode(hash, rm->hash, 32)));
   if (ok && s->n_rooms % 16 == 0) {
     struct room **a = realloc(s->rooms, (s->n_rooms + 16) * sizeof *a);
     if ((ok = a != NULL)) s->rooms = a;
@@ -6242,12 +6239,9 @@ static int rooms_load(struct camus *s, char *err, size_t errlen) {
     bool ok = sscanf(p, "%7s %8x %n", kind, &crc, &at) == 2 && at > 0 &&
               crc32_ieee((const uint8_t *)p + at, strlen(p + at)) == crc;
     if (ok && !strcmp(kind, "secret")) {
-      ok = strlen(p + at) == 64;
-      for (int i = 0; ok && i < 32; i++) {
-        int hi = hex_value(p[at + 2 * i]), lo = hex_value(p[at + 2 * i + 1]);
-        ok = hi >= 0 && lo >= 0;
-        s->secret[i] = (uint8_t)(hi << 4 | lo);
-      }
+      uint8_t secret[sizeof s->secret];
+      ok = strlen(p + at) == 2 * sizeof secret && hex_decode(p + at, secret, sizeof secret);
+      if (ok) memcpy(s->secret, secret, sizeof secret); /* only whole: proofs signed before must still check */
     } else if (ok) {
       ok = !strcmp(kind, "room") && rooms_restore(s, p + at, now);
       good += ok;
@@ -6327,11 +6321,7 @@ static bool token_ok(const struct camus *s, const struct room *rm, struct str to
   if (i == 0 || i >= tok.n || tok.p[i] != '.' || tok.n - i - 1 != 64) return false;
   if (exp < (unsigned long long)time(NULL)) return false;
   uint8_t mac[32], got[32];
-  for (int k = 0; k < 32; k++) {
-    int hi = hex_value(tok.p[i + 1 + 2 * k]), lo = hex_value(tok.p[i + 2 + 2 * k]);
-    if (hi < 0 || lo < 0) return false;
-    got[k] = (uint8_t)(hi << 4 | lo);
-  }
+  if (!hex_decode(tok.p + i + 1, got, sizeof got)) return false;
   token_mac(s, rm, exp, mac);
   return secret_eq(mac, got, sizeof mac);
 }
@@ -8399,15 +8389,7 @@ static void server_turn_secret(struct camus *s) {
     FILE *f = fopen(path, "r");
     size_t n = f ? fread(text, 1, sizeof text - 1, f) : 0;
     if (f) fclose(f);
-    if (n >= 2 * 32) {
-      bool ok = true;
-      for (int i = 0; i < 32 && ok; i++) {
-        int hi = hex_value(text[2 * i]), lo = hex_value(text[2 * i + 1]);
-        ok = hi >= 0 && lo >= 0;
-        t->secret[i] = (uint8_t)(hi << 4 | lo);
-      }
-      if (ok) return;
-    }
+    if (n >= 2 * 32 && hex_decode(text, t->secret, 32)) return;
     random_bytes(&s->crypto, t->secret, 32);
     hex_encode(text, t->secret, 32);
     text[64] = '\n', text[65] = 0;
