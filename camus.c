@@ -79,6 +79,15 @@
 
 /* ================================================================== CONFIG ================================================================== */
 
+/* What `camus --version` names besides the version: the commit it was built
+ * from and how (the Makefile passes both; a bare `cc camus.c` says so). */
+#ifndef CAMUS_COMMIT
+#define CAMUS_COMMIT "unknown commit"
+#endif
+#ifndef CAMUS_BUILD
+#define CAMUS_BUILD "built by hand"
+#endif
+
 #ifndef CAMUS_HTTP_MAX_LINE
 #define CAMUS_HTTP_MAX_LINE 8192 /* bytes in a request line */
 #endif
@@ -8744,7 +8753,14 @@ static int parse_options(int argc, char **argv, struct camus_config *c) {
       usage(stdout);
       return 0;
     } else if (!strcmp(a, "--version")) {
-      printf("camus %s\n", CAMUS_VERSION);
+      printf("camus %s (%s; %s, %d-bit, %s-endian%s)\n", CAMUS_VERSION, CAMUS_COMMIT, CAMUS_BUILD,
+             (int)(sizeof(void *) * 8), get_u16((const uint8_t *)&(uint16_t){1}) == 1 ? "big" : "little",
+#ifdef CAMUS_PORTABLE
+             ", portable"
+#else
+             ""
+#endif
+      );
       return 0;
     } else if (!strcmp(a, "--tls")) {
       cfg.tls = 1;
