@@ -298,10 +298,13 @@
 #endif
 
 #ifndef CAMUS_TURN_ALLOCATIONS
-#define CAMUS_TURN_ALLOCATIONS 128 /* TURN allocations at once */
+#define CAMUS_TURN_ALLOCATIONS 256 /* TURN allocations at once (as many as the default --turn-ports has ports) */
 #endif
 #ifndef CAMUS_TURN_PER_HOST
-#define CAMUS_TURN_PER_HOST 8 /* of them from one address */
+#define CAMUS_TURN_PER_HOST 32 /* of them from one address (a household or an office behind one NAT) */
+#endif
+#ifndef CAMUS_TURN_PER_MEMBER
+#define CAMUS_TURN_PER_MEMBER 12 /* of them on one member's credentials: UDP, TCP and TLS to each of 4 peers */
 #endif
 #ifndef CAMUS_TURN_PERMISSIONS
 #define CAMUS_TURN_PERMISSIONS 8 /* peers an allocation may talk to at once */
@@ -801,6 +804,73 @@ static uint32_t addr_hash(const struct addr_key *k) {
   uint32_t h = 2166136261u; /* FNV-1a */
   for (size_t i = 0; i < sizeof k->b; i++) h = (h ^ k->b[i]) * 16777619u;
   return h;
+}
+
+/* Address -> anything (a session, a TURN allocation): an open-addressing hash table, linear probing. */
+struct addr_map {
+  struct addr_entry {
+    struct addr_key k;
+    void *p; /* NULL: empty */
+  } *e;
+  uint32_t mask, n;
+};
+
+static void *amap_get(const struct addr_map *m, const struct sockaddr_storage *sa) {
+  if (!m->e) return NULL;
+  struct addr_key k = addr_key(sa);
+  for (uint32_t i = addr_hash(&k) & m->mask;; i = (i + 1) & m->mask) {
+    if (!m->e[i].p) return NULL;
+    if (memcmp(&m->e[i].k, &k, sizeof k) == 0) return m->e[i].p;
+  }
+}
+
+static int amap_put(struct addr_map *m, const struct sockaddr_storage *sa, void *p) {
+  if ((m->n + 1) * 2 > m->mask + 1 || !m->e) {
+    uint32_t cap = m->e ? 2 * (m->mask + 1) : 64;
+    struct addr_entry *old = m->e;
+    uint32_t old_cap = m->e ? m->mask + 1 : 0;
+    m->e = calloc(cap, sizeof *m->e);
+    if (!m->e) {
+      m->e = old;
+      return -1;
+    }
+    m->mask = cap - 1;
+    m->n = 0;
+    for (uint32_t i = 0; i < old_cap; i++) {
+      if (!old[i].p) continue;
+      uint32_t j = addr_hash(&old[i].k) & m->mask;
+      while (m->e[j].p) j = (j + 1) & m->mask;
+      m->e[j] = old[i];
+      m->n++;
+    }
+    free(old);
+  }
+  struct addr_key k = addr_key(sa);
+  uint32_t i = addr_hash(&k) & m->mask;
+  while (m->e[i].p && memcmp(&m->e[i].k, &k, sizeof k) != 0) i = (i + 1) & m->mask;
+  if (!m->e[i].p) m->n++;
+  m->e[i].k = k;
+  m->e[i].p = p;
+  return 0;
+}
+
+static void amap_del(struct addr_map *m, const struct sockaddr_storage *sa) {
+  if (!m->e) return;
+  struct addr_key k = addr_key(sa);
+  uint32_t i = addr_hash(&k) & m->mask;
+  while (m->e[i].p && memcmp(&m->e[i].k, &k, sizeof k) != 0) i = (i + 1) & m->mask;
+  if (!m->e[i].p) return;
+  m->e[i].p = NULL;
+  m->n--;
+  /* Move later entries of the same run back, so that no lookup stops early. */
+  for (uint32_t j = (i + 1) & m->mask; m->e[j].p; j = (j + 1) & m->mask) {
+    uint32_t home = addr_hash(&m->e[j].k) & m->mask;
+    if (((j - home) & m->mask) >= ((j - i) & m->mask)) {
+      m->e[i] = m->e[j];
+      m->e[j].p = NULL;
+      i = j;
+    }
+  }
 }
 
 /* --- descriptors, through the platform switch (see CONFIG) --- */
@@ -3195,6 +3265,7 @@ struct http_srv {
   void (*on_frame)(void *ctx, struct conn *c, uint8_t *p, size_t n);
   void (*on_frames_end)(void *ctx, struct conn *c);
   void *ctx;
+  struct addr_map framed;         /* the framed connections by their path */
 };
 
 enum { FRAMING_UNKNOWN = 1, FRAMING_ICE, FRAMING_TURN };
@@ -3350,6 +3421,7 @@ static void conn_free(struct conn *c) {
   struct http_srv *h = c->srv;
   LOG_D(h, "http#%u: closed", c->id);
   if (c->framed && h->on_frames_end) h->on_frames_end(h->ctx, c);
+  if (c->framed) amap_del(&h->framed, &c->path);
   timer_stop(h->loop, &c->timer);
   loop_io_del(h->loop, c->slot);
   if (c->tls) {
@@ -3519,6 +3591,7 @@ static void conn_become_framed(struct conn *c, bool keep_tls) {
   memcpy(&c->path, a, addr_len(a));
   addr_set_tcp(&c->path);
   c->in.max = 4 + CAMUS_UDP_DATAGRAM_MAX + 3;
+  if (amap_put(&c->srv->framed, &c->path, c) != 0) c->dead = true; /* out of memory: as if it had hung up */
 }
 
 /* The length of the message or frame at p[0..n) in c's framing (its header
@@ -3575,21 +3648,18 @@ static void conn_take_frames(struct conn *c, const uint8_t *data, size_t n) {
  * lost, as a datagram may be). */
 static bool conn_frame_send(struct http_srv *h, const struct sockaddr_storage *to, const void *data, size_t n) {
   static const uint8_t zeros[3];
-  for (unsigned i = 0; i < h->n_conns; i++) {
-    struct conn *c = h->conns[i];
-    if (!c->framed || c->dead || !addr_same(&c->path, to)) continue;
-    size_t pad = c->framed == FRAMING_TURN && n && ((const uint8_t *)data)[0] >= 64 ? (4 - n % 4) % 4 : 0;
-    if (n > 0xffff || c->out.len - c->out_off + 2 + n + pad > CAMUS_ICE_TCP_MAX_OUT) return false;
-    if (c->framed == FRAMING_ICE) {
-      uint8_t len[2];
-      put_u16(len, (uint16_t)n);
-      buf_add(&c->out, len, 2);
-    }
-    buf_add(&c->out, data, n);
-    buf_add(&c->out, zeros, pad);
-    return !c->out.err;
+  struct conn *c = amap_get(&h->framed, to);
+  if (!c || c->dead) return false;
+  size_t pad = c->framed == FRAMING_TURN && n && ((const uint8_t *)data)[0] >= 64 ? (4 - n % 4) % 4 : 0;
+  if (n > 0xffff || c->out.len - c->out_off + 2 + n + pad > CAMUS_ICE_TCP_MAX_OUT) return false;
+  if (c->framed == FRAMING_ICE) {
+    uint8_t len[2];
+    put_u16(len, (uint16_t)n);
+    buf_add(&c->out, len, 2);
   }
-  return false;
+  buf_add(&c->out, data, n);
+  buf_add(&c->out, zeros, pad);
+  return !c->out.err;
 }
 
 /* The first byte tells STUN from HTTP(S).  Returns false while nothing has come yet. */
@@ -3698,7 +3768,9 @@ static void http_close(struct http_srv *h) {
   h->on_frames_end = NULL; /* the sessions go next, all of them */
   for (unsigned i = 0; i < h->n_conns; i++) conn_free(h->conns[i]);
   free(h->conns);
+  free(h->framed.e);
   h->conns = NULL;
+  h->framed = (struct addr_map){0};
   h->n_conns = 0;
   if (h->fd >= 0) close(h->fd);
   h->fd = -1;
@@ -3839,36 +3911,48 @@ static void udp_input(struct udp *u, uint8_t *data, size_t n, const struct socka
   }
 }
 
+/* Up to CAMUS_UDP_BATCH datagrams from fd, the i-th into scratch.udp_in[i]
+ * at offset room (headroom for a header the caller may put in front) and its
+ * sender into scratch.udp_from[i].  Returns how many, with their lengths in
+ * len[]; one larger than fits (MSG_TRUNC) is counted with length SIZE_MAX, to
+ * be dropped whole rather than cut. */
+static int udp_recv(int fd, size_t room, size_t len[CAMUS_UDP_BATCH]) {
+#if HAVE_MMSG
+  struct mmsghdr msg[CAMUS_UDP_BATCH];
+  struct iovec iov[CAMUS_UDP_BATCH];
+  for (int i = 0; i < CAMUS_UDP_BATCH; i++) {
+    iov[i] = (struct iovec){scratch.udp_in[i] + room, sizeof scratch.udp_in[i] - room};
+    msg[i].msg_hdr = (struct msghdr){.msg_name = &scratch.udp_from[i], .msg_namelen = sizeof scratch.udp_from[i],
+                                     .msg_iov = &iov[i], .msg_iovlen = 1};
+  }
+  int got = recvmmsg(fd, msg, CAMUS_UDP_BATCH, MSG_DONTWAIT, NULL);
+  for (int i = 0; i < got; i++) len[i] = msg[i].msg_hdr.msg_flags & MSG_TRUNC ? SIZE_MAX : msg[i].msg_len;
+  return MAX(got, 0);
+#else
+  int got = 0;
+  for (; got < CAMUS_UDP_BATCH; got++) {
+    struct iovec iov = {scratch.udp_in[got] + room, sizeof scratch.udp_in[got] - room};
+    struct msghdr mh = {.msg_name = &scratch.udp_from[got], .msg_namelen = sizeof scratch.udp_from[got],
+                        .msg_iov = &iov, .msg_iovlen = 1};
+    ssize_t n = recvmsg(fd, &mh, MSG_DONTWAIT);
+    if (n < 0) break;
+    len[got] = mh.msg_flags & MSG_TRUNC ? SIZE_MAX : (size_t)n;
+  }
+  return got;
+#endif
+}
+
 /* Reads what arrived, CAMUS_UDP_BATCH datagrams a system call, CAMUS_UDP_READS at most a turn. */
 static void udp_readable(void *ctx, short revents) {
   (void)revents;
   struct udp *u = ctx;
-#if HAVE_MMSG
-  struct mmsghdr msg[CAMUS_UDP_BATCH];
-  struct iovec iov[CAMUS_UDP_BATCH];
+  size_t len[CAMUS_UDP_BATCH];
   for (int turn = 0; turn < CAMUS_UDP_READS / CAMUS_UDP_BATCH; turn++) {
-    for (int i = 0; i < CAMUS_UDP_BATCH; i++) {
-      iov[i] = (struct iovec){scratch.udp_in[i], sizeof scratch.udp_in[i]};
-      msg[i].msg_hdr = (struct msghdr){.msg_name = &scratch.udp_from[i], .msg_namelen = sizeof scratch.udp_from[i],
-                                       .msg_iov = &iov[i], .msg_iovlen = 1};
-    }
-    int got = recvmmsg(u->fd, msg, CAMUS_UDP_BATCH, MSG_DONTWAIT, NULL);
-    for (int i = 0; i < got; i++) {
-      if (msg[i].msg_hdr.msg_flags & MSG_TRUNC) continue; /* larger than any packet of ours: not for us */
-      udp_input(u, scratch.udp_in[i], msg[i].msg_len, &scratch.udp_from[i]);
-    }
+    int got = udp_recv(u->fd, 0, len);
+    for (int i = 0; i < got; i++) /* one larger than any packet of ours is not for us */
+      if (len[i] != SIZE_MAX) udp_input(u, scratch.udp_in[i], len[i], &scratch.udp_from[i]);
     if (got < CAMUS_UDP_BATCH) return;
   }
-#else
-  for (int i = 0; i < CAMUS_UDP_READS; i++) {
-    struct iovec iov = {scratch.udp_in[0], sizeof scratch.udp_in[0]};
-    struct msghdr mh = {.msg_name = &scratch.udp_from[0], .msg_namelen = sizeof scratch.udp_from[0], .msg_iov = &iov,
-                        .msg_iovlen = 1};
-    ssize_t got = recvmsg(u->fd, &mh, MSG_DONTWAIT);
-    if (got < 0) return;
-    if (!(mh.msg_flags & MSG_TRUNC)) udp_input(u, scratch.udp_in[0], (size_t)got, &scratch.udp_from[0]);
-  }
-#endif
 }
 
 static void udp_turn_end(void *ctx) { udp_flush(ctx); }
@@ -3908,7 +3992,11 @@ static void udp_close(struct udp *u) {
  * allocation is a UDP socket on a port of --turn-ports; data goes only to
  * and from peers the client gave a permission for, and never to loopback,
  * link-local, private or the server's own addresses (but its relay and
- * media ports) unless the operator allowed their ranges (--turn-allow). */
+ * media ports) unless the operator allowed their ranges (--turn-allow).
+ * What a client sends the media port goes up to it without a hop through the
+ * network, and what the server sends a relayed address comes back the same
+ * way (turn_from_media): a member of an SFU room that reaches Camus only by
+ * TURN over TLS costs no more system calls than one over ICE-TCP. */
 #define TURN_REALM "camus"
 #define TURN_PERMISSION_MS 300000 /* RFC 8656: a permission lasts 5 minutes */
 #define TURN_CHANNEL_MS 600000    /* and a channel binding 10 */
@@ -3928,6 +4016,7 @@ struct turn_alloc {
   struct turn_perm {
     struct sockaddr_storage peer; /* the port does not matter */
     uint64_t until;
+    uint8_t kind;                 /* what its address is to the relay (enum turn_peer_kind), found once */
   } perms[CAMUS_TURN_PERMISSIONS];
   struct turn_channel {
     uint16_t number; /* 0: free */
@@ -3937,6 +4026,7 @@ struct turn_alloc {
   uint64_t window;                 /* s: the second `spent` counts */
   uint32_t spent;                  /* bytes relayed in that second, both ways */
   uint64_t bytes_in, bytes_out, dropped;
+  struct sockaddr_storage media_peer; /* the server's address at its media port the client last sent to */
 };
 
 struct turn {
@@ -3944,6 +4034,8 @@ struct turn {
   int log_level;
   /* Down: a message to a client (on the UDP port, or its TCP or TLS connection when to is tagged TCP). */
   void (*send)(void *ctx, const void *data, size_t n, const struct sockaddr_storage *to);
+  /* Across: what a client sends the server's media port, as a datagram from its relayed address. */
+  void (*to_media)(void *ctx, uint8_t *p, size_t n, const struct sockaddr_storage *from);
   void *ctx;
   struct crypto *crypto;
   uint8_t secret[64];              /* of the REST credentials */
@@ -3958,17 +4050,20 @@ struct turn {
   struct sockaddr_storage public_v4;  /* the first IPv4 --public-ip: what peers are told (behind a NAT) */
   struct turn_alloc *allocs[CAMUS_TURN_ALLOCATIONS];
   unsigned n;
+  struct addr_map by_client, by_relay; /* the allocations by their client's address and by their relayed one */
   struct timer sweep;
   uint64_t made, relayed; /* for the operator: allocations made; bytes relayed by those released */
 };
 
-/* Whether data may be relayed to and from peer: what the operator allowed
- * (--turn-allow); the server's own addresses only at its relay ports (two
- * clients of ours relaying to each other) and its media port (a member of
- * an SFU room that reaches it only through TURN); never the unspecified
+/* What an address is to the relay: one the operator allowed (--turn-allow)
+ * or any public one is open; the server's own are open only at its relay
+ * ports (two clients of ours relaying to each other) and its media port (a
+ * member of an SFU room that reaches it only through TURN); the unspecified
  * address, multicast, broadcast, loopback, link-local, private and shared
- * (carrier NAT) ranges. */
-static bool turn_peer_ok(const struct turn *t, const struct sockaddr_storage *peer) {
+ * (carrier NAT) ranges are refused.  Found once per permission. */
+enum turn_peer_kind { TURN_PEER_REFUSED, TURN_PEER_OPEN, TURN_PEER_OWN };
+
+static enum turn_peer_kind turn_peer_kind(const struct turn *t, const struct sockaddr_storage *peer) {
   static const struct cidr closed[] = {
       {{0}, AF_INET, 8},           {{127}, AF_INET, 8},          {{10}, AF_INET, 8},
       {{172, 16}, AF_INET, 12},    {{192, 168}, AF_INET, 16},    {{169, 254}, AF_INET, 16},
@@ -3977,24 +4072,26 @@ static bool turn_peer_ok(const struct turn *t, const struct sockaddr_storage *pe
       {{0xfe, 0x80}, AF_INET6, 10}, {{0xff}, AF_INET6, 8}};
   uint8_t ip[16];
   int family = addr_bytes(peer, ip);
-  int port = addr_port(peer);
-  if (port == 0) return false;
   for (int i = 0; i < t->n_allow; i++)
-    if (cidr_has(&t->allow[i], family, ip)) return true;
+    if (cidr_has(&t->allow[i], family, ip)) return TURN_PEER_OPEN;
   for (int i = 0; i < t->n_own; i++) {
     uint8_t own[16];
-    if (addr_bytes(&t->own[i], own) == family && !memcmp(own, ip, 16))
-      return (port >= t->port_min && port <= t->port_max) || port == t->media_port;
+    if (addr_bytes(&t->own[i], own) == family && !memcmp(own, ip, 16)) return TURN_PEER_OWN;
   }
   for (size_t i = 0; i < COUNT(closed); i++)
-    if (cidr_has(&closed[i], family, ip)) return false;
-  return !(family == AF_INET && ip[0] == 255 && ip[1] == 255 && ip[2] == 255 && ip[3] == 255);
+    if (cidr_has(&closed[i], family, ip)) return TURN_PEER_REFUSED;
+  bool broadcast = family == AF_INET && ip[0] == 255 && ip[1] == 255 && ip[2] == 255 && ip[3] == 255;
+  return broadcast ? TURN_PEER_REFUSED : TURN_PEER_OPEN;
+}
+
+/* Whether data may go to and from a port of an address of that kind. */
+static bool turn_port_ok(const struct turn *t, enum turn_peer_kind kind, int port) {
+  if (port == 0 || kind == TURN_PEER_REFUSED) return false;
+  return kind == TURN_PEER_OPEN || (port >= t->port_min && port <= t->port_max) || port == t->media_port;
 }
 
 static struct turn_alloc *turn_find(const struct turn *t, const struct sockaddr_storage *client) {
-  for (unsigned i = 0; i < t->n; i++)
-    if (addr_same(&t->allocs[i]->client, client)) return t->allocs[i];
-  return NULL;
+  return amap_get(&t->by_client, client);
 }
 
 static void turn_free(struct turn_alloc *a, const char *why) {
@@ -4006,6 +4103,8 @@ static void turn_free(struct turn_alloc *a, const char *why) {
         (unsigned long long)a->bytes_in, (unsigned long long)a->dropped);
   loop_io_del(t->loop, a->slot);
   close(a->fd);
+  amap_del(&t->by_client, &a->client);
+  amap_del(&t->by_relay, &a->relayed);
   t->relayed += a->bytes_in + a->bytes_out;
   for (unsigned i = 0; i < t->n; i++)
     if (t->allocs[i] == a) t->allocs[i] = t->allocs[--t->n];
@@ -4041,6 +4140,7 @@ static bool turn_permit(struct turn_alloc *a, const struct sockaddr_storage *pee
   if (!p) return false;
   p->peer = *peer;
   p->until = a->t->loop->now + TURN_PERMISSION_MS;
+  p->kind = (uint8_t)turn_peer_kind(a->t, peer);
   return true;
 }
 
@@ -4050,6 +4150,12 @@ static struct turn_channel *turn_channel(struct turn_alloc *a, uint16_t number, 
     if (c->number && c->until > a->t->loop->now && (number ? c->number == number : addr_same(&c->peer, peer))) return c;
   }
   return NULL;
+}
+
+/* The member a REST user name "<expiry>:<id>" was made for: its id. */
+static struct str turn_member(const void *user, size_t n) {
+  const char *colon = memchr(user, ':', n);
+  return colon ? (struct str){colon + 1, n - (size_t)(colon + 1 - (const char *)user)} : (struct str){user, n};
 }
 
 /* A nonce: when it runs out (seconds, hex) and a MAC of that with the
@@ -4169,10 +4275,17 @@ static int turn_allocate(struct turn *t, const struct stun_msg *m, const struct 
     if (m->transport != 17) return *why = "Unsupported Transport Protocol", 442;
     if (m->reserves) return *why = "Insufficient Capacity: no port reservations", 508;
     if (m->family == 2) return *why = "Address Family not Supported", 440;
+    /* The quotas: the whole relay's, the address's, and the member's (the id after the expiry in its user name). */
+    struct str member = turn_member(m->username, m->username_len);
+    unsigned from_host = 0, from_member = 0;
     host_key(from, host);
-    unsigned mine = 0;
-    for (unsigned i = 0; i < t->n; i++) mine += !memcmp(t->allocs[i]->host, host, 16);
-    if (t->n == CAMUS_TURN_ALLOCATIONS || mine >= CAMUS_TURN_PER_HOST)
+    for (unsigned i = 0; i < t->n; i++) {
+      struct turn_alloc *o = t->allocs[i];
+      struct str theirs = turn_member(o->user, strlen(o->user));
+      from_host += !memcmp(o->host, host, 16);
+      from_member += theirs.n == member.n && !memcmp(theirs.p, member.p, member.n);
+    }
+    if (t->n == CAMUS_TURN_ALLOCATIONS || from_host >= CAMUS_TURN_PER_HOST || from_member >= CAMUS_TURN_PER_MEMBER)
       return *why = "Allocation Quota Reached", 486;
     if (!(a = calloc(1, sizeof *a))) return *why = "Insufficient Capacity", 508;
     a->t = t;
@@ -4200,6 +4313,13 @@ static int turn_allocate(struct turn *t, const struct stun_msg *m, const struct 
     snprintf(a->user, sizeof a->user, "%.*s", (int)m->username_len, (const char *)m->username);
     a->relayed = t->public_v4.ss_family == AF_INET ? t->public_v4 : bind_to;
     ((struct sockaddr_in *)(void *)&a->relayed)->sin_port = htons((uint16_t)socket_port(a->fd));
+    if (amap_put(&t->by_client, from, a) != 0 || amap_put(&t->by_relay, &a->relayed, a) != 0) {
+      amap_del(&t->by_client, from);
+      loop_io_del(t->loop, a->slot);
+      close(a->fd);
+      free(a);
+      return *why = "Insufficient Capacity", 508;
+    }
     t->allocs[t->n++] = a;
     t->made++;
     char ip[INET6_ADDRSTRLEN + 2], rip[INET6_ADDRSTRLEN + 2];
@@ -4238,7 +4358,8 @@ static int turn_request(struct turn *t, struct turn_alloc *a, const struct stun_
   for (int i = 0; i < m->n_peers; i++)
     if (m->peers[i].ss_family != a->relayed.ss_family) return *why = "Peer Address Family Mismatch", 443;
   for (int i = 0; i < m->n_peers; i++)
-    if (!turn_peer_ok(t, &m->peers[i])) return *why = "Forbidden: not a peer we relay to", 403;
+    if (!turn_port_ok(t, turn_peer_kind(t, &m->peers[i]), addr_port(&m->peers[i])))
+      return *why = "Forbidden: not a peer we relay to", 403;
   if (method == TURN_CHANNEL_BIND) {
     const struct sockaddr_storage *peer = &m->peers[0];
     struct turn_channel *c = turn_channel(a, m->channel, NULL), *d = turn_channel(a, 0, peer);
@@ -4260,11 +4381,61 @@ static int turn_request(struct turn *t, struct turn_alloc *a, const struct stun_
   return 0;
 }
 
-/* Data from the client to a peer it has a permission for. */
-static void turn_to_peer(struct turn_alloc *a, const struct sockaddr_storage *peer, const uint8_t *data, size_t n) {
+/* Data from the client to a peer it has a permission for.  To the server's
+ * own media port it goes up without leaving the process, but only what a
+ * member sends there (RFC 7983: STUN Binding, DTLS, RTP and RTCP), never
+ * TURN again. */
+static void turn_to_peer(struct turn_alloc *a, const struct sockaddr_storage *peer, uint8_t *data, size_t n) {
+  struct turn *t = a->t;
+  struct turn_perm *perm = turn_permission(a, peer);
+  int port = addr_port(peer);
   /* A permission is for an address (RFC 8656 9): the policy is for a port too, checked each time. */
-  if (!turn_permission(a, peer) || !turn_peer_ok(a->t, peer) || !turn_budget(a, n)) return;
+  if (!perm || !turn_port_ok(t, perm->kind, port) || !turn_budget(a, n)) return;
+  if (perm->kind == TURN_PEER_OWN && port == t->media_port && t->to_media) {
+    bool turn = n == 0 || (data[0] >= 64 && data[0] <= 79) || (data[0] <= 3 && (n < 2 || STUN_METHOD(get_u16(data)) != STUN_BINDING));
+    if (turn) return;
+    a->media_peer = *peer;
+    a->bytes_out += n;
+    t->to_media(t->ctx, data, n, &a->relayed);
+    return;
+  }
   if (sendto(a->fd, data, n, 0, (const struct sockaddr *)peer, addr_len(peer)) >= 0) a->bytes_out += n;
+}
+
+/* Data from a peer to the client, data[-36..0) free for a header: on a
+ * channel if one is bound, else in a Data indication. */
+static void turn_from_peer(struct turn_alloc *a, const struct sockaddr_storage *peer, uint8_t *data, size_t n) {
+  struct turn *t = a->t;
+  struct turn_perm *perm = turn_permission(a, peer);
+  if (!perm || !turn_port_ok(t, perm->kind, addr_port(peer)) || !turn_budget(a, n)) return;
+  a->bytes_in += n;
+  struct turn_channel *c = turn_channel(a, 0, peer);
+  if (c) {
+    put_u16(data - 4, c->number);
+    put_u16(data - 2, (uint16_t)n);
+    t->send(t->ctx, data - 4, 4 + n, &a->client);
+    return;
+  }
+  uint8_t out[CAMUS_UDP_DATAGRAM_MAX + 64], txid[12];
+  struct stun_writer w = {out, sizeof out, 0, false};
+  random_bytes(t->crypto, txid, sizeof txid);
+  stun_begin(&w, TURN_DATA | STUN_INDICATION, txid);
+  stun_xor_address(&w, TURN_A_XOR_PEER_ADDRESS, (const struct sockaddr *)peer);
+  stun_attr(&w, TURN_A_DATA, data, (uint16_t)n);
+  if (!w.err) t->send(t->ctx, w.p, w.len, &a->client);
+}
+
+/* The allocation whose relayed address `to` is, if any: what the server sends there goes to its client. */
+static struct turn_alloc *turn_relaying(const struct turn *t, const struct sockaddr_storage *to) {
+  return t->by_relay.n ? amap_get(&t->by_relay, to) : NULL;
+}
+
+/* The server's datagram to an allocation's relayed address: to its client, from the media port. */
+static void turn_from_media(struct turn_alloc *a, const void *data, size_t n) {
+  uint8_t buf[36 + CAMUS_UDP_DATAGRAM_MAX];
+  if (n > sizeof buf - 36 || !a->media_peer.ss_family) return;
+  memcpy(buf + 36, data, n);
+  turn_from_peer(a, &a->media_peer, buf + 36, n);
 }
 
 /* A STUN message of TURN's, or ChannelData, from a client on the UDP port. */
@@ -4281,7 +4452,8 @@ static void turn_input(void *ctx, uint8_t *p, size_t n, const struct sockaddr_st
   if (stun_parse(p, n, &m) != 0 || (m.fingerprint && !m.fingerprint_ok)) return;
   uint16_t method = STUN_METHOD(m.type), cls = STUN_CLASS(m.type);
   if (cls == STUN_INDICATION) {
-    if (method == TURN_SEND && a && m.n_peers == 1 && m.has_data) turn_to_peer(a, &m.peers[0], m.data, m.data_len);
+    if (method == TURN_SEND && a && m.n_peers == 1 && m.has_data)
+      turn_to_peer(a, &m.peers[0], p + (m.data - p), m.data_len); /* m.data points into p */
     return;
   }
   if (cls != STUN_REQUEST ||
@@ -4314,40 +4486,22 @@ static void turn_input(void *ctx, uint8_t *p, size_t n, const struct sockaddr_st
   if (code) turn_refuse(t, &m, from, code, why, signed_with);
 }
 
-/* A datagram from a peer to a relay port: to its client, on a channel if one is bound, else in a Data indication. */
+/* Datagrams from peers to a relay port: to its client, read in batches with room in front for a header. */
 static void turn_relay_readable(void *ctx, short revents) {
   (void)revents;
   struct turn_alloc *a = ctx;
-  struct turn *t = a->t;
-  for (int i = 0; i < CAMUS_UDP_READS / CAMUS_UDP_BATCH; i++) {
-    struct sockaddr_storage from, canon;
-    uint8_t *in = scratch.udp_in[0];
-    struct iovec v = {in + 36, sizeof scratch.udp_in[0] - 36 - 8};
-    struct msghdr mh = {.msg_name = &from, .msg_namelen = sizeof from, .msg_iov = &v, .msg_iovlen = 1};
-    ssize_t got = recvmsg(a->fd, &mh, MSG_DONTWAIT);
-    if (got < 0) return;
-    if (mh.msg_flags & MSG_TRUNC) { /* larger than any datagram we relay: dropped whole, not cut */
-      a->dropped++;
-      continue;
+  size_t len[CAMUS_UDP_BATCH];
+  for (int turn = 0; turn < CAMUS_UDP_READS / CAMUS_UDP_BATCH; turn++) {
+    int got = udp_recv(a->fd, 36, len);
+    for (int i = 0; i < got; i++) {
+      struct sockaddr_storage canon;
+      if (len[i] == SIZE_MAX || len[i] > CAMUS_UDP_DATAGRAM_MAX - 36 - 8) { /* larger than we relay: dropped whole */
+        a->dropped++;
+        continue;
+      }
+      turn_from_peer(a, addr_canonical(&scratch.udp_from[i], &canon), scratch.udp_in[i] + 36, len[i]);
     }
-    const struct sockaddr_storage *peer = addr_canonical(&from, &canon);
-    if (!turn_permission(a, peer) || !turn_peer_ok(t, peer) || !turn_budget(a, (size_t)got)) continue;
-    a->bytes_in += (size_t)got;
-    struct turn_channel *c = turn_channel(a, 0, peer);
-    if (c) {
-      uint8_t *cd = in + 32;
-      put_u16(cd, c->number);
-      put_u16(cd + 2, (uint16_t)got);
-      t->send(t->ctx, cd, 4 + (size_t)got, &a->client);
-      continue;
-    }
-    uint8_t out[CAMUS_UDP_DATAGRAM_MAX + 64], txid[12];
-    struct stun_writer w = {out, sizeof out, 0, false};
-    random_bytes(t->crypto, txid, sizeof txid);
-    stun_begin(&w, TURN_DATA | STUN_INDICATION, txid);
-    stun_xor_address(&w, TURN_A_XOR_PEER_ADDRESS, (const struct sockaddr *)peer);
-    stun_attr(&w, TURN_A_DATA, in + 36, (uint16_t)got);
-    if (!w.err) t->send(t->ctx, w.p, w.len, &a->client);
+    if (got < CAMUS_UDP_BATCH) return;
   }
 }
 
@@ -4373,6 +4527,9 @@ static void turn_client_gone(struct turn *t, const struct sockaddr_storage *clie
 static void turn_close(struct turn *t) {
   timer_stop(t->loop, &t->sweep);
   while (t->n) turn_free(t->allocs[0], "the server stops");
+  free(t->by_client.e);
+  free(t->by_relay.e);
+  t->by_client = t->by_relay = (struct addr_map){0};
 }
 
 /* ============================================================== RTC SESSION =============================================================== */
@@ -4414,15 +4571,6 @@ struct channel {
   bool open, echo;         /* echo: a diagnostics channel labelled "echo" that returns what it gets */
   bool opening;            /* we sent DATA_CHANNEL_OPEN and wait for the ACK */
   bool ends_session;       /* set by the layer above: the peer closing it closes the session */
-};
-
-/* Remote address -> session, an open-addressing hash table (linear probing). */
-struct addr_map {
-  struct addr_entry {
-    struct addr_key k;
-    struct rtc *p; /* NULL: empty */
-  } *e;
-  uint32_t mask, n;
 };
 
 /* A datagram that arrived before the STUN check that vouches for its sender. */
@@ -4562,64 +4710,6 @@ static void rtc_xmit(struct rtc *p, const void *data, size_t n, const struct soc
 }
 
 /* ----------------------------------------------------------------- ICE-lite */
-
-static struct rtc *amap_get(const struct addr_map *m, const struct sockaddr_storage *sa) {
-  if (!m->e) return NULL;
-  struct addr_key k = addr_key(sa);
-  for (uint32_t i = addr_hash(&k) & m->mask;; i = (i + 1) & m->mask) {
-    if (!m->e[i].p) return NULL;
-    if (memcmp(&m->e[i].k, &k, sizeof k) == 0) return m->e[i].p;
-  }
-}
-
-static int amap_put(struct addr_map *m, const struct sockaddr_storage *sa, struct rtc *p) {
-  if ((m->n + 1) * 2 > m->mask + 1 || !m->e) {
-    uint32_t cap = m->e ? 2 * (m->mask + 1) : 64;
-    struct addr_entry *old = m->e;
-    uint32_t old_cap = m->e ? m->mask + 1 : 0;
-    m->e = calloc(cap, sizeof *m->e);
-    if (!m->e) {
-      m->e = old;
-      return -1;
-    }
-    m->mask = cap - 1;
-    m->n = 0;
-    for (uint32_t i = 0; i < old_cap; i++) {
-      if (!old[i].p) continue;
-      uint32_t j = addr_hash(&old[i].k) & m->mask;
-      while (m->e[j].p) j = (j + 1) & m->mask;
-      m->e[j] = old[i];
-      m->n++;
-    }
-    free(old);
-  }
-  struct addr_key k = addr_key(sa);
-  uint32_t i = addr_hash(&k) & m->mask;
-  while (m->e[i].p && memcmp(&m->e[i].k, &k, sizeof k) != 0) i = (i + 1) & m->mask;
-  if (!m->e[i].p) m->n++;
-  m->e[i].k = k;
-  m->e[i].p = p;
-  return 0;
-}
-
-static void amap_del(struct addr_map *m, const struct sockaddr_storage *sa) {
-  if (!m->e) return;
-  struct addr_key k = addr_key(sa);
-  uint32_t i = addr_hash(&k) & m->mask;
-  while (m->e[i].p && memcmp(&m->e[i].k, &k, sizeof k) != 0) i = (i + 1) & m->mask;
-  if (!m->e[i].p) return;
-  m->e[i].p = NULL;
-  m->n--;
-  /* Move later entries of the same run back, so that no lookup stops early. */
-  for (uint32_t j = (i + 1) & m->mask; m->e[j].p; j = (j + 1) & m->mask) {
-    uint32_t home = addr_hash(&m->e[j].k) & m->mask;
-    if (((j - home) & m->mask) >= ((j - i) & m->mask)) {
-      m->e[i] = m->e[j];
-      m->e[j].p = NULL;
-      i = j;
-    }
-  }
-}
 
 static void rtc_set_state(struct rtc *p, enum rtc_state st);
 static void rtc_close(struct rtc *p, const char *why);
@@ -8312,8 +8402,11 @@ static void wake_drain(void *ctx, short revents) {
  * TCP (or TLS) connection when to is a TCP path. */
 static void server_out(void *ctx, const void *data, size_t n, const struct sockaddr_storage *to) {
   struct camus *s = ctx;
+  struct turn_alloc *a;
   if (addr_is_tcp(to))
     conn_frame_send(&s->http, to, data, n);
+  else if ((a = turn_relaying(&s->turn, to)))
+    turn_from_media(a, data, n);
   else
     udp_send(&s->udp, data, n, to);
 }
@@ -8333,11 +8426,20 @@ static uint8_t *server_reserve(void *ctx, struct rtc *r) {
 
 static void server_commit(void *ctx, struct rtc *r, size_t n, const struct sockaddr_storage *to) {
   struct camus *s = ctx;
+  struct turn_alloc *a;
   (void)r;
   if (addr_is_tcp(to))
     conn_frame_send(&s->http, to, s->udp.out->data[s->udp.out->n], n);
+  else if ((a = turn_relaying(&s->turn, to)))
+    turn_from_media(a, s->udp.out->data[s->udp.out->n], n);
   else
     udp_commit(&s->udp, n, to);
+}
+
+/* What a TURN client sent the media port: up as a datagram from its relayed address. */
+static void server_relayed(void *ctx, uint8_t *p, size_t n, const struct sockaddr_storage *from) {
+  struct camus *s = ctx;
+  udp_input(&s->udp, p, n, from);
 }
 
 /* A TCP connection of STUN closed: so did a session whose path it was, or the TURN allocation it held. */
@@ -8418,7 +8520,8 @@ static int server_turn(struct camus *s, char *err, unsigned errlen) {
     snprintf(err, errlen, "--turn-ports needs MIN-MAX within 1-65535");
     return -1;
   }
-  *t = (struct turn){.loop = &s->loop, .log_level = s->log_level, .send = server_out, .ctx = s, .crypto = &s->crypto,
+  *t = (struct turn){.loop = &s->loop, .log_level = s->log_level, .send = server_out, .to_media = server_relayed,
+                     .ctx = s, .crypto = &s->crypto,
                      .port_min = c->turn_port_min, .port_max = c->turn_port_max, .media_port = s->udp.port,
                      .own = s->own};
   for (int i = 0; i < c->n_turn_allow; i++)

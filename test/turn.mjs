@@ -591,57 +591,83 @@ test("the server's own address: open at its media and relay ports only, and a pe
   }
 }, { timeout: 20000 });
 
-test('quotas: 8 allocations per address (the 9th gets 486); Refresh with LIFETIME 0 frees one and its port', async () => {
+// The quotas as camus.c has them, so that the test follows the code.
+const camusC = readFileSync(join(root, 'camus.c'), 'utf8');
+const quota = (name) => Number(camusC.match(new RegExp(`#define ${name} (\\d+)`))[1]);
+
+test('quotas: allocations per member and per address (the next gets 486); Refresh with LIFETIME 0 frees one and its port', async () => {
+  const PER_HOST = quota('CAMUS_TURN_PER_HOST'), PER_MEMBER = quota('CAMUS_TURN_PER_MEMBER');
+  assert.ok(PER_MEMBER > 1 && PER_MEMBER < PER_HOST, `per member ${PER_MEMBER}, per address ${PER_HOST}`);
   const secret = 'sesame-' + randomBytes(8).toString('hex');
   const srv = await startServer(['--turn-secret', secret]);
-  const creds = rest(secret, now() + 600);
+  const member = (k) => rest(secret, now() + 600, `member-${k}`);
   const cs = [];
+  const client = async (creds, bind = '127.0.0.1') => {
+    const c = await turnClient(srv, creds, { bind });
+    cs.push(c);
+    return c;
+  };
   try {
-    for (let i = 0; i < 10; i++) cs.push(await turnClient(srv, creds, { bind: i < 9 ? '127.0.0.1' : '127.0.0.9' }));
-    const ports = [];
-    for (const c of cs.slice(0, 7)) {
+    // Member 0 takes its quota from 127.0.0.1; its next is refused, signed.
+    const ports = [], first = [];
+    for (let i = 0; i < PER_MEMBER; i++) {
+      const c = await client(member(0));
       const r = await c.allocate(600);
-      assert.equal(r.type, ALLOCATE | SUCCESS, `allocation ${ports.length + 1}: ${r.code} ${r.reason}`);
+      assert.equal(r.type, ALLOCATE | SUCCESS, `allocation ${i + 1} of member 0: ${r.code} ${r.reason}`);
       assert.ok(r.integrityOk);
-      const relayed = readXorAddress(r.attrs[XOR_RELAYED_ADDRESS], r.txid);
       assert.deepEqual(readXorAddress(r.attrs[XOR_MAPPED_ADDRESS], r.txid), { ip: '127.0.0.1', port: c.port });
       assert.equal(lifetimeOf(r), 600);
-      ports.push(relayed.port);
+      ports.push(readXorAddress(r.attrs[XOR_RELAYED_ADDRESS], r.txid).port);
+      first.push(c);
     }
-    // The 8th by hand, to send its Allocate twice: a retransmission gets the same answer.
-    await cs[7].learnNonce();
-    const first = cs[7].signed(ALLOCATE, [[REQUESTED_TRANSPORT, u32(UDP << 24)]]);
-    let r = await cs[7].ask(first.msg, first.txid);
-    assert.equal(r.type, ALLOCATE | SUCCESS);
-    ports.push(readXorAddress(r.attrs[XOR_RELAYED_ADDRESS], r.txid).port);
-    r = await cs[7].ask(first.msg, first.txid);
-    assert.equal(r.type, ALLOCATE | SUCCESS, `the same Allocate again: ${r.code} ${r.reason}`);
-    assert.equal(readXorAddress(r.attrs[XOR_RELAYED_ADDRESS], r.txid).port, ports[7], 'the same relay');
-    assert.equal(new Set(ports).size, 8, 'eight relay ports');
-    assert.equal(await portFree(ports[0]), false, 'a relay port in use can be bound by another');
-    r = await cs[8].allocate(600);
-    assert.equal(r.code, 486, `the 9th from 127.0.0.1: ${r.code} ${r.reason}`);
+    let r = await (await client(member(0))).allocate(600);
+    assert.equal(r.code, 486, `member 0's allocation ${PER_MEMBER + 1}: ${r.code} ${r.reason}`);
     assert.ok(r.integrityOk, 'the 486 is signed');
-    r = await cs[9].allocate(600);
+    r = await (await client(member(0), '127.0.0.9')).allocate(600);
+    assert.equal(r.code, 486, `member 0 from another address: ${r.code} ${r.reason}`);
+
+    // Other members fill the address's quota; the next member from it is refused, another address is not.
+    for (let k = 1; ports.length < PER_HOST; k++) {
+      for (let i = 0; i < PER_MEMBER && ports.length < PER_HOST; i++) {
+        r = await (await client(member(k))).allocate(600);
+        assert.equal(r.type, ALLOCATE | SUCCESS, `allocation ${ports.length + 1} of 127.0.0.1: ${r.code} ${r.reason}`);
+        ports.push(readXorAddress(r.attrs[XOR_RELAYED_ADDRESS], r.txid).port);
+      }
+    }
+    assert.equal(new Set(ports).size, PER_HOST, `${PER_HOST} relay ports`);
+    r = await (await client(member(99))).allocate(600);
+    assert.equal(r.code, 486, `allocation ${PER_HOST + 1} of 127.0.0.1: ${r.code} ${r.reason}`);
+
+    // From another address, by hand, to send its Allocate twice: a retransmission gets the same answer.
+    const other = await client(member(99), '127.0.0.9');
+    await other.learnNonce();
+    const req = other.signed(ALLOCATE, [[REQUESTED_TRANSPORT, u32(UDP << 24)]]);
+    r = await other.ask(req.msg, req.txid);
     assert.equal(r.type, ALLOCATE | SUCCESS, 'another address has its own quota');
+    const relay = readXorAddress(r.attrs[XOR_RELAYED_ADDRESS], r.txid).port;
+    r = await other.ask(req.msg, req.txid);
+    assert.equal(r.type, ALLOCATE | SUCCESS, `the same Allocate again: ${r.code} ${r.reason}`);
+    assert.equal(readXorAddress(r.attrs[XOR_RELAYED_ADDRESS], r.txid).port, relay, 'the same relay');
+    assert.equal(await portFree(ports[0]), false, 'a relay port in use can be bound by another');
 
     // A new Allocate (another transaction) on a 5-tuple that has one: 437.
-    r = await cs[1].allocate(600);
+    r = await first[1].allocate(600);
     assert.equal(r.code, 437, 'a second allocation on one 5-tuple');
     assert.ok(r.integrityOk);
 
-    // Release the first: LIFETIME 0 answered, the audit line, the port free, the slot reusable.
-    r = await cs[0].refresh(0);
+    // Release member 0's first: LIFETIME 0 answered, the audit line, the port free, both quotas have room again.
+    const creds = first[0].creds;
+    r = await first[0].refresh(0);
     assert.equal(r.type, REFRESH | SUCCESS);
     assert.ok(r.integrityOk);
     assert.equal(lifetimeOf(r), 0);
-    await waitLog(srv, new RegExp(`turn: 127\\.0\\.0\\.1:${cs[0].port} \\(${esc(creds.user)}\\) released relay port ${ports[0]}: released by its client; 0 bytes relayed out, 0 in, 0 dropped$`), 2000, 'released by its client');
+    await waitLog(srv, new RegExp(`turn: 127\\.0\\.0\\.1:${first[0].port} \\(${esc(creds.user)}\\) released relay port ${ports[0]}: released by its client; 0 bytes relayed out, 0 in, 0 dropped$`), 2000, 'released by its client');
     assert.ok(await portFree(ports[0]), 'the released port is free');
-    r = await cs[0].refresh(600);
+    r = await first[0].refresh(600);
     assert.equal(r.code, 437, 'a refresh of what was released');
-    r = await cs[8].allocate(600);
-    assert.equal(r.type, ALLOCATE | SUCCESS, `the 9th once one is released: ${r.code} ${r.reason}`);
-    assert.equal(srv.log.filter((l) => /allocated relay/.test(l)).length, 10);
+    r = await (await client(member(0))).allocate(600);
+    assert.equal(r.type, ALLOCATE | SUCCESS, `member 0 once one of its own is released: ${r.code} ${r.reason}`);
+    assert.equal(srv.log.filter((l) => /allocated relay/.test(l)).length, PER_HOST + 2);
     noErrors(srv);
   } finally {
     for (const c of cs) c.close();

@@ -1308,7 +1308,7 @@ static void test_host_key(void) {
 
 static bool peer_ok(const struct turn *t, const char *ip, int port) {
   struct sockaddr_storage a;
-  return addr_parse(ip, port, &a) == 0 && turn_peer_ok(t, &a);
+  return addr_parse(ip, port, &a) == 0 && turn_port_ok(t, turn_peer_kind(t, &a), addr_port(&a));
 }
 
 /* The relay's policy, ranges, nonces and credentials, and TURN's attributes read and written. */
