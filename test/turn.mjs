@@ -13,7 +13,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startServer, test, assert, run, root, sleep, BIN, launchChromium } from './lib.mjs';
-import { MAGIC, stun, stunParse, u16, u32, udpSocket, USERNAME, MESSAGE_INTEGRITY, XOR_MAPPED_ADDRESS } from './stun.mjs';
+import { MAGIC, stun, stunParse, u16, u32, udpSocket, USERNAME, MESSAGE_INTEGRITY, XOR_MAPPED_ADDRESS, BINDING_SUCCESS, check, newPeer, until } from './stun.mjs';
 
 const PY = '/usr/bin/python3';
 const REALM = 'camus';
@@ -587,6 +587,52 @@ test("the server's own address: open at its media and relay ports only, and a pe
   } finally {
     if (c) c.close();
     P.close();
+    await srv.stop();
+  }
+}, { timeout: 20000 });
+
+test('a member reaching the media port only through TURN: its ICE check is answered back through the relay, in a Data indication and on a channel', async () => {
+  const secret = 'sesame-' + randomBytes(8).toString('hex');
+  const srv = await startServer(['--turn-secret', secret]); // its own address, and candidate, is 127.0.0.1
+  let c;
+  try {
+    assert.equal((await srv.post('/api/rooms', { name: 'Inside' })).status, 201);
+    const p = await newPeer(srv.url, 'inside');
+    c = await turnClient(srv, rest(secret, now() + 600));
+    let r = await c.allocate(600);
+    assert.equal(r.type, ALLOCATE | SUCCESS);
+    const relayed = readXorAddress(r.attrs[XOR_RELAYED_ADDRESS], r.txid);
+    const media = { ip: '127.0.0.1', port: srv.udpPort };
+    assert.equal((await c.permit(media)).type, CREATE_PERMISSION | SUCCESS);
+    // The answer to a check is a Binding success to the relayed address, the one the server saw it from.
+    const answered = (b, what) => {
+      const m = stunParse(b, p.pwd);
+      assert.ok(m && m.type === BINDING_SUCCESS && m.integrityOk, `${what}: not a signed Binding success`);
+      assert.deepEqual(readXorAddress(m.attrs[XOR_MAPPED_ADDRESS], m.txid), relayed, `${what}: seen from the relayed address`);
+    };
+    const viaSend = check(p);
+    const mark = c.u.got.length;
+    await c.sendIndication(media, viaSend.msg);
+    await until(() => c.u.got.length > mark, 2000, 'a Data indication');
+    const data = stunParse(c.u.got[mark].data);
+    assert.equal(data.type, DATA_M | INDICATION, 'a Data indication');
+    assert.deepEqual(readXorAddress(data.attrs[XOR_PEER_ADDRESS], data.txid), media, 'from the media port');
+    answered(data.attrs[DATA], 'Send/Data');
+    assert.equal((await c.bind(0x4001, media)).type, CHANNEL_BIND | SUCCESS);
+    const mark2 = c.u.got.length;
+    const viaChannel = check(p);
+    await c.channelData(0x4001, viaChannel.msg);
+    await until(() => c.u.got.slice(mark2).some((g) => g.data.readUInt16BE(0) === 0x4001), 2000, 'ChannelData back');
+    const cd = c.u.got.slice(mark2).find((g) => g.data.readUInt16BE(0) === 0x4001).data;
+    answered(cd.subarray(4, 4 + cd.readUInt16BE(2)), 'ChannelData');
+    // TURN inside TURN is not carried to the media port: an Allocate sent there gets nothing.
+    const before = c.u.got.length;
+    await c.channelData(0x4001, stun({ type: ALLOCATE, attrs: [[REQUESTED_TRANSPORT, u32(UDP << 24)]] }).msg);
+    await sleep(300);
+    assert.equal(c.u.got.length, before, 'an Allocate relayed to the media port was answered');
+    noErrors(srv);
+  } finally {
+    if (c) c.close();
     await srv.stop();
   }
 }, { timeout: 20000 });
