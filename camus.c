@@ -72,6 +72,7 @@
 #include <mbedtls/pkcs5.h>
 #include <mbedtls/platform_util.h>
 #include <mbedtls/sha1.h>
+#include <mbedtls/sha256.h>
 #include <mbedtls/ssl.h>
 #include <mbedtls/ssl_cookie.h>
 #include <mbedtls/x509_crt.h>
@@ -117,6 +118,12 @@
 #endif
 #ifndef CAMUS_GUEST_LIMIT_MAX
 #define CAMUS_GUEST_LIMIT_MAX 1000 /* largest guest limit a room may have */
+#endif
+#ifndef CAMUS_ROOM_BANS
+#define CAMUS_ROOM_BANS 32 /* addresses removed from a room and kept out of it; more pushes out the oldest */
+#endif
+#ifndef CAMUS_ROOM_END_MS
+#define CAMUS_ROOM_END_MS 1000 /* ms between an owner ending a room and its sessions closing: time to say so */
 #endif
 #ifndef CAMUS_PBKDF2_ITERATIONS
 #define CAMUS_PBKDF2_ITERATIONS 20000 /* PBKDF2-HMAC-SHA256 rounds for room passwords */
@@ -5829,7 +5836,12 @@ struct room {
   unsigned fails;                     /* wrong passwords for this room in that window */
   struct client *members, *last_member; /* clients whose channel is open, in join order */
   uint64_t last_active;               /* ms, monotonic */
-  struct timer expiry;                /* armed while the room is empty */
+  struct timer expiry;                /* armed while the room is empty; once ended, until its sessions close */
+  uint8_t owner[32];                  /* SHA-256 of its owner key; all zero: none (made before owners were) */
+  bool locked;                        /* no newcomers, but owners */
+  bool ending;                        /* ended by an owner: it goes once its members have heard */
+  uint8_t (*bans)[16];                /* host_key()s of addresses whose member was removed: kept out */
+  unsigned n_bans;
 };
 
 /* One browser in a room: its WebRTC session, its name, its limits. */
@@ -5843,6 +5855,8 @@ struct client {
   bool member;
   bool seated;                        /* counted in room->n_clients: past its first ICE check */
   bool resuming;                      /* a new session of a member that lost its own (same id): takes its place */
+  uint8_t role;                       /* ROLE_: what it may do to the room and its members */
+  uint8_t held;                       /* bit per TRACK_: muted by a moderator (SFU rooms: not forwarded) */
   uint64_t last_msg, pinged_at;
   bool pinged, rate_warned;
   double bucket;                      /* message rate limit tokens */
@@ -6026,6 +6040,7 @@ static void room_delete(struct camus *s, struct room *rm, const char *why) {
   timer_stop(&s->loop, &rm->expiry);
   if (why) LOG_I(s, "room %s: %s", rm->id, why);
   if (why && rm->joined) tombstone_add(s, rm);
+  free(rm->bans);
   free(rm);
   if (why) s->rooms_gone = true; /* written at the end of the turn, once for all that went in it; at shutdown they stay */
 }
@@ -6057,6 +6072,23 @@ static void room_touch(struct room *rm) {
 
 static unsigned room_capacity(const struct room *rm) {
   return rm->guest_limit ? rm->guest_limit : CAMUS_GUEST_LIMIT_MAX;
+}
+
+/* Whether members from the address host were removed from rm (and are kept out). */
+static bool room_banned(const struct room *rm, const uint8_t host[16]) {
+  for (unsigned i = 0; i < rm->n_bans; i++)
+    if (!memcmp(rm->bans[i], host, 16)) return true;
+  return false;
+}
+
+/* Keeps the address host out of rm; with CAMUS_ROOM_BANS kept, the oldest
+ * goes.  Returns false when out of memory. */
+static bool room_ban(struct room *rm, const uint8_t host[16]) {
+  if (room_banned(rm, host)) return true;
+  if (!rm->bans && !(rm->bans = malloc(CAMUS_ROOM_BANS * sizeof *rm->bans))) return false;
+  if (rm->n_bans == CAMUS_ROOM_BANS) memmove(rm->bans, rm->bans + 1, --rm->n_bans * sizeof *rm->bans);
+  memcpy(rm->bans[rm->n_bans++], host, 16);
+  return true;
 }
 
 /* Closes the sessions still connecting into rm (none holds a seat) and lets
@@ -6098,22 +6130,49 @@ static bool room_shed(struct camus *s, const uint8_t creator[16]) {
   return true;
 }
 
+/* A member's role: owners came with the room's owner key; co-hosts were made so by one.  Both moderate. */
+enum { ROLE_GUEST, ROLE_COHOST, ROLE_OWNER };
+static const char *const role_names[] = {"guest", "cohost", "owner"};
+
+/* What a member publishes, by label (SFU rooms) and by what a moderator may mute. */
+enum { TRACK_MIC, TRACK_CAMERA, TRACK_SCREEN };
+static const char *const track_labels[] = {"mic", "camera", "screen"};
+
+/* The owner key of a room: 128 random bits in hex, of which the room keeps only the SHA-256. */
+static void owner_key_hash(const char *key, size_t n, uint8_t out[32]) {
+  if (mbedtls_sha256_ret((const uint8_t *)key, n, out, 0) != 0) memset(out, 0, 32);
+}
+
+static bool owner_key_ok(const struct room *rm, struct str key) {
+  static const uint8_t none[32];
+  uint8_t h[32];
+  if (key.n != 32 || !memcmp(rm->owner, none, 32)) return false;
+  owner_key_hash(key.p, key.n, h);
+  return secret_eq(h, rm->owner, 32);
+}
+
+/* What is wrong with a room name (trimmed of spaces), or NULL; its id (slug) into slug. */
+static const char *room_name_error(const char *name, size_t name_len, char slug[CAMUS_ROOM_NAME_MAX + 1]) {
+  if (name_len == 0) return "a room needs a name";
+  if (name_len > CAMUS_ROOM_NAME_MAX) return "room name too long (" STRINGIFY(CAMUS_ROOM_NAME_MAX) " bytes at most)";
+  if (!utf8_valid(name, name_len)) return "room name is not valid UTF-8";
+  for (size_t i = 0; i < name_len; i++)
+    if ((unsigned char)name[i] < 0x20 || name[i] == 0x7f) return "room name has control characters";
+  if (slugify(name, name_len, slug, CAMUS_ROOM_NAME_MAX + 1) == 0) return "room name needs a letter or a digit";
+  return NULL;
+}
+
 /* Checks and creates a room for the address creator.  Returns it, or NULL
- * with what went wrong in *e and a message for the user in *err. */
+ * with what went wrong in *e and a message for the user in *err; its owner
+ * key in owner_key. */
 static struct room *room_create(struct camus *s, const uint8_t creator[16], const char *name, size_t name_len,
-                                const char *password, size_t pw_len, bool public, bool sfu, unsigned guest_limit, enum app_err *e,
-                                const char **err) {
+                                const char *password, size_t pw_len, bool public, bool sfu, unsigned guest_limit,
+                                char owner_key[33], enum app_err *e, const char **err) {
   char slug[CAMUS_ROOM_NAME_MAX + 1];
   *e = APP_INVALID;
   while (name_len && isspace((unsigned char)*name)) name++, name_len--;
   while (name_len && isspace((unsigned char)name[name_len - 1])) name_len--;
-  if (name_len == 0) return *err = "a room needs a name", NULL;
-  if (name_len > CAMUS_ROOM_NAME_MAX)
-    return *err = "room name too long (" STRINGIFY(CAMUS_ROOM_NAME_MAX) " bytes at most)", NULL;
-  if (!utf8_valid(name, name_len)) return *err = "room name is not valid UTF-8", NULL;
-  for (size_t i = 0; i < name_len; i++)
-    if ((unsigned char)name[i] < 0x20 || name[i] == 0x7f) return *err = "room name has control characters", NULL;
-  if (slugify(name, name_len, slug, sizeof slug) == 0) return *err = "room name needs a letter or a digit", NULL;
+  if ((*err = room_name_error(name, name_len, slug))) return NULL;
   if (pw_len > CAMUS_PASSWORD_MAX) return *err = "password too long (" STRINGIFY(CAMUS_PASSWORD_MAX) " bytes at most)", NULL;
   if (guest_limit > CAMUS_GUEST_LIMIT_MAX) return *err = GUEST_LIMIT_RULE, NULL;
   if (room_find(s, (struct str){slug, strlen(slug)})) return *e = APP_CONFLICT, *err = "a room with this id exists", NULL;
@@ -6139,6 +6198,10 @@ static struct room *room_create(struct camus *s, const uint8_t creator[16], cons
   rm->sfu = sfu;
   rm->expiry.fn = room_expired;
   random_bytes(&s->crypto, rm->nonce, sizeof rm->nonce);
+  uint8_t key[16];
+  random_bytes(&s->crypto, key, sizeof key);
+  hex_encode(owner_key, key, sizeof key);
+  owner_key_hash(owner_key, 32, rm->owner);
   if (pw_len) {
     rm->has_password = true;
     random_bytes(&s->crypto, rm->salt, sizeof rm->salt);
@@ -6171,7 +6234,9 @@ static struct room *room_create(struct camus *s, const uint8_t creator[16], cons
  * secret that signs password proofs and every room (id, name, password
  * salt and hash, the nonce proofs are bound to, public, media, guest limit,
  * when it was made and last active, its creator's address key and whether
- * anyone sat in it: what the fair shares of rooms weigh), a line each, each line with the CRC-32
+ * anyone sat in it: what the fair shares of rooms weigh; the SHA-256 of its
+ * owner key, whether it is locked), a line each, and a line for each address
+ * removed from one ("ban <id> <address key>"), each line with the CRC-32
  * of its payload.  It is written whole to `rooms.tmp`, flushed to the disk,
  * renamed over `rooms`, and the directory flushed too (crash-safe: a reader
  * sees the old file or the new one), before the 201 of a new room is sent;
@@ -6179,8 +6244,9 @@ static struct room *room_create(struct camus *s, const uint8_t creator[16], cons
  * verifies is taken; a file with any that does not is kept aside as
  * `rooms.bad-<time>` (never overwritten) and written anew.  --state-dir ''
  * keeps rooms in memory only. */
-#define ROOMS_MAGIC "camus-rooms 1"
-#define ROOMS_LINE_MAX 512
+#define ROOMS_MAGIC "camus-rooms 2"
+#define ROOMS_MAGIC_1 "camus-rooms 1" /* before owners: read, and written anew as 2 */
+#define ROOMS_LINE_MAX 640
 
 /* Writes data to dir/name through dir/name.tmp: flushed, renamed, the directory flushed.  Returns 0, or -1 with errno. */
 static int state_file_replace(const char *dir, const char *name, const void *data, size_t n) {
@@ -6225,7 +6291,7 @@ static int rooms_save(struct camus *s, const char **why) {
     return -1;
   }
   struct buf b = {0};
-  char line[ROOMS_LINE_MAX], hex[4][65], name[2 * CAMUS_ROOM_NAME_MAX + 1];
+  char line[ROOMS_LINE_MAX], hex[5][65], name[2 * CAMUS_ROOM_NAME_MAX + 1];
   long long now = (long long)time(NULL);
   buf_adds(&b, ROOMS_MAGIC "\n");
   hex_encode(hex[0], s->secret, sizeof s->secret);
@@ -6236,11 +6302,18 @@ static int rooms_save(struct camus *s, const char **why) {
     hex_encode(hex[1], rm->hash, sizeof rm->hash);
     hex_encode(hex[2], rm->nonce, sizeof rm->nonce);
     hex_encode(hex[3], rm->creator, sizeof rm->creator);
+    hex_encode(hex[4], rm->owner, sizeof rm->owner);
     hex_encode(name, (const uint8_t *)rm->name, strlen(rm->name));
-    int n = snprintf(line, sizeof line, "%s %d %d %u %lld %lld %s %s %s %s %d %s", rm->id, rm->public, rm->sfu, rm->guest_limit,
-                     (long long)rm->born, now - (long long)((s->loop.now - rm->last_active) / 1000),
-                     rm->has_password ? hex[0] : "-", rm->has_password ? hex[1] : "-", hex[2], hex[3], rm->joined, name);
+    int n = snprintf(line, sizeof line, "%s %d %d %u %lld %lld %s %s %s %s %d %s %s %d", rm->id, rm->public, rm->sfu,
+                     rm->guest_limit, (long long)rm->born, now - (long long)((s->loop.now - rm->last_active) / 1000),
+                     rm->has_password ? hex[0] : "-", rm->has_password ? hex[1] : "-", hex[2], hex[3], rm->joined, name,
+                     hex[4], rm->locked);
     if (n > 0 && (size_t)n < sizeof line) rooms_line(&b, "room", line, (size_t)n);
+    for (unsigned k = 0; k < rm->n_bans; k++) {
+      hex_encode(hex[0], rm->bans[k], 16);
+      n = snprintf(line, sizeof line, "%s %s", rm->id, hex[0]);
+      if (n > 0 && (size_t)n < sizeof line) rooms_line(&b, "ban", line, (size_t)n);
+    }
   }
   int rc = b.err ? (errno = ENOMEM, -1) : state_file_replace(s->rooms_dir, "rooms", b.p, b.len);
   buf_free(&b);
@@ -6255,12 +6328,14 @@ static int rooms_save(struct camus *s, const char **why) {
 /* A room read back: its fields checked as room_create() would. */
 static bool rooms_restore(struct camus *s, const char *p, long long now) {
   char id[CAMUS_ROOM_NAME_MAX + 2], salt[40], hash[72], nonce[40], creator[40], name_hex[2 * CAMUS_ROOM_NAME_MAX + 2];
-  int pub, sfu, joined, used = 0;
+  char owner[72] = "";
+  int pub, sfu, joined, locked = 0, used = 0;
   unsigned limit;
   long long born, active;
-  if (sscanf(p, "%65s %d %d %u %lld %lld %39s %71s %39s %39s %d %129s%n", id, &pub, &sfu, &limit, &born, &active, salt, hash,
-             nonce, creator, &joined, name_hex, &used) != 12 || p[used])
-    return false;
+  int got = sscanf(p, "%65s %d %d %u %lld %lld %39s %71s %39s %39s %d %129s%n %71s %d%n", id, &pub, &sfu, &limit, &born,
+                   &active, salt, hash, nonce, creator, &joined, name_hex, &used, owner, &locked, &used);
+  if ((got != 12 && got != 14) || p[used] || (got == 14 && (strlen(owner) != 64 || (locked != 0 && locked != 1))))
+    return false; /* 12: a room from before owners */
   struct room *rm = calloc(1, sizeof *rm);
   size_t nl = strlen(name_hex) / 2;
   char slug[CAMUS_ROOM_NAME_MAX + 1];
@@ -6274,7 +6349,8 @@ static bool rooms_restore(struct camus *s, const char *p, long long now) {
   ok = ok && utf8_valid(rm->name, nl) && slugify(rm->name, nl, slug, sizeof slug) && !strcmp(slug, id) &&
        !room_find(s, (struct str){id, strlen(id)}) && s->n_rooms < CAMUS_MAX_ROOMS;
   ok = ok && hex_decode(nonce, rm->nonce, 16) && hex_decode(creator, rm->creator, 16) &&
-       (!pw || (hex_decode(salt, rm->salt, 16) && hex_decode(hash, rm->hash, 32)));
+       (!pw || (hex_decode(salt, rm->salt, 16) && hex_decode(hash, rm->hash, 32))) &&
+       (!*owner || hex_decode(owner, rm->owner, 32));
   if (ok && s->n_rooms % 16 == 0) {
     struct room **a = realloc(s->rooms, (s->n_rooms + 16) * sizeof *a);
     if ((ok = a != NULL)) s->rooms = a;
@@ -6288,6 +6364,7 @@ static bool rooms_restore(struct camus *s, const char *p, long long now) {
   rm->public = pub, rm->sfu = sfu, rm->guest_limit = limit, rm->has_password = pw, rm->born = born;
   rm->created = s->loop.now;
   rm->joined = joined;
+  rm->locked = locked;
   rm->expiry.fn = room_expired;
   /* Its idle time goes on from what the file says (the clock may have gone back: then none). */
   uint64_t idle = active < now ? (uint64_t)(now - active) * 1000 : 0;
@@ -6298,6 +6375,17 @@ static bool rooms_restore(struct camus *s, const char *p, long long now) {
   return true;
 }
 
+/* A removed address read back, into its room (whose line comes first). */
+static bool rooms_restore_ban(struct camus *s, const char *p) {
+  char id[CAMUS_ROOM_NAME_MAX + 2], host[40];
+  uint8_t key[16];
+  int used = 0;
+  if (sscanf(p, "%65s %39s%n", id, host, &used) != 2 || p[used] || strlen(host) != 32 || !hex_decode(host, key, 16))
+    return false;
+  struct room *rm = room_find(s, (struct str){id, strlen(id)});
+  return rm && room_ban(rm, key);
+}
+
 /* Reads the rooms back at start.  Returns 0, or -1 with the reason in err. */
 static int rooms_load(struct camus *s, char *err, size_t errlen) {
   char path[PATH_MAX], aside[PATH_MAX];
@@ -6305,7 +6393,10 @@ static int rooms_load(struct camus *s, char *err, size_t errlen) {
   int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
   if (fd < 0 && errno == ENOENT) return 0;
   if (fd < 0) return snprintf(err, errlen, "cannot read %s: %s", path, strerror(errno)), -1;
-  size_t cap = (size_t)(CAMUS_MAX_ROOMS + 2) * ROOMS_LINE_MAX, n = 0;
+  /* As much as it holds, up to what a full table could write (a ban line is under 128 bytes). */
+  size_t most = (size_t)(CAMUS_MAX_ROOMS + 2) * ROOMS_LINE_MAX + (size_t)CAMUS_MAX_ROOMS * CAMUS_ROOM_BANS * 128, n = 0;
+  struct stat st;
+  size_t cap = fstat(fd, &st) == 0 && st.st_size >= 0 ? MIN((size_t)st.st_size, most) : most;
   char *text = malloc(cap + 1);
   ssize_t got = 1;
   while (text && n < cap && (got = read(fd, text + n, cap - n)) > 0) n += (size_t)got;
@@ -6317,7 +6408,7 @@ static int rooms_load(struct camus *s, char *err, size_t errlen) {
   text[n] = 0;
   unsigned good = 0, bad = 0, line_no = 0;
   long long now = (long long)time(NULL);
-  bool magic = false;
+  bool magic = false, old = false;
   for (char *p = text, *end; p < text + n; p = end + 1) {
     end = memchr(p, '\n', (size_t)(text + n - p));
     if (!end) { /* the last line has no end: torn */
@@ -6328,7 +6419,8 @@ static int rooms_load(struct camus *s, char *err, size_t errlen) {
     *end = 0;
     line_no++;
     if (line_no == 1) {
-      magic = !strcmp(p, ROOMS_MAGIC);
+      old = !strcmp(p, ROOMS_MAGIC_1);
+      magic = old || !strcmp(p, ROOMS_MAGIC);
       if (!magic) break;
       continue;
     }
@@ -6341,6 +6433,8 @@ static int rooms_load(struct camus *s, char *err, size_t errlen) {
       uint8_t secret[sizeof s->secret];
       ok = strlen(p + at) == 2 * sizeof secret && hex_decode(p + at, secret, sizeof secret);
       if (ok) memcpy(s->secret, secret, sizeof secret); /* only whole: proofs signed before must still check */
+    } else if (ok && !strcmp(kind, "ban")) {
+      ok = rooms_restore_ban(s, p + at);
     } else if (ok) {
       ok = !strcmp(kind, "room") && rooms_restore(s, p + at, now);
       good += ok;
@@ -6353,6 +6447,8 @@ static int rooms_load(struct camus *s, char *err, size_t errlen) {
   free(text);
   if (!magic) bad++;
   LOG_I(s, "rooms: %u read back from %s%s", good, path, bad ? ", some lines skipped" : "");
+  const char *why;
+  if (!bad && old && rooms_save(s, &why) != 0) return snprintf(err, errlen, "cannot write %s: %s", path, why), -1;
   if (!bad) return 0;
   /* The file is kept as it was, aside, and a new one written of what verified. */
   bool kept = false;
@@ -6366,7 +6462,6 @@ static int rooms_load(struct camus *s, char *err, size_t errlen) {
   }
   if (!kept) return snprintf(err, errlen, "cannot keep %s aside: %s", path, strerror(errno)), -1;
   LOG_W(s, "rooms: %s kept as %s; writing what verified", path, aside);
-  const char *why;
   if (rooms_save(s, &why) != 0) return snprintf(err, errlen, "cannot write %s: %s", path, why), -1;
   return 0;
 }
@@ -6502,12 +6597,21 @@ static void msg_error(struct client *c, const char *fmt, ...) {
   msg_send_text(c, "error", text);
 }
 
-/* room-info: {"room_id", "clients": [{"id", "username"}]} in join order, to
- * only (or everyone) but except. */
+/* room-info: {"room_id", "clients": [{"id", "username", "role"?, "held"?}]}
+ * in join order, and the room's settings (name, media, locked, password,
+ * guest_limit), to only (or everyone) but except. */
 static void room_info_to(struct room *rm, struct client *only, struct client *except) {
   struct buf b = {0};
   buf_adds(&b, "{\"room_id\":");
   json_write_str(&b, rm->id, strlen(rm->id));
+  buf_adds(&b, ",\"name\":");
+  json_write_str(&b, rm->name, strlen(rm->name));
+  buf_addf(&b, ",\"media\":\"%s\",\"locked\":%s,\"password\":%s,\"guest_limit\":", rm->sfu ? "sfu" : "p2p",
+           rm->locked ? "true" : "false", rm->has_password ? "true" : "false");
+  if (rm->guest_limit)
+    buf_addf(&b, "%u", rm->guest_limit);
+  else
+    buf_adds(&b, "null");
   buf_adds(&b, ",\"clients\":[");
   bool first = true;
   for (struct client *q = rm->members; q; q = q->next_member) {
@@ -6515,6 +6619,13 @@ static void room_info_to(struct room *rm, struct client *only, struct client *ex
     buf_add(&b, q->rtc->id, 32);
     buf_adds(&b, "\",\"username\":");
     json_write_str(&b, q->username, strlen(q->username));
+    if (q->role != ROLE_GUEST) buf_addf(&b, ",\"role\":\"%s\"", role_names[q->role]);
+    if (q->held) {
+      buf_adds(&b, ",\"held\":[");
+      for (int k = 0, n = 0; k < (int)COUNT(track_labels); k++)
+        if (q->held >> k & 1) buf_addf(&b, "%s\"%s\"", n++ ? "," : "", track_labels[k]);
+      buf_adds(&b, "]");
+    }
     buf_adds(&b, "}");
     first = false;
   }
@@ -6595,6 +6706,8 @@ static struct client *room_member_by_id(struct room *rm, const char *id, const s
 static void room_member_replace(struct client *old, struct client *c) {
   struct room *rm = c->room;
   memcpy(c->username, old->username, sizeof c->username);
+  c->role = MAX(c->role, old->role);
+  c->held = old->held;
   struct client **pp = &rm->members;
   while (*pp != old) pp = &(*pp)->next_member;
   *pp = c;
@@ -6731,7 +6844,7 @@ static void client_local(struct camus *s, struct client *c, struct sdp_local *l,
  * member's, to take its place when its channel opens.  Returns APP_OK, or
  * what went wrong with a message for the user in *err. */
 static enum app_err client_offer(struct camus *s, struct room *rm, const uint8_t who[16], const char *sdp, size_t n,
-                                 bool resumes, char id[33], struct buf *answer, const char **err) {
+                                 bool resumes, int role, char id[33], struct buf *answer, const char **err) {
   if (rtc_connecting(&s->rtc, who) >= CAMUS_HANDSHAKES_PER_HOST)
     return *err = "too many sessions connecting from your address: try again in a moment", APP_LIMITED;
   struct sdp_offer *o = malloc(sizeof *o);
@@ -6747,6 +6860,7 @@ static enum app_err client_offer(struct camus *s, struct room *rm, const uint8_t
   struct rtc_params prm = {o->ufrag, o->pwd, o->fingerprint, o->setup == SDP_SETUP_ACTIVE, (uint16_t)m->sctp_port,
                            m->max_message_size, who};
   c->srv = s;
+  c->role = (uint8_t)role;
   c->ping.fn = client_ping;
   if (!(c->rtc = rtc_new(&s->rtc, &prm, c))) {
     *err = "server is full";
@@ -6794,8 +6908,6 @@ fail:
  * type, SSRC, mid, and sequence numbers and timestamps that continue across
  * a change of source.  Nothing is allocated per packet. */
 #define NACK_SLOT_BYTES 1280 /* the largest packet kept for retransmission (browsers send at most 1200) */
-enum { TRACK_MIC, TRACK_CAMERA, TRACK_SCREEN };
-static const char *const track_labels[] = {"mic", "camera", "screen"};
 
 _Static_assert(65536 % CAMUS_NACK_SLOTS == 0, "CAMUS_NACK_SLOTS must divide 65536: the ring keeps its depth across a sequence wrap");
 
@@ -7004,6 +7116,7 @@ static void sub_send(struct sub *sub, const uint8_t *p, size_t n, const struct r
 /* A packet of track t, to each of its subscribers; a subscriber that waits
  * for a keyframe gets none before one (and the owner is asked for one). */
 static void track_forward(struct track *t, const uint8_t *p, size_t n, const struct rtp_hdr *h) {
+  if (t->owner->held >> t->label & 1) return; /* muted by a moderator, until its owner turns it on again */
   bool key = t->kind == SDP_VIDEO && vp8_keyframe(p + h->payload, h->payload_len);
   struct media_counts *mc = &t->owner->media->n;
   for (struct sub *sub = t->subs; sub; sub = sub->next) {
@@ -7490,6 +7603,178 @@ done:
   free(plan);
 }
 
+/* --------------------------------------------------------------- moderation */
+
+/* Owners (who hold the room's owner key) and co-hosts run a room: over
+ * Ground Control ({"type": "moderate", "data": {"action": ...}}) or over
+ * HTTP with the key (POST /api/rooms/<id>/moderate).  Every member hears
+ * what was done and by whom ({"type": "moderation"}); room-info says each
+ * member's role, what of theirs is held, and the room's settings.  Nothing
+ * here trusts a client: the role is the server's. */
+
+/* Turns a held stream of c's on again: the viewers of its video need a keyframe first. */
+static void media_unhold(struct client *c, int label) {
+  c->held &= (uint8_t)~(1u << label);
+  for (int i = 0; c->media && i < CAMUS_SFU_TRACKS; i++) {
+    struct track *t = &c->media->tracks[i];
+    if (!t->used || t->label != label || t->kind != SDP_VIDEO) continue;
+    for (struct sub *sub = t->subs; sub; sub = sub->next) sub->need_key = true;
+    track_want_key(t);
+  }
+}
+
+/* Tells every member what was done: action, who did it (NULL: an owner over HTTP), to whom, and more (JSON members, or ""). */
+static void moderation_announce(struct room *rm, const struct client *by, const char *action, const struct client *target,
+                                const char *more) {
+  struct buf b = {0};
+  buf_adds(&b, "{\"action\":");
+  json_write_str(&b, action, strlen(action));
+  if (by) {
+    buf_adds(&b, ",\"by\":\"");
+    buf_add(&b, by->rtc->id, 32);
+    buf_adds(&b, "\",\"by_name\":");
+    json_write_str(&b, by->username, strlen(by->username));
+  } else {
+    buf_adds(&b, ",\"by\":null,\"by_name\":\"the owner\"");
+  }
+  if (target) {
+    buf_adds(&b, ",\"target\":\"");
+    buf_add(&b, target->rtc->id, 32);
+    buf_adds(&b, "\",\"target_name\":");
+    json_write_str(&b, target->username, strlen(target->username));
+  }
+  buf_adds(&b, more);
+  buf_adds(&b, "}");
+  for (struct client *q = rm->members; q && !b.err; q = q->next_member)
+    msg_send(q, GROUND_CONTROL, "moderation", (struct str){b.p, b.len});
+  LOG_I(rm->srv, "room %s: %s%s%s by %s", rm->id, action, target ? " of " : "", target ? target->rtc->id : "",
+        by ? by->rtc->id : "the owner key");
+  buf_free(&b);
+}
+
+/* The room's sessions all close (its members were told), and it goes. */
+static void room_end_now(struct timer *t) {
+  struct room *rm = CONTAINER(t, struct room, expiry);
+  for (uint32_t i = 0; i < sessions.cap && rm->n_sessions; i++) {
+    struct rtc *r = sessions.table[i];
+    struct client *c = r && r->host == &rm->srv->rtc ? r->user : NULL;
+    if (!c || c->room != rm) continue;
+    room_leave_notify(c, true);
+    media_free(c);
+    if (c->seated) rm->n_clients--;
+    rtc_close(r, "its room was ended");
+    c->room = NULL;
+    rm->n_sessions--;
+  }
+  room_delete(rm->srv, rm, "ended by its owner");
+}
+
+/* A moderation request, the JSON object at t[obj] of text, from by (a
+ * member with a role; NULL: over HTTP with the owner key).  Returns APP_OK,
+ * or what was wrong with a message in *err. */
+static enum app_err room_moderate(struct room *rm, struct client *by, const char *text, const struct json_tok *t, int obj,
+                                  const char **err) {
+  struct camus *s = rm->srv;
+  char action[16], arg[CAMUS_ROOM_NAME_MAX * 4 + CAMUS_PASSWORD_MAX + 1], more[64] = "";
+  int role = by ? by->role : ROLE_OWNER;
+  int ia = json_find(text, t, obj, "action"), it = json_find(text, t, obj, "target");
+  if (role < ROLE_COHOST) return *err = "only the room's owners and co-hosts may do that", APP_DENIED;
+  if (rm->ending) return *err = "the room has ended", APP_INVALID;
+  if (ia < 0 || json_str(text, t, ia, action, sizeof action) <= 0) return *err = "moderate needs an action", APP_INVALID;
+  struct client *target = NULL;
+  if (it >= 0) {
+    char id[40];
+    if (json_str(text, t, it, id, sizeof id) != 32 || !(target = room_member_by_id(rm, id, NULL)))
+      return *err = "no such member in the room", APP_INVALID;
+    if (target->role == ROLE_OWNER && role != ROLE_OWNER) return *err = "co-hosts may not do that to an owner", APP_DENIED;
+  }
+  bool on_member = !strcmp(action, "mute") || !strcmp(action, "remove") || !strcmp(action, "cohost");
+  if (on_member != (target != NULL)) return *err = on_member ? "that needs a target member" : "that takes no target", APP_INVALID;
+  if ((!strcmp(action, "cohost") || !strcmp(action, "end")) && role != ROLE_OWNER)
+    return *err = "only the room's owners may do that", APP_DENIED;
+
+  if (!strcmp(action, "mute")) {
+    int iw = json_find(text, t, obj, "what"), label = TRACK_MIC;
+    if (iw >= 0) {
+      label = -1;
+      if (json_str(text, t, iw, arg, sizeof arg) > 0)
+        for (int k = 0; k < (int)COUNT(track_labels); k++)
+          if (!strcmp(arg, track_labels[k])) label = k;
+      if (label < 0) return *err = "what must be \"mic\", \"camera\" or \"screen\"", APP_INVALID;
+    }
+    target->held |= (uint8_t)(1u << label);
+    snprintf(more, sizeof more, ",\"what\":\"%s\"", track_labels[label]);
+  } else if (!strcmp(action, "remove")) {
+    if (target == by) return *err = "to leave, leave: you cannot remove yourself", APP_INVALID;
+    if (!room_ban(rm, target->rtc->who)) return *err = "out of memory", APP_NOMEM;
+    moderation_announce(rm, by, action, target, "");
+    room_leave_notify(target, true);
+    rtc_close(target->rtc, "removed from its room");
+    s->rooms_dirty = true;
+    return APP_OK;
+  } else if (!strcmp(action, "cohost")) {
+    int iv = json_find(text, t, obj, "cohost");
+    bool on = iv < 0 || t[iv].type == JSON_TRUE;
+    if (iv >= 0 && t[iv].type != JSON_TRUE && t[iv].type != JSON_FALSE) return *err = "cohost must be true or false", APP_INVALID;
+    if (target->role == ROLE_OWNER) return *err = "an owner is more than a co-host already", APP_INVALID;
+    target->role = on ? ROLE_COHOST : ROLE_GUEST;
+    snprintf(more, sizeof more, ",\"cohost\":%s", on ? "true" : "false");
+  } else if (!strcmp(action, "rename")) {
+    int in = json_find(text, t, obj, "name"), n = in >= 0 ? json_str(text, t, in, arg, CAMUS_ROOM_NAME_MAX * 4 + 1) : -1;
+    char slug[CAMUS_ROOM_NAME_MAX + 1];
+    const char *p = arg;
+    if (n < 0) return *err = "rename needs a name of " STRINGIFY(CAMUS_ROOM_NAME_MAX) " bytes at most", APP_INVALID;
+    while (n && isspace((unsigned char)*p)) p++, n--;
+    while (n && isspace((unsigned char)p[n - 1])) n--;
+    if ((*err = room_name_error(p, (size_t)n, slug))) return APP_INVALID;
+    memcpy(rm->name, p, (size_t)n);
+    rm->name[n] = 0; /* its id, and so every link to it, stays */
+  } else if (!strcmp(action, "password")) {
+    int ip = json_find(text, t, obj, "password"), n = 0;
+    if (ip >= 0 && t[ip].type != JSON_NULL && (n = json_str(text, t, ip, arg, CAMUS_PASSWORD_MAX + 1)) < 0)
+      return *err = "password must be a string of " STRINGIFY(CAMUS_PASSWORD_MAX) " bytes at most", APP_INVALID;
+    if (n && !hash_allowed(s)) return *err = "the server is busy: try again in a second", APP_LIMITED;
+    uint8_t salt[16], hash[32];
+    random_bytes(&s->crypto, salt, sizeof salt);
+    if (n && room_hash(s, arg, (size_t)n, salt, hash) != 0) return *err = "cannot hash the password", APP_NOMEM;
+    rm->has_password = n > 0;
+    memcpy(rm->salt, salt, 16);
+    memcpy(rm->hash, n ? hash : (uint8_t[32]){0}, 32);
+    random_bytes(&s->crypto, rm->nonce, sizeof rm->nonce); /* proofs of the old password are worth nothing now */
+    snprintf(more, sizeof more, ",\"password\":%s", n ? "true" : "false");
+  } else if (!strcmp(action, "lock")) {
+    int il = json_find(text, t, obj, "locked");
+    if (il >= 0 && t[il].type != JSON_TRUE && t[il].type != JSON_FALSE) return *err = "locked must be true or false", APP_INVALID;
+    rm->locked = il < 0 || t[il].type == JSON_TRUE;
+    snprintf(more, sizeof more, ",\"locked\":%s", rm->locked ? "true" : "false");
+  } else if (!strcmp(action, "limit")) {
+    int il = json_find(text, t, obj, "guest_limit");
+    long long limit = 0;
+    if (il < 0 || (t[il].type != JSON_NULL && (!json_int(text, t, il, &limit) || limit < 1 || limit > CAMUS_GUEST_LIMIT_MAX)))
+      return *err = GUEST_LIMIT_RULE " (or null)", APP_INVALID;
+    rm->guest_limit = (unsigned)limit;
+    snprintf(more, sizeof more, ",\"guest_limit\":%u", rm->guest_limit);
+  } else if (!strcmp(action, "media")) {
+    int im = json_find(text, t, obj, "media");
+    if (im < 0 || json_str(text, t, im, arg, sizeof arg) <= 0 || (strcmp(arg, "sfu") && strcmp(arg, "p2p")))
+      return *err = "media must be \"sfu\" or \"p2p\"", APP_INVALID;
+    rm->sfu = !strcmp(arg, "sfu"); /* its members' pages connect again, into the new mode */
+    snprintf(more, sizeof more, ",\"media\":\"%s\"", rm->sfu ? "sfu" : "p2p");
+  } else if (!strcmp(action, "end")) {
+    rm->ending = true;
+    moderation_announce(rm, by, action, NULL, "");
+    rm->expiry.fn = room_end_now;
+    timer_in(&s->loop, &rm->expiry, CAMUS_ROOM_END_MS);
+    return APP_OK;
+  } else {
+    return *err = "unknown action: rename, password, lock, limit, media, mute, remove, cohost or end", APP_INVALID;
+  }
+  s->rooms_dirty = true; /* written within the minute, as activity is */
+  moderation_announce(rm, by, action, target, more);
+  room_info_to(rm, NULL, NULL);
+  return APP_OK;
+}
+
 /* ------------------------------------------------------ the messaging protocol */
 
 static void gc_ping(struct client *c, const struct msg *m) { msg_send(c, GROUND_CONTROL, "pong", m->data_raw); }
@@ -7520,6 +7805,32 @@ static void gc_profile(struct client *c, const struct msg *m) {
   room_info_to(c->room, NULL, NULL);
 }
 
+static void gc_moderate(struct client *c, const struct msg *m) {
+  const char *err;
+  if (m->data < 0 || m->t[m->data].type != JSON_OBJECT) {
+    msg_error(c, "moderate needs data: {\"action\": ...}");
+    return;
+  }
+  if (room_moderate(c->room, c, m->text, m->t, m->data, &err) != APP_OK) msg_error(c, "Cannot %s", err);
+}
+
+/* A member turns on again what a moderator muted: {"what": "mic"}. */
+static void gc_unmute(struct client *c, const struct msg *m) {
+  char what[16];
+  int iw = m->data >= 0 && m->t[m->data].type == JSON_OBJECT ? json_find(m->text, m->t, m->data, "what") : -1;
+  int label = -1;
+  if (iw >= 0 && json_str(m->text, m->t, iw, what, sizeof what) > 0)
+    for (int k = 0; k < (int)COUNT(track_labels); k++)
+      if (!strcmp(what, track_labels[k])) label = k;
+  if (label < 0) {
+    msg_error(c, "unmute needs data: {\"what\": \"mic\", \"camera\" or \"screen\"}");
+    return;
+  }
+  if (!(c->held >> label & 1)) return;
+  media_unhold(c, label);
+  room_info_to(c->room, NULL, NULL);
+}
+
 /* What Ground Control answers, by type. */
 static const struct {
   const char *type;
@@ -7527,6 +7838,7 @@ static const struct {
 } gc_handlers[] = {
     {"ping", gc_ping}, {"get-room-info", gc_room_info}, {"profile", gc_profile},
     {"bye", gc_bye},   {"greeting", gc_ignore},         {"pong", gc_ignore}, {"offer", gc_offer},
+    {"moderate", gc_moderate}, {"unmute", gc_unmute},
 };
 
 /* A message for another member or the whole room, relayed with its real
@@ -7534,7 +7846,7 @@ static const struct {
 static void msg_relay(struct client *c, const struct msg *m) {
   /* What only Ground Control says is never relayed in a member's name, lest a
    * client that checks no sender (the original Camus client) believe it. */
-  static const char *const server_only[] = {"greeting", "room-info", "ping", "pong", "error"};
+  static const char *const server_only[] = {"greeting", "room-info", "ping", "pong", "error", "moderation"};
   for (size_t k = 0; k < COUNT(server_only); k++)
     if (!strcmp(m->type_s, server_only[k])) {
       msg_error(c, "Only Ground Control sends %s messages", m->type_s);
@@ -7928,7 +8240,8 @@ static void api_create_room(struct conn *c, const struct http_req *r) {
   }
   enum app_err e;
   const char *err;
-  struct room *rm = room_create(s, c->host, name, (size_t)nlen, pw, (size_t)plen, public, sfu, (unsigned)limit, &e, &err);
+  char owner_key[33];
+  struct room *rm = room_create(s, c->host, name, (size_t)nlen, pw, (size_t)plen, public, sfu, (unsigned)limit, owner_key, &e, &err);
   if (!rm) {
     http_error(c, r, app_status(e), err);
     return;
@@ -7937,7 +8250,7 @@ static void api_create_room(struct conn *c, const struct http_req *r) {
   struct buf b = {0};
   buf_adds(&b, "{\"id\":");
   json_write_str(&b, rm->id, strlen(rm->id));
-  buf_addf(&b, ",\"url\":\"/rtc/%s\"}", rm->id);
+  buf_addf(&b, ",\"url\":\"/rtc/%s\",\"owner_key\":\"%s\"}", rm->id, owner_key);
   char loc[CAMUS_ROOM_NAME_MAX + 32];
   snprintf(loc, sizeof loc, "Location: /rtc/%s\r\n", rm->id);
   send_json(c, r, 201, &b, loc);
@@ -7954,6 +8267,41 @@ static void api_config(struct conn *c, const struct http_req *r) {
     json_write_str(&b, s->cfg.ice_urls[i], strlen(s->cfg.ice_urls[i]));
   }
   buf_addf(&b, "],\"max_message_size\":%d,\"version\":\"%s\"}", CAMUS_MAX_MESSAGE, CAMUS_VERSION);
+  send_json(c, r, 200, &b, "Cache-Control: no-store\r\n");
+}
+
+/* POST /api/rooms/<id>/moderate ({"action": ...}) and DELETE /api/rooms/<id>
+ * (its end), with the owner key: "Authorization: Bearer <key>" (or the
+ * body's "key", for a POST). */
+static void api_moderate(struct conn *c, const struct http_req *r, struct room *rm) {
+  static const char end[] = "{\"action\":\"end\"}";
+  struct json_body jb;
+  struct str auth = http_header(r, "authorization"), key = {NULL, 0};
+  bool del = str_eq(r->method, "DELETE");
+  if (auth.n > 7 && !strncasecmp(auth.p, "Bearer ", 7)) key = (struct str){auth.p + 7, auth.n - 7};
+  if (del) {
+    jb.n = json_parse(end, sizeof end - 1, jb.t, (int)COUNT(jb.t));
+  } else {
+    if (!body_json(c, r, &jb)) return;
+    int ik = json_find(r->body.p, jb.t, 0, "key");
+    if (!key.p && ik >= 0 && jb.t[ik].type == JSON_STRING) key = (struct str){r->body.p + jb.t[ik].start, jb.t[ik].len};
+  }
+  if (!owner_key_ok(rm, key)) {
+    http_error(c, r, 403, "the room's owner key is needed");
+    return;
+  }
+  const char *err;
+  enum app_err e = room_moderate(rm, NULL, del ? end : r->body.p, jb.t, 0, &err);
+  if (e != APP_OK) {
+    http_error(c, r, app_status(e), err);
+    return;
+  }
+  if (del) {
+    http_send(c, r, 204, NULL, NULL, 0, NULL);
+    return;
+  }
+  struct buf b = {0};
+  json_room(&b, server_of(c), rm, true);
   send_json(c, r, 200, &b, "Cache-Control: no-store\r\n");
 }
 
@@ -8032,14 +8380,25 @@ static void rtc_offer(struct conn *c, const struct http_req *r, struct room *rm)
   struct camus *s = server_of(c);
   struct json_body jb;
   if (!body_json(c, r, &jb)) return;
-  if (!request_admitted(s, r, &jb, rm)) {
+  /* An owner (the room's owner key in "owner") comes in whatever keeps others out. */
+  int io = json_find(r->body.p, jb.t, 0, "owner");
+  bool owner = io >= 0 && jb.t[io].type == JSON_STRING && owner_key_ok(rm, (struct str){r->body.p + jb.t[io].start, jb.t[io].len});
+  if (!owner && !request_admitted(s, r, &jb, rm)) {
     http_error(c, r, 403, "password required");
+    return;
+  }
+  if (!owner && room_banned(rm, c->host)) {
+    http_error(c, r, 403, "you were removed from this room");
     return;
   }
   int ir = json_find(r->body.p, jb.t, 0, "resume");
   struct client *old = ir >= 0 && jb.t[ir].type == JSON_STRING
                          ? resume_member(s, rm, (struct str){r->body.p + jb.t[ir].start, jb.t[ir].len}) : NULL;
-  if (rm->n_clients >= room_capacity(rm) && !old) { /* a member coming back takes its own seat */
+  if (rm->locked && !old && !owner) {
+    http_error(c, r, 403, "the room is locked");
+    return;
+  }
+  if (rm->n_clients >= room_capacity(rm) && !old && !owner) { /* a member coming back takes its own seat */
     http_error(c, r, 403, "room is full");
     return;
   }
@@ -8059,7 +8418,8 @@ static void rtc_offer(struct conn *c, const struct http_req *r, struct room *rm)
   const char *err = "SDP offer too large";
   char id[33], token[33];
   if (old) memcpy(id, old->rtc->id, sizeof id);
-  enum app_err e = n < 0 ? APP_INVALID : client_offer(s, rm, c->host, sdp, (size_t)n, old != NULL, id, &answer, &err);
+  enum app_err e = n < 0 ? APP_INVALID : client_offer(s, rm, c->host, sdp, (size_t)n, old != NULL,
+                                                       owner ? ROLE_OWNER : ROLE_GUEST, id, &answer, &err);
   if (e != APP_OK) {
     free(sdp);
     buf_free(&answer);
@@ -8096,8 +8456,8 @@ static struct room *route_room(struct conn *c, const struct http_req *r, struct 
     return NULL;
   }
   struct room *rm = room_find(s, id);
-  if (rm) return rm;
-  rs->misses++;
+  if (rm && !rm->ending) return rm;
+  rs->misses += !rm;
   if (page)
     web_serve(c, r, "404.html", 404);
   else
@@ -8115,8 +8475,8 @@ static bool method_known(struct str m) {
 /* Refuses a method the route does not take; true if it was refused. */
 static bool refuse_method(struct conn *c, const struct http_req *r, const char *allow) {
   bool get = str_eq(r->method, "GET") || str_eq(r->method, "HEAD");
-  bool post = str_eq(r->method, "POST");
-  if ((get && strstr(allow, "GET")) || (post && strstr(allow, "POST"))) return false;
+  bool post = str_eq(r->method, "POST"), del = str_eq(r->method, "DELETE");
+  if ((get && strstr(allow, "GET")) || (post && strstr(allow, "POST")) || (del && strstr(allow, "DELETE"))) return false;
   char extra[64];
   snprintf(extra, sizeof extra, "Allow: %s\r\n", allow);
   struct buf b = {0};
@@ -8330,10 +8690,13 @@ static void http_request(void *ctx, struct conn *c, struct http_req *r) {
       api_metrics(c, r);
     return;
   }
-  if (path_split(r->path, "/api/rooms/", &id, &rest) && rest.n == 0) {
-    if (refuse_method(c, r, "GET, HEAD")) return;
+  if (path_split(r->path, "/api/rooms/", &id, &rest) && (rest.n == 0 || str_eq(rest, "/moderate"))) {
+    if (refuse_method(c, r, rest.n ? "POST" : "GET, HEAD, DELETE")) return;
     struct room *rm = route_room(c, r, id, false);
-    if (rm) api_get_room(c, r, rm);
+    if (rm && (rest.n || str_eq(r->method, "DELETE")))
+      api_moderate(c, r, rm);
+    else if (rm)
+      api_get_room(c, r, rm);
     return;
   }
   if (path_split(r->path, "/rtc/", &id, &rest)) {

@@ -281,7 +281,7 @@ export async function installClient(page) {
     if (window.CamusClient) return;
     const sleepMs = (ms) => new Promise((r) => setTimeout(r, ms));
     window.CamusClient = {
-      async connect(room, { echo = false, mms = 0, label = 'ground-control', ms = 10000, resume = null } = {}) {
+      async connect(room, { echo = false, mms = 0, label = 'ground-control', ms = 10000, resume = null, extra = {} } = {}) {
         const pc = new RTCPeerConnection();
         const dc = pc.createDataChannel(label);
         dc.binaryType = 'arraybuffer';
@@ -298,7 +298,7 @@ export async function installClient(page) {
         await pc.setLocalDescription(await pc.createOffer());
         const t0 = performance.now();
         const res = await fetch(`/rtc/${room}/offer`, { method: 'POST', headers: { 'Content-Type': 'application/json' },
-          body: JSON.stringify({ sdp: pc.localDescription.sdp, type: 'offer', ...(resume ? { resume } : {}) }) });
+          body: JSON.stringify({ sdp: pc.localDescription.sdp, type: 'offer', ...(resume ? { resume } : {}), ...extra }) });
         if (res.status !== 200) return { status: res.status, body: await res.text() };
         const answer = await res.json();
         c.resume = answer.resume;

@@ -40,17 +40,19 @@ const line = (kind, payload) => `${kind} ${hex8(crc32(Buffer.from(payload, 'lati
 const slug = (name) => (name.match(/[A-Za-z0-9]+/g) || []).join('-').toLowerCase();
 
 // The `rooms` file of dir read as the server should read it, each line checked here too:
-// {text, bytes, secret, rooms: Map id -> {line, pub, sfu, limit, born, active, password, salt, hash, nonce, name}}.
+// {text, bytes, secret, rooms: Map id -> {line, pub, sfu, limit, born, active, password, salt, hash, nonce, name, owner,
+// locked, bans}}.  The server writes version 2 (owners); the files this test writes by hand are version 1, which it
+// must still read.
 function readRooms(dir) {
   const bytes = readFileSync(join(dir, 'rooms'));
   const text = bytes.toString('latin1');
   assert.ok(text.endsWith('\n'), 'the file ends with a whole line');
   const lines = text.slice(0, -1).split('\n');
-  assert.equal(lines[0], 'camus-rooms 1');
+  assert.equal(lines[0], 'camus-rooms 2');
   let secret = null;
   const rooms = new Map();
   lines.slice(1).forEach((l, k) => {
-    const m = l.match(/^(secret|room) ([0-9a-f]{8}) (.*)$/);
+    const m = l.match(/^(secret|room|ban) ([0-9a-f]{8}) (.*)$/);
     assert.ok(m, `line ${k + 2}: ${l}`);
     assert.equal(m[2], hex8(crc32(Buffer.from(m[3], 'latin1'))), `line ${k + 2}: its CRC`);
     if (m[1] === 'secret') {
@@ -59,14 +61,21 @@ function readRooms(dir) {
       return;
     }
     const f = m[3].split(' ');
-    assert.equal(f.length, 12, `line ${k + 2}: twelve fields`);
-    const [id, pub, sfu, limit, born, active, salt, hash, nonce, creator, joined, name] = f;
+    if (m[1] === 'ban') {
+      assert.ok(f.length === 2 && rooms.has(f[0]) && /^[0-9a-f]{32}$/.test(f[1]), `line ${k + 2}: a ban after its room`);
+      rooms.get(f[0]).bans.push(f[1]);
+      return;
+    }
+    assert.equal(f.length, 14, `line ${k + 2}: fourteen fields`);
+    const [id, pub, sfu, limit, born, active, salt, hash, nonce, creator, joined, name, owner, locked] = f;
+    assert.ok(/^[0-9a-f]{64}$/.test(owner) && /^[01]$/.test(locked), l);
     assert.ok(/^[0-9a-f]{32}$/.test(creator) && /^[01]$/.test(joined), l);
     assert.ok(/^[01]$/.test(pub) && /^[01]$/.test(sfu) && /^\d+$/.test(limit) && /^\d+$/.test(born) && /^\d+$/.test(active), l);
     assert.ok(salt === '-' ? hash === '-' : /^[0-9a-f]{32}$/.test(salt) && /^[0-9a-f]{64}$/.test(hash), l);
     assert.match(nonce, /^[0-9a-f]{32}$/);
     const room = { line: k + 2, pub: pub === '1', sfu: sfu === '1', limit: Number(limit), born: Number(born), active: Number(active),
-      password: salt !== '-', salt, hash, nonce, creator, joined: joined === '1', name: Buffer.from(name, 'hex').toString('utf8') };
+      password: salt !== '-', salt, hash, nonce, creator, joined: joined === '1', name: Buffer.from(name, 'hex').toString('utf8'),
+      owner, locked: locked === '1', bans: [] };
     assert.equal(slug(room.name), id, `line ${k + 2}: the id is the name's`);
     assert.ok(!rooms.has(id), `line ${k + 2}: ${id} twice`);
     rooms.set(id, room);
@@ -211,7 +220,8 @@ test('kill -9 while a client makes rooms as fast as it can, many times: every ro
             return;
           }
           if (r.status === 201) {
-            assert.deepEqual(r.json, { id, url: `/rtc/${id}` });
+            assert.match(r.json.owner_key, /^[0-9a-f]{32}$/);
+            assert.deepEqual({ ...r.json, owner_key: 0 }, { id, url: `/rtc/${id}`, owner_key: 0 });
             made.set(id, spec);
             totals.made201++;
           } else {

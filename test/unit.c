@@ -249,14 +249,14 @@ static void test_rooms_and_tokens(void) {
   if (!s) return;
   enum app_err status;
   const char *err;
-  struct room *a = room_create(s, (const uint8_t[16]){0}, " Team A ", 8, "pw", 2, true, true, 0, &status, &err);
+  struct room *a = room_create(s, (const uint8_t[16]){0}, " Team A ", 8, "pw", 2, true, true, 0, (char[33]){0}, &status, &err);
   CHECK(a && !strcmp(a->id, "team-a") && !strcmp(a->name, "Team A") && a->has_password);
-  CHECK(!room_create(s, (const uint8_t[16]){0}, "team a", 6, NULL, 0, true, true, 0, &status, &err) && status == APP_CONFLICT);
-  CHECK(!room_create(s, (const uint8_t[16]){0}, "***", 3, NULL, 0, true, true, 0, &status, &err) && status == APP_INVALID);
-  CHECK(!room_create(s, (const uint8_t[16]){0}, "   ", 3, NULL, 0, true, true, 0, &status, &err) && status == APP_INVALID);
-  CHECK(!room_create(s, (const uint8_t[16]){0}, "a\x01", 2, NULL, 0, true, true, 0, &status, &err) && status == APP_INVALID);
-  CHECK(!room_create(s, (const uint8_t[16]){0}, "a\xff", 2, NULL, 0, true, true, 0, &status, &err) && status == APP_INVALID);
-  CHECK(!room_create(s, (const uint8_t[16]){0}, "ok", 2, NULL, 0, true, true, CAMUS_GUEST_LIMIT_MAX + 1, &status, &err) && status == APP_INVALID);
+  CHECK(!room_create(s, (const uint8_t[16]){0}, "team a", 6, NULL, 0, true, true, 0, (char[33]){0}, &status, &err) && status == APP_CONFLICT);
+  CHECK(!room_create(s, (const uint8_t[16]){0}, "***", 3, NULL, 0, true, true, 0, (char[33]){0}, &status, &err) && status == APP_INVALID);
+  CHECK(!room_create(s, (const uint8_t[16]){0}, "   ", 3, NULL, 0, true, true, 0, (char[33]){0}, &status, &err) && status == APP_INVALID);
+  CHECK(!room_create(s, (const uint8_t[16]){0}, "a\x01", 2, NULL, 0, true, true, 0, (char[33]){0}, &status, &err) && status == APP_INVALID);
+  CHECK(!room_create(s, (const uint8_t[16]){0}, "a\xff", 2, NULL, 0, true, true, 0, (char[33]){0}, &status, &err) && status == APP_INVALID);
+  CHECK(!room_create(s, (const uint8_t[16]){0}, "ok", 2, NULL, 0, true, true, CAMUS_GUEST_LIMIT_MAX + 1, (char[33]){0}, &status, &err) && status == APP_INVALID);
   if (!a) {
     camus_free(s);
     return;
@@ -278,7 +278,7 @@ static void test_rooms_and_tokens(void) {
   CHECK(!token_ok(s, a, (struct str){"", 0}));
   CHECK(!token_ok(s, a, (struct str){"1.00", 4}));
   s->hash_us = 1; /* hashing is budgeted in time, and slow under valgrind: a fresh budget */
-  struct room *b = room_create(s, (const uint8_t[16]){0}, "Team B", 6, "pw", 2, false, true, 3, &status, &err);
+  struct room *b = room_create(s, (const uint8_t[16]){0}, "Team B", 6, "pw", 2, false, true, 3, (char[33]){0}, &status, &err);
   CHECK(b && !token_ok(s, b, (struct str){tok, strlen(tok)})); /* bound to its room */
   /* An expired proof: re-sign a past expiry with the real key. */
   uint8_t mac[32];
@@ -1179,11 +1179,11 @@ static void test_demux(void) {
   if (!s) return;
   enum app_err status;
   const char *err;
-  struct room *rm = room_create(s, (const uint8_t[16]){0}, "udp", 3, NULL, 0, true, true, 0, &status, &err);
+  struct room *rm = room_create(s, (const uint8_t[16]){0}, "udp", 3, NULL, 0, true, true, 0, (char[33]){0}, &status, &err);
   size_t len;
   char *offer = read_fixture("chromium-datachannel.sdp", &len);
   struct buf answer = {0};
-  CHECK(rm && offer && client_offer(s, rm, (const uint8_t[16]){0}, offer, len, false, (char[33]){0}, &answer, &err) == APP_OK);
+  CHECK(rm && offer && client_offer(s, rm, (const uint8_t[16]){0}, offer, len, false, ROLE_GUEST, (char[33]){0}, &answer, &err) == APP_OK);
   free(offer);
   buf_free(&answer);
   struct rtc *p = NULL;
@@ -1464,7 +1464,7 @@ static bool sfu_join(struct camus *s, struct room *rm, const char *sdp, size_t l
   memset(e, 0, sizeof *e);
   e->fd = -1;
   while (slot < sessions.cap && sessions.table[slot]) slot++;
-  enum app_err rc = client_offer(s, rm, (const uint8_t[16]){0}, sdp, len, false, (char[33]){0}, &answer, &err);
+  enum app_err rc = client_offer(s, rm, (const uint8_t[16]){0}, sdp, len, false, ROLE_GUEST, (char[33]){0}, &answer, &err);
   buf_free(&answer);
   if (rc != APP_OK || slot >= sessions.cap || !(e->p = sessions.table[slot])) return false;
   e->c = e->p->user;
@@ -1567,7 +1567,7 @@ static void test_sfu(void) {
   if (!s) return;
   enum app_err status;
   const char *err;
-  struct room *rm = room_create(s, (const uint8_t[16]){0}, "sfu", 3, NULL, 0, true, true, 0, &status, &err);
+  struct room *rm = room_create(s, (const uint8_t[16]){0}, "sfu", 3, NULL, 0, true, true, 0, (char[33]){0}, &status, &err);
   size_t len;
   char *pub = read_fixture("chromium-av-datachannel.sdp", &len), *view = malloc(len + 1), *pub2 = malloc(len + 1);
   CHECK(rm && rm->sfu && pub && view && pub2);
