@@ -366,8 +366,13 @@ test("the operator's view: /healthz, /metrics from loopback or with its token, J
       assert.ok(k in before, `${k} in /metrics`);
     assert.ok(before.camus_resident_memory_bytes > 100000 && before.camus_open_fds >= 3, JSON.stringify(before));
     assert.equal((await s.post('/api/rooms', { name: 'Metered' })).status, 201);
-    const after = parse((await s.get('/metrics')).text);
+    const text = (await s.get('/metrics')).text;
+    const after = parse(text);
     assert.equal(after.camus_rooms, before.camus_rooms + 1);
+    // Prometheus's own linter (Debian's prometheus package) takes it, warnings and all.
+    const lint = spawnSync('promtool', ['check', 'metrics'], { input: text, encoding: 'utf8', timeout: 20000 });
+    assert.equal(lint.status, 0, `promtool check metrics: ${lint.error || ''}${lint.stdout}${lint.stderr}`);
+    assert.equal((lint.stdout + lint.stderr).trim(), '', `promtool has remarks: ${lint.stdout}${lint.stderr}`);
     assert.ok(after['camus_http_responses_total{code="2xx"}'] >= before['camus_http_responses_total{code="2xx"}'] + 2);
     assert.equal((await s.post('/metrics', {})).status, 405);
   } finally {
