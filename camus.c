@@ -729,6 +729,21 @@ static int addr_parse(const char *host, int port, struct sockaddr_storage *out) 
   return -1;
 }
 
+/* Parses "HOST:PORT" ("[v6]:PORT" for IPv6), numeric.  Returns 0 or -1. */
+static int addr_parse_hostport(const char *v, struct sockaddr_storage *out) {
+  char host[INET6_ADDRSTRLEN + 2];
+  const char *colon = strrchr(v, ':'), *h = v;
+  size_t hl = colon ? (size_t)(colon - v) : 0;
+  if (hl >= 2 && v[0] == '[' && v[hl - 1] == ']') h++, hl -= 2;
+  char *end;
+  errno = 0;
+  long port = colon ? strtol(colon + 1, &end, 10) : -1;
+  if (!colon || hl == 0 || hl >= sizeof host || !colon[1] || *end || errno || port < 0 || port > 65535) return -1;
+  memcpy(host, h, hl);
+  host[hl] = 0;
+  return addr_parse(host, (int)port, out);
+}
+
 /* --- address ranges (CIDR): for the TURN relay's policy and for who may see /metrics --- */
 
 struct cidr {
@@ -5895,6 +5910,7 @@ struct camus {
   volatile sig_atomic_t stopping;
 
   struct http_srv http;
+  struct http_srv metrics_http;       /* --metrics-addr: the operator's own listener (fd -1: none) */
   bool https;
   struct tls_gen *tls;           /* the HTTPS settings new connections get (NULL: HTTP) */
   struct tls_gen *retired;       /* earlier ones, until their last connection closes */
@@ -8574,7 +8590,7 @@ static bool metrics_allowed(const struct camus *s, const struct conn *c, const s
 /* GET /metrics, in Prometheus's text format. */
 static void api_metrics(struct conn *c, const struct http_req *r) {
   struct camus *s = server_of(c);
-  if (!metrics_allowed(s, c, r)) {
+  if (c->srv != &s->metrics_http && !metrics_allowed(s, c, r)) { /* --metrics-addr's listener is the operator's own */
     http_error(c, r, 403, "the metrics are the operator's: ask from an address --metrics-from allows, or with --metrics-token");
     return;
   }
@@ -8733,6 +8749,21 @@ static void http_request(void *ctx, struct conn *c, struct http_req *r) {
     return;
   }
   web_serve(c, r, "404.html", 404);
+}
+
+/* Every request on --metrics-addr's listener: /metrics and /healthz, nothing else. */
+static void metrics_request(void *ctx, struct conn *c, struct http_req *r) {
+  (void)ctx;
+  bool m = str_eq(r->path, "/metrics");
+  if (!m && !str_eq(r->path, "/healthz")) {
+    http_error(c, r, 404, "this listener serves /metrics and /healthz only");
+    return;
+  }
+  if (refuse_method(c, r, "GET, HEAD")) return;
+  if (m)
+    api_metrics(c, r);
+  else
+    api_healthz(c, r);
 }
 
 /* =============================================================== PUBLIC API ================================================================= */
@@ -9031,6 +9062,9 @@ struct camus *camus_new(const struct camus_config *cfg, char *err, unsigned errl
                               .request_timeout_sec = s->cfg.request_timeout_sec,
                               .idle_timeout_sec = s->cfg.idle_timeout_sec, .on_request = http_request,
                               .on_frame = server_frame, .on_frames_end = server_frames_end, .ctx = s};
+  s->metrics_http = (struct http_srv){.loop = &s->loop, .log_level = s->log_level, .fd = -1, .max_conns = 16,
+                                      .request_timeout_sec = s->cfg.request_timeout_sec,
+                                      .idle_timeout_sec = s->cfg.idle_timeout_sec, .on_request = metrics_request, .ctx = s};
   s->udp = (struct udp){.loop = &s->loop, .log_level = s->log_level, .fd = -1, .on_stun = stun_input,
                         .on_dtls = rtc_dtls_datagram, .on_media = rtc_media_datagram, .ctx = &s->rtc};
   if (crypto_init(&s->crypto) != 0) {
@@ -9073,6 +9107,20 @@ struct camus *camus_new(const struct camus_config *cfg, char *err, unsigned errl
   if (http_listen(&s->http, &addr) != 0) {
     snprintf(err, errlen, "cannot listen on %s port %d: %s", s->cfg.host, s->cfg.port, strerror(errno));
     goto fail;
+  }
+  if (s->cfg.metrics_addr) {
+    char shown[INET6_ADDRSTRLEN + 2];
+    if (addr_parse_hostport(s->cfg.metrics_addr, &addr) != 0) {
+      snprintf(err, errlen, "--metrics-addr needs HOST:PORT with a numeric address, such as 127.0.0.1:9090, not '%s'",
+               s->cfg.metrics_addr);
+      goto fail;
+    }
+    if (http_listen(&s->metrics_http, &addr) != 0) {
+      snprintf(err, errlen, "cannot listen on %s for the metrics: %s", s->cfg.metrics_addr, strerror(errno));
+      goto fail;
+    }
+    addr_ip(&addr, shown, sizeof shown, true);
+    LOG_I(s, "metrics on http://%s:%d/metrics", shown, s->metrics_http.port);
   }
   int udp_port = s->cfg.udp_port < 0 ? s->http.port : s->cfg.udp_port;
   addr_parse(s->cfg.host, udp_port, &addr);
@@ -9118,6 +9166,7 @@ int camus_poll(struct camus *s, int timeout_ms) {
 void camus_free(struct camus *s) {
   if (!s) return;
   http_close(&s->http);
+  http_close(&s->metrics_http);
   rtc_host_free(&s->rtc);       /* every client leaves its room */
   if (s->turn_on) turn_close(&s->turn);
   udp_close(&s->udp);
@@ -9180,6 +9229,7 @@ static void usage(FILE *f) {
           "  --log-level LEVEL      error, warn, info (default) or debug\n"
           "  --log-format FORMAT    text (default) or json (one object a line)\n"
           "  --metrics-from CIDR    who may GET /metrics (default: loopback only; repeatable)\n"
+          "  --metrics-addr HOST:PORT  also serve /metrics and /healthz, to anyone who reaches it, on a listener of its own\n"
           "  --metrics-token T      or anyone with 'Authorization: Bearer T'\n"
           "  --help, --version\n",
           CAMUS_VERSION);
@@ -9296,6 +9346,8 @@ static int parse_options(int argc, char **argv, struct camus_config *c) {
       if (!opt_cidr(a, v, cfg.metrics_from, &cfg.n_metrics_from, CAMUS_MAX_METRICS_FROM)) return 2;
     } else if (!strcmp(a, "--metrics-token")) {
       cfg.metrics_token = v;
+    } else if (!strcmp(a, "--metrics-addr")) {
+      cfg.metrics_addr = v;
     } else if (!strcmp(a, "--log-format")) {
       if (strcmp(v, "text") && strcmp(v, "json")) {
         fprintf(stderr, "camus: --log-format is text or json\n");

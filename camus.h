@@ -62,6 +62,7 @@ struct camus_config {
   const char *metrics_from[CAMUS_MAX_METRICS_FROM]; /* CIDR ranges that may GET /metrics; none = loopback only */
   int n_metrics_from;
   const char *metrics_token;    /* or a request with "Authorization: Bearer <token>"; NULL = none */
+  const char *metrics_addr;     /* "HOST:PORT" of a listener of its own for /metrics and /healthz; NULL = none */
   int log_json;                 /* log lines as JSON objects (the process's stderr: the last server's choice) */
 };
 

@@ -379,8 +379,19 @@ test("the operator's view: /healthz, /metrics from loopback or with its token, J
     await s.stop();
   }
   // Where loopback is not among --metrics-from, only the token opens them.
-  const t = await startServer(['--metrics-from', '10.0.0.0/8', '--metrics-token', 'op3rator']);
+  // --metrics-addr: a listener of the operator's own, serving /metrics and /healthz to whoever reaches it, nothing else.
+  const t = await startServer(['--metrics-from', '10.0.0.0/8', '--metrics-token', 'op3rator', '--metrics-addr', '127.0.0.1:0']);
   try {
+    const mport = Number(t.log.map((l) => (l.match(/metrics on http:\/\/127\.0\.0\.1:(\d+)\/metrics/) || [])[1]).find(Boolean));
+    assert.ok(mport > 0 && mport !== t.port, 'the metrics listener logs its port');
+    const own = async (path, init) => { const res = await fetch(`http://127.0.0.1:${mport}${path}`, init); return { status: res.status, text: await res.text() }; };
+    let m = await own('/metrics');
+    assert.equal(m.status, 200);
+    assert.match(m.text, /^camus_rooms \d+$/m);
+    assert.equal((await own('/healthz')).status, 200);
+    assert.equal((await own('/api/rooms')).status, 404, 'the API is not on the metrics listener');
+    assert.equal((await own('/')).status, 404, 'nor the pages');
+    assert.equal((await own('/metrics', { method: 'POST', body: '{}', headers: { 'Content-Type': 'application/json' } })).status, 405);
     let r = await t.get('/metrics');
     assert.equal(r.status, 403);
     assert.match(r.json.error, /operator/);
@@ -392,6 +403,9 @@ test("the operator's view: /healthz, /metrics from loopback or with its token, J
   } finally {
     await t.stop();
   }
+  const bad = spawnSync(BIN, ['--port', '0', '--udp-port', '0', '--state-dir', '', '--metrics-addr', 'localhost:9090'], { encoding: 'utf8', timeout: 5000 });
+  assert.notEqual(bad.status, 0, 'a --metrics-addr that is not numeric');
+  assert.match(bad.stderr, /--metrics-addr needs HOST:PORT/);
   // --log-format json: one object a line, with time, level and msg.
   const dir = mkdtempSync(join(tmpdir(), 'camus-json-'));
   const p = spawn(BIN, ['--port', '0', '--udp-port', '0', '--state-dir', dir, '--log-format', 'json'], { stdio: ['ignore', 'ignore', 'pipe'] });
