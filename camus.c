@@ -1939,7 +1939,8 @@ struct stun_msg {
   uint16_t channel;
   int transport;                     /* REQUESTED-TRANSPORT's protocol number; -1 when absent */
   int family;                        /* REQUESTED-ADDRESS-FAMILY: 1 IPv4, 2 IPv6; 0 when absent */
-  bool reserves;                     /* EVEN-PORT or RESERVATION-TOKEN: port reservations, which we do not make */
+  bool reserves;                     /* EVEN-PORT with R, or RESERVATION-TOKEN: port reservations, which we do not make */
+  bool even_port;                    /* EVEN-PORT: the relayed port must be even */
   struct sockaddr_storage peers[TURN_PEERS_MAX]; /* XOR-PEER-ADDRESS */
   int n_peers;
   bool too_many_peers, bad_peer;
@@ -2076,7 +2077,11 @@ static int stun_parse(const uint8_t *p, size_t n, struct stun_msg *m) {
         if (len != 4) return -1;
         m->family = v[0];
         break;
-      case TURN_A_EVEN_PORT:
+      case TURN_A_EVEN_PORT: /* R (the top bit) asks for the next port kept too: a reservation */
+        if (len != 1) return -1;
+        m->even_port = true;
+        m->reserves |= (v[0] & 0x80) != 0;
+        break;
       case TURN_A_RESERVATION_TOKEN: m->reserves = true; break;
       case TURN_A_DONT_FRAGMENT: break; /* we never fragment, and never set DF: nothing to do */
       case TURN_A_XOR_PEER_ADDRESS:
@@ -4023,6 +4028,9 @@ static void udp_close(struct udp *u) {
 #define TURN_PERMISSION_MS 300000 /* RFC 8656: a permission lasts 5 minutes */
 #define TURN_CHANNEL_MS 600000    /* and a channel binding 10 */
 #define TURN_NONCE_SEC 600        /* how long a nonce of ours is good for */
+/* The error codes refusals are counted by, for the operator; the last counts every other one. */
+static const int turn_refusal_codes[] = {401, 438, 403, 486, 437, 441, 400, 0};
+#define TURN_REFUSAL_CODES ((int)COUNT(turn_refusal_codes))
 
 
 struct turn_alloc {
@@ -4075,6 +4083,7 @@ struct turn {
   struct addr_map by_client, by_relay; /* the allocations by their client's address and by their relayed one */
   struct timer sweep;
   uint64_t made, relayed; /* for the operator: allocations made; bytes relayed by those released */
+  uint64_t refused[TURN_REFUSAL_CODES]; /* and requests refused, by code */
 };
 
 /* What an address is to the relay: one the operator allowed (--turn-allow)
@@ -4255,6 +4264,9 @@ static void turn_refuse(struct turn *t, const struct stun_msg *m, const struct s
                         const char *reason, const uint8_t *key) {
   uint8_t out[256];
   size_t most = key || addr_is_tcp(to) ? sizeof out : (size_t)CAMUS_AMPLIFICATION * (STUN_HDR + m->len);
+  int k = 0;
+  while (k < TURN_REFUSAL_CODES - 1 && turn_refusal_codes[k] != code) k++;
+  t->refused[k]++;
   for (int terse = 0; terse < 2; terse++) {
     struct stun_writer w = {out, sizeof out, 0, false};
     stun_begin(&w, (uint16_t)(STUN_METHOD(m->type) | STUN_ERROR), m->txid);
@@ -4320,7 +4332,9 @@ static int turn_allocate(struct turn *t, const struct stun_msg *m, const struct 
     if (bind_to.ss_family != AF_INET) addr_parse("127.0.0.1", 0, &bind_to);
     int span = t->port_max - t->port_min + 1;
     for (int k = 0; k < span && a->fd < 0; k++) {
-      ((struct sockaddr_in *)(void *)&bind_to)->sin_port = htons((uint16_t)(t->port_min + (t->next_port + k) % span));
+      int port = t->port_min + (t->next_port + k) % span;
+      if (m->even_port && port % 2) continue;
+      ((struct sockaddr_in *)(void *)&bind_to)->sin_port = htons((uint16_t)port);
       if ((a->fd = socket_bind(&bind_to, SOCK_DGRAM)) >= 0) t->next_port = (t->next_port + k + 1) % span;
     }
     if (a->fd < 0 || (a->slot = loop_io_add(t->loop, a->fd, POLLIN, turn_relay_readable, a)) < 0) {
@@ -4385,9 +4399,9 @@ static int turn_request(struct turn *t, struct turn_alloc *a, const struct stun_
   if (method == TURN_CHANNEL_BIND) {
     const struct sockaddr_storage *peer = &m->peers[0];
     struct turn_channel *c = turn_channel(a, m->channel, NULL), *d = turn_channel(a, 0, peer);
-    if (!m->has_channel || m->channel < 0x4000 || m->channel > 0x4fff || m->n_peers != 1 || (c && c != d) ||
-        (d && d != c))
-      return *why = "Bad Request: channel number or peer in use", 400;
+    if (!m->has_channel || m->channel < 0x4000 || m->channel > 0x4fff || m->n_peers != 1)
+      return *why = "Bad Request: one peer and a channel number within 0x4000-0x4FFF", 400;
+    if ((c && c != d) || (d && d != c)) return *why = "Bad Request: channel number or peer bound otherwise", 400;
     for (int i = 0; !c && i < CAMUS_TURN_CHANNELS; i++)
       if (!a->channels[i].number || a->channels[i].until <= t->loop->now) c = &a->channels[i];
     if (!c || !turn_permit(a, peer)) return *why = "Insufficient Capacity", 508;
@@ -5818,6 +5832,15 @@ static unsigned rtc_connecting(const struct rtc_host *s, const uint8_t who[16]) 
 #define GROUND_CONTROL "ground control"
 #define GUEST_LIMIT_RULE "guest limit must be between 1 and " STRINGIFY(CAMUS_GUEST_LIMIT_MAX)
 
+/* Why a request was refused, counted for the operator (/metrics). */
+enum refusal {
+  REFUSED_PASSWORD, REFUSED_WRONG_PASSWORD, REFUSED_FULL, REFUSED_LOCKED, REFUSED_REMOVED, REFUSED_NOT_OWNER,
+  REFUSED_RATE, REFUSED_BUSY, REFUSED_CROSS_ORIGIN, REFUSED_METRICS, REFUSED__N
+};
+static const char *const refusal_names[REFUSED__N] = {"password_required", "wrong_password", "room_full", "locked",
+                                                      "removed", "not_owner", "rate_limited", "busy", "cross_origin",
+                                                      "metrics_forbidden"};
+
 /* What went wrong, for the routes to turn into an HTTP status (app_status). */
 enum app_err {
   APP_OK,
@@ -5911,6 +5934,8 @@ struct camus {
 
   struct http_srv http;
   struct http_srv metrics_http;       /* --metrics-addr: the operator's own listener (fd -1: none) */
+  uint64_t refusals[REFUSED__N];      /* for the operator: requests refused, by why */
+  uint64_t moderations;               /* and what owners and co-hosts did */
   bool https;
   struct tls_gen *tls;           /* the HTTPS settings new connections get (NULL: HTTP) */
   struct tls_gen *retired;       /* earlier ones, until their last connection closes */
@@ -7663,6 +7688,7 @@ static void moderation_announce(struct room *rm, const struct client *by, const 
   buf_adds(&b, "}");
   for (struct client *q = rm->members; q && !b.err; q = q->next_member)
     msg_send(q, GROUND_CONTROL, "moderation", (struct str){b.p, b.len});
+  rm->srv->moderations++;
   LOG_I(rm->srv, "room %s: %s%s%s by %s", rm->id, action, target ? " of " : "", target ? target->rtc->id : "",
         by ? by->rtc->id : "the owner key");
   buf_free(&b);
@@ -7995,6 +8021,12 @@ static void client_message(void *ctx, struct rtc *r, struct channel *ch, const u
 /* The server a connection belongs to (the HTTP server's ctx). */
 static struct camus *server_of(const struct conn *c) { return c->srv->ctx; }
 
+/* An error answer that refuses the request for a reason the operator sees counted. */
+static void http_refuse(struct conn *c, const struct http_req *r, int status, enum refusal why, const char *msg) {
+  server_of(c)->refusals[why]++;
+  http_error(c, r, status, msg);
+}
+
 /* The HTTP status for what went wrong in the layers below. */
 static int app_status(enum app_err e) {
   switch (e) {
@@ -8251,7 +8283,7 @@ static void api_create_room(struct conn *c, const struct http_req *r) {
   }
   struct rate_slot *rs = rate_slot(s, c->host);
   if (rs->rooms >= CAMUS_ROOMS_PER_HOST) {
-    http_error(c, r, 429, "too many rooms created from your address: try again in a minute");
+    http_refuse(c, r, 429, REFUSED_RATE, "too many rooms created from your address: try again in a minute");
     return;
   }
   enum app_err e;
@@ -8303,7 +8335,7 @@ static void api_moderate(struct conn *c, const struct http_req *r, struct room *
     if (!key.p && ik >= 0 && jb.t[ik].type == JSON_STRING) key = (struct str){r->body.p + jb.t[ik].start, jb.t[ik].len};
   }
   if (!owner_key_ok(rm, key)) {
-    http_error(c, r, 403, "the room's owner key is needed");
+    http_refuse(c, r, 403, REFUSED_NOT_OWNER, "the room's owner key is needed");
     return;
   }
   const char *err;
@@ -8335,13 +8367,13 @@ static void rtc_join(struct conn *c, const struct http_req *r, struct room *rm) 
   if (!form && r->body.n && !body_json(c, r, &jb)) return;
   struct rate_slot *rs = rate_slot(s, c->host);
   if (rs->fails >= CAMUS_JOIN_FAILS) {
-    http_error(c, r, 429, "too many attempts");
+    http_refuse(c, r, 429, REFUSED_RATE, "too many attempts");
     return;
   }
   /* Guesses are limited per room too, so that many addresses together cannot try more. */
   if (s->loop.now - rm->fail_window >= CAMUS_RATE_WINDOW_MS) rm->fail_window = s->loop.now, rm->fails = 0;
   if (rm->has_password && rm->fails >= CAMUS_ROOM_JOIN_FAILS) {
-    http_error(c, r, 429, "too many wrong passwords for this room: try again in a minute");
+    http_refuse(c, r, 429, REFUSED_RATE, "too many wrong passwords for this room: try again in a minute");
     return;
   }
   int n = r->body.n ? body_field(r, &jb, "password", pw, sizeof pw) : -1;
@@ -8350,14 +8382,14 @@ static void rtc_join(struct conn *c, const struct http_req *r, struct room *rm) 
     return;
   }
   if (rm->has_password && !hash_allowed(s)) {
-    http_error(c, r, 429, "the server is busy: try again in a second");
+    http_refuse(c, r, 429, REFUSED_BUSY, "the server is busy: try again in a second");
     return;
   }
   if (!room_password_ok(rm, pw, n < 0 ? 0 : (size_t)n)) {
     rs->fails++;
     rm->fails++;
     LOG_I(s, "room %s: wrong password from %s", rm->id, c->ip);
-    http_error(c, r, 403, "wrong password");
+    http_refuse(c, r, 403, REFUSED_WRONG_PASSWORD, "wrong password");
     return;
   }
   char tok[96], cookie[512];
@@ -8400,22 +8432,22 @@ static void rtc_offer(struct conn *c, const struct http_req *r, struct room *rm)
   int io = json_find(r->body.p, jb.t, 0, "owner");
   bool owner = io >= 0 && jb.t[io].type == JSON_STRING && owner_key_ok(rm, (struct str){r->body.p + jb.t[io].start, jb.t[io].len});
   if (!owner && !request_admitted(s, r, &jb, rm)) {
-    http_error(c, r, 403, "password required");
+    http_refuse(c, r, 403, REFUSED_PASSWORD, "password required");
     return;
   }
   if (!owner && room_banned(rm, c->host)) {
-    http_error(c, r, 403, "you were removed from this room");
+    http_refuse(c, r, 403, REFUSED_REMOVED, "you were removed from this room");
     return;
   }
   int ir = json_find(r->body.p, jb.t, 0, "resume");
   struct client *old = ir >= 0 && jb.t[ir].type == JSON_STRING
                          ? resume_member(s, rm, (struct str){r->body.p + jb.t[ir].start, jb.t[ir].len}) : NULL;
   if (rm->locked && !old && !owner) {
-    http_error(c, r, 403, "the room is locked");
+    http_refuse(c, r, 403, REFUSED_LOCKED, "the room is locked");
     return;
   }
   if (rm->n_clients >= room_capacity(rm) && !old && !owner) { /* a member coming back takes its own seat */
-    http_error(c, r, 403, "room is full");
+    http_refuse(c, r, 403, REFUSED_FULL, "room is full");
     return;
   }
   int it = json_find(r->body.p, jb.t, 0, "type"), is = json_find(r->body.p, jb.t, 0, "sdp");
@@ -8468,7 +8500,7 @@ static struct room *route_room(struct conn *c, const struct http_req *r, struct 
   struct camus *s = server_of(c);
   struct rate_slot *rs = rate_slot(s, c->host);
   if (rs->misses >= CAMUS_ROOM_MISSES) {
-    http_error(c, r, 429, "too many unknown rooms asked for: try again in a minute");
+    http_refuse(c, r, 429, REFUSED_RATE, "too many unknown rooms asked for: try again in a minute");
     return NULL;
   }
   struct room *rm = room_find(s, id);
@@ -8591,7 +8623,7 @@ static bool metrics_allowed(const struct camus *s, const struct conn *c, const s
 static void api_metrics(struct conn *c, const struct http_req *r) {
   struct camus *s = server_of(c);
   if (c->srv != &s->metrics_http && !metrics_allowed(s, c, r)) { /* --metrics-addr's listener is the operator's own */
-    http_error(c, r, 403, "the metrics are the operator's: ask from an address --metrics-from allows, or with --metrics-token");
+    http_refuse(c, r, 403, REFUSED_METRICS, "the metrics are the operator's: ask from an address --metrics-from allows, or with --metrics-token");
     return;
   }
   static const char *const states[] = {"ice", "dtls", "sctp", "open", "closed"};
@@ -8637,6 +8669,18 @@ static void api_metrics(struct conn *c, const struct http_req *r) {
   metric_value(&b, "camus_media_dropped_total", "{reason=\"authentication\"}", m.auth);
   metric_value(&b, "camus_media_dropped_total", "{reason=\"replayed\"}", m.replayed);
   metric_value(&b, "camus_media_dropped_total", "{reason=\"malformed\"}", m.malformed);
+  metric(&b, "camus_refusals_total", "counter", "Requests refused, by why.");
+  for (int i = 0; i < REFUSED__N; i++) {
+    snprintf(label, sizeof label, "{reason=\"%s\"}", refusal_names[i]);
+    metric_value(&b, "camus_refusals_total", label, s->refusals[i]);
+  }
+  metric(&b, "camus_turn_refusals_total", "counter", "TURN requests refused, by error code.");
+  for (int i = 0; i < TURN_REFUSAL_CODES; i++) {
+    snprintf(label, sizeof label, turn_refusal_codes[i] ? "{code=\"%d\"}" : "{code=\"other\"}", turn_refusal_codes[i]);
+    metric_value(&b, "camus_turn_refusals_total", label, s->turn.refused[i]);
+  }
+  metric(&b, "camus_moderations_total", "counter", "What owners and co-hosts did to rooms and members.");
+  metric_value(&b, "camus_moderations_total", "", s->moderations);
   metric(&b, "camus_http_connections_total", "counter", "HTTP(S) connections, taken or refused at the limits.");
   metric_value(&b, "camus_http_connections_total", "{outcome=\"accepted\"}", s->http.accepted);
   metric_value(&b, "camus_http_connections_total", "{outcome=\"refused\"}", s->http.refused);
@@ -8682,7 +8726,7 @@ static void http_request(void *ctx, struct conn *c, struct http_req *r) {
   }
   if (str_eq(r->method, "POST") && !same_origin(s, r)) {
     LOG_I(s, "http#%u: refused a cross-origin %.*s", c->id, (int)r->path.n, r->path.p);
-    http_error(c, r, 403, "cross-origin request refused: send JSON (Content-Type: application/json) from this server's pages");
+    http_refuse(c, r, 403, REFUSED_CROSS_ORIGIN, "cross-origin request refused: send JSON (Content-Type: application/json) from this server's pages");
     return;
   }
   if (str_eq(r->path, "/api/rooms")) {

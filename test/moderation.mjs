@@ -239,6 +239,11 @@ test('over Ground Control: an owner mutes, makes a co-host, removes (kept out), 
     }
     assert.equal((await srv.get('/api/rooms/standup')).status, 404, 'an ended room is gone');
     await until(() => srv.log.some((l) => /room standup: ended by its owner/.test(l)), 3000, 'the log line');
+    // The operator sees it: moderations, and refusals by why.
+    const metrics = (await srv.get('/metrics')).text;
+    const value = (name) => Number((metrics.match(new RegExp(`^${name.replace(/[{}]/g, '\\$&')} (\\d+)$`, 'm')) || [])[1]);
+    assert.equal(value('camus_moderations_total'), 6, 'mute, co-host, mute, remove, lock, end');
+    assert.equal(value('camus_refusals_total{reason="removed"}'), 1);
   } finally {
     await browser.close();
     await srv.stop();
