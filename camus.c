@@ -333,6 +333,27 @@
 #define CAMUS_TURN_PORT_MAX 49407
 #endif
 
+/* --small: the caps for a router or a board with little memory (32 MB holds a room of 8 with room to
+ * spare): fewer sessions, handshakes, connections, rooms and relays, a smaller UDP queue. */
+#ifndef CAMUS_SMALL_PEERS
+#define CAMUS_SMALL_PEERS 48
+#endif
+#ifndef CAMUS_SMALL_HANDSHAKES
+#define CAMUS_SMALL_HANDSHAKES 16
+#endif
+#ifndef CAMUS_SMALL_CONNECTIONS
+#define CAMUS_SMALL_CONNECTIONS 64
+#endif
+#ifndef CAMUS_SMALL_ROOMS
+#define CAMUS_SMALL_ROOMS 32
+#endif
+#ifndef CAMUS_SMALL_TURN_ALLOCATIONS
+#define CAMUS_SMALL_TURN_ALLOCATIONS 32
+#endif
+#ifndef CAMUS_SMALL_UDP_RCVBUF
+#define CAMUS_SMALL_UDP_RCVBUF (256 << 10)
+#endif
+
 /* Defaults of struct camus_config (camus_config_init) and the bounds camus_new() holds them to. */
 #ifndef CAMUS_PORT
 #define CAMUS_PORT 5000 /* HTTP(S) port, and the UDP port's number unless set */
@@ -3820,6 +3841,7 @@ struct udp {
   struct loop *loop;
   int log_level;
   int fd, slot, port, family;
+  int rcvbuf;                     /* bytes of receive queue to ask for; 0: CAMUS_UDP_RCVBUF */
   struct udp_out *out;            /* allocated on first use */
   void (*on_stun)(void *ctx, const uint8_t *p, size_t n, const struct sockaddr_storage *from);
   void (*on_dtls)(void *ctx, const uint8_t *p, size_t n, const struct sockaddr_storage *from);
@@ -3987,7 +4009,7 @@ static void udp_turn_end(void *ctx) { udp_flush(ctx); }
 /* Binds addr.  Returns 0, or -1 with errno set. */
 static int udp_open(struct udp *u, const struct sockaddr_storage *addr) {
   if ((u->fd = socket_bind(addr, SOCK_DGRAM)) < 0) return -1;
-  int rcvbuf = CAMUS_UDP_RCVBUF;
+  int rcvbuf = u->rcvbuf ? u->rcvbuf : CAMUS_UDP_RCVBUF;
   (void)setsockopt(u->fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf); /* a smaller queue is no reason to fail */
   u->family = addr->ss_family;
   u->port = socket_port(u->fd);
@@ -4079,7 +4101,7 @@ struct turn {
   int n_own;
   struct sockaddr_storage public_v4;  /* the first IPv4 --public-ip: what peers are told (behind a NAT) */
   struct turn_alloc *allocs[CAMUS_TURN_ALLOCATIONS];
-  unsigned n;
+  unsigned n, max;                     /* allocations, and the cap on them (CAMUS_TURN_ALLOCATIONS or fewer) */
   struct addr_map by_client, by_relay; /* the allocations by their client's address and by their relayed one */
   struct timer sweep;
   uint64_t made, relayed; /* for the operator: allocations made; bytes relayed by those released */
@@ -4319,7 +4341,7 @@ static int turn_allocate(struct turn *t, const struct stun_msg *m, const struct 
       from_host += !memcmp(o->host, host, 16);
       from_member += theirs.n == member.n && !memcmp(theirs.p, member.p, member.n);
     }
-    if (t->n == CAMUS_TURN_ALLOCATIONS || from_host >= CAMUS_TURN_PER_HOST || from_member >= CAMUS_TURN_PER_MEMBER)
+    if (t->n >= t->max || from_host >= CAMUS_TURN_PER_HOST || from_member >= CAMUS_TURN_PER_MEMBER)
       return *why = "Allocation Quota Reached", 486;
     if (!(a = calloc(1, sizeof *a))) return *why = "Insufficient Capacity", 508;
     a->t = t;
@@ -4657,6 +4679,7 @@ struct rtc_host {
   unsigned n;                    /* sessions */
   unsigned n_unchecked;          /* waiting for their first ICE check */
   unsigned n_handshakes;         /* checked and in DTLS or SCTP setup: the costly part */
+  unsigned max_peers, max_handshakes; /* the caps on both: CAMUS_MAX_PEERS and CAMUS_MAX_HANDSHAKES, or fewer */
   unsigned peak;                 /* most sessions since memory was last handed back */
   uint64_t opened, ended;        /* for the operator: sessions that connected; that were freed */
   struct rtc_media_counts gone;  /* and the media of those freed */
@@ -4874,7 +4897,7 @@ static void stun_answer_input(struct rtc_host *s, const uint8_t *data, size_t n,
  * the address that holds the most gives up its oldest, if it holds more
  * than p's would.  Returns whether p may take one now. */
 static bool rtc_handshake_slot(struct rtc_host *s, struct rtc *p) {
-  if (s->n_handshakes < CAMUS_MAX_HANDSHAKES) return true;
+  if (s->n_handshakes < s->max_handshakes) return true;
   const uint8_t **keys = malloc(s->n_handshakes * sizeof *keys);
   if (!keys) return false;
   unsigned n = 0, most, mine;
@@ -4895,7 +4918,7 @@ static bool rtc_handshake_slot(struct rtc_host *s, struct rtc *p) {
       oldest = q;
   }
   if (oldest) rtc_close(oldest, "handshake shed: its address holds the most handshakes");
-  if (s->n_handshakes < CAMUS_MAX_HANDSHAKES) return true;
+  if (s->n_handshakes < s->max_handshakes) return true;
   LOG_D(s, "peer %s: check deferred, %u handshakes in progress", p->id, s->n_handshakes);
   return false;
 }
@@ -5713,6 +5736,8 @@ static int rtc_host_init(struct rtc_host *s, struct loop *loop, struct crypto *c
   s->loop = loop;
   s->crypto = crypto;
   s->log_level = log_level;
+  s->max_peers = CAMUS_MAX_PEERS;
+  s->max_handshakes = CAMUS_MAX_HANDSHAKES;
   identity_init(&s->id);
   mbedtls_ssl_config_init(&s->dtls_client_conf);
   mbedtls_ssl_config_init(&s->dtls_server_conf);
@@ -5741,7 +5766,7 @@ static void rtc_host_free(struct rtc_host *s) {
 
 /* A new session, in a free slot.  NULL when out of slots or memory. */
 static struct rtc *rtc_new(struct rtc_host *s, const struct rtc_params *prm, void *user) {
-  if (s->n >= CAMUS_MAX_PEERS || rtc_host_ready(s) != 0) return NULL;
+  if (s->n >= s->max_peers || rtc_host_ready(s) != 0) return NULL;
   uint32_t slot = 0;
   while (slot < sessions.cap && sessions.table[slot]) slot++;
   if (slot == sessions.cap) {
@@ -5950,7 +5975,7 @@ struct camus {
   struct sockaddr_storage own[CAMUS_MAX_CANDIDATES]; /* cands, parsed: what the TURN relay knows as ours */
 
   struct room **rooms;
-  unsigned n_rooms;
+  unsigned n_rooms, max_rooms;        /* CAMUS_MAX_ROOMS, or fewer (--small) */
 
   struct rate_slot rate[CAMUS_RATE_SLOTS];
   double hash_us;                /* µs of password hashing the budget still allows */
@@ -6219,7 +6244,7 @@ static struct room *room_create(struct camus *s, const uint8_t creator[16], cons
   if (room_find(s, (struct str){slug, strlen(slug)})) return *e = APP_CONFLICT, *err = "a room with this id exists", NULL;
   if (room_id_reserved(s, slug, creator))
     return *e = APP_CONFLICT, *err = "a room with this id ended lately: for a day, only its creator may make it again", NULL;
-  if (s->n_rooms >= CAMUS_MAX_ROOMS && !room_shed(s, creator))
+  if (s->n_rooms >= s->max_rooms && !room_shed(s, creator))
     return *e = APP_FULL, *err = "too many rooms on this server", NULL;
   if (pw_len && !hash_allowed(s)) return *e = APP_LIMITED, *err = "the server is busy: try again in a second", NULL;
   if (s->n_rooms % 16 == 0) {
@@ -6388,7 +6413,7 @@ static bool rooms_restore(struct camus *s, const char *p, long long now) {
   ok = ok && hex_decode(name_hex, (uint8_t *)rm->name, nl);
   for (size_t i = 0; ok && i < nl; i++) ok = (uint8_t)rm->name[i] >= 0x20 && rm->name[i] != 0x7f;
   ok = ok && utf8_valid(rm->name, nl) && slugify(rm->name, nl, slug, sizeof slug) && !strcmp(slug, id) &&
-       !room_find(s, (struct str){id, strlen(id)}) && s->n_rooms < CAMUS_MAX_ROOMS;
+       !room_find(s, (struct str){id, strlen(id)}) && s->n_rooms < s->max_rooms;
   ok = ok && hex_decode(nonce, rm->nonce, 16) && hex_decode(creator, rm->creator, 16) &&
        (!pw || (hex_decode(salt, rm->salt, 16) && hex_decode(hash, rm->hash, 32))) &&
        (!*owner || hex_decode(owner, rm->owner, 32));
@@ -8961,6 +8986,7 @@ static int server_turn(struct camus *s, char *err, unsigned errlen) {
   *t = (struct turn){.loop = &s->loop, .log_level = s->log_level, .send = server_out, .to_media = server_relayed,
                      .ctx = s, .crypto = &s->crypto,
                      .port_min = c->turn_port_min, .port_max = c->turn_port_max, .media_port = s->udp.port,
+                     .max = c->small ? CAMUS_SMALL_TURN_ALLOCATIONS : CAMUS_TURN_ALLOCATIONS,
                      .own = s->own};
   for (int i = 0; i < c->n_turn_allow; i++)
     if (cidr_parse(c->turn_allow[i], &t->allow[t->n_allow++]) != 0) {
@@ -9095,7 +9121,8 @@ struct camus *camus_new(const struct camus_config *cfg, char *err, unsigned errl
   s->cfg.max_bitrate_kbps = MIN(MAX(s->cfg.max_bitrate_kbps, 100u), 100000u);
   if (!s->cfg.request_timeout_sec) s->cfg.request_timeout_sec = CAMUS_REQUEST_TIMEOUT_SEC;
   if (!s->cfg.idle_timeout_sec) s->cfg.idle_timeout_sec = CAMUS_IDLE_TIMEOUT_SEC;
-  if (!s->cfg.max_connections) s->cfg.max_connections = CAMUS_MAX_CONNECTIONS;
+  if (!s->cfg.max_connections) s->cfg.max_connections = s->cfg.small ? CAMUS_SMALL_CONNECTIONS : CAMUS_MAX_CONNECTIONS;
+  s->max_rooms = s->cfg.small ? CAMUS_SMALL_ROOMS : CAMUS_MAX_ROOMS;
   if (s->cfg.max_connections > CAMUS_MAX_CONNECTIONS_LIMIT) s->cfg.max_connections = CAMUS_MAX_CONNECTIONS_LIMIT;
   s->log_level = cfg->log_level;
   log_json = cfg->log_json;
@@ -9127,6 +9154,11 @@ struct camus *camus_new(const struct camus_config *cfg, char *err, unsigned errl
   s->rtc.on_message = client_message;
   s->rtc.on_close = client_closed;
   s->rtc.ctx = s;
+  if (s->cfg.small) {
+    s->rtc.max_peers = CAMUS_SMALL_PEERS;
+    s->rtc.max_handshakes = CAMUS_SMALL_HANDSHAKES;
+    s->udp.rcvbuf = CAMUS_SMALL_UDP_RCVBUF;
+  }
   random_bytes(&s->crypto, s->secret, sizeof s->secret);
   if (server_rooms(s, err, errlen) != 0) goto fail;
   for (int i = 0; i < s->cfg.n_metrics_from; i++)
@@ -9274,6 +9306,9 @@ static void usage(FILE *f) {
           "  --log-format FORMAT    text (default) or json (one object a line)\n"
           "  --metrics-from CIDR    who may GET /metrics (default: loopback only; repeatable)\n"
           "  --metrics-addr HOST:PORT  also serve /metrics and /healthz, to anyone who reaches it, on a listener of its own\n"
+          "  --small                caps for a device with little memory: " STRINGIFY(CAMUS_SMALL_PEERS) " sessions, "
+          STRINGIFY(CAMUS_SMALL_CONNECTIONS) " connections, " STRINGIFY(CAMUS_SMALL_ROOMS) " rooms, "
+          STRINGIFY(CAMUS_SMALL_TURN_ALLOCATIONS) " relays\n"
           "  --metrics-token T      or anyone with 'Authorization: Bearer T'\n"
           "  --help, --version\n",
           CAMUS_VERSION);
@@ -9324,6 +9359,8 @@ static int parse_options(int argc, char **argv, struct camus_config *c) {
       return 0;
     } else if (!strcmp(a, "--tls")) {
       cfg.tls = 1;
+      takes = false;    } else if (!strcmp(a, "--small")) {
+      cfg.small = 1;
       takes = false;
     } else if (!v) {
       fprintf(stderr, "camus: unknown option or missing value: %s (see --help)\n", a);
@@ -9392,6 +9429,7 @@ static int parse_options(int argc, char **argv, struct camus_config *c) {
       cfg.metrics_token = v;
     } else if (!strcmp(a, "--metrics-addr")) {
       cfg.metrics_addr = v;
+
     } else if (!strcmp(a, "--log-format")) {
       if (strcmp(v, "text") && strcmp(v, "json")) {
         fprintf(stderr, "camus: --log-format is text or json\n");

@@ -63,6 +63,7 @@ struct camus_config {
   int n_metrics_from;
   const char *metrics_token;    /* or a request with "Authorization: Bearer <token>"; NULL = none */
   const char *metrics_addr;     /* "HOST:PORT" of a listener of its own for /metrics and /healthz; NULL = none */
+  int small;                    /* lower caps for a device with little memory (see --small in the README) */
   int log_json;                 /* log lines as JSON objects (the process's stderr: the last server's choice) */
 };
 

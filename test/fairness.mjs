@@ -190,6 +190,31 @@ const closedCount = (srv) => logCount(srv, /peer \S+: closed: /);
 
 // ------------------------------------------------------------------ A. handshake slots
 
+test('--small: its caps hold (48 sessions, 32 rooms): beyond them 503, and the server goes on', async () => {
+  const srv = await startServer(['--small']);
+  try {
+    // Rooms: 32 made from four addresses (10 a minute each at most); a 33rd from one of them finds the table
+    // full, and none shed for it (its maker holds as many as any: see B).
+    let made = 0;
+    for (let a = 0; a < 4; a++)
+      for (let k = 0; k < 8; k++) made += (await post(srv, `127.0.6.${a + 1}`, '/api/rooms', { name: `small ${a} ${k}` })).status === 201;
+    assert.equal(made, 32);
+    let r = await post(srv, '127.0.6.1', '/api/rooms', { name: 'one too many' });
+    assert.equal(r.status, 503, `the 33rd room: ${r.status} ${r.text}`);
+    // Sessions: 48 offers from four addresses (16 each at most connect at once); the 49th: 503 "server is full".
+    let sessions = 0;
+    for (let a = 0; a < 4; a++)
+      for (let k = 0; k < 12; k++) sessions += (await newPeer(srv, `127.0.7.${a + 1}`, `small-${a}-${k % 8}`)).status === 200;
+    assert.equal(sessions, 48);
+    r = await newPeer(srv, '127.0.7.9', 'small-0-0');
+    assert.equal(r.status, 503, `the 49th session: ${r.status}`);
+    assert.match(r.r.body, /server is full/);
+    assert.equal((await get(srv, '127.0.0.1', '/api/rooms/small-0-0')).status, 200, 'the server answers on');
+  } finally {
+    await srv.stop();
+  }
+});
+
 test('A. handshake slots: 16 addresses x 16 silent sessions hold all 256; a newcomer\'s check is still answered (one is shed)', async () => {
   const srv = await startServer();
   const socks = [];
