@@ -3597,11 +3597,17 @@ static void conn_process(struct conn *c) {
   }
 }
 
-/* Sends what is queued; returns false on a fatal error. */
+static long conn_frame_len(struct conn *c, const uint8_t *p, size_t n, size_t *at, size_t *len);
+
+/* Sends what is queued; returns false on a fatal error.  TURN over TLS goes
+ * a TLS record a message: a stream is a stream, but some clients (coturn's)
+ * take each record for one message. */
 static bool conn_flush(struct conn *c) {
   while (c->out_off < c->out.len) {
     const char *p = c->out.p + c->out_off;
-    size_t n = c->out.len - c->out_off;
+    size_t n = c->out.len - c->out_off, at, len;
+    long whole = c->tls && c->framed == FRAMING_TURN ? conn_frame_len(c, (const uint8_t *)p, n, &at, &len) : 0;
+    if (whole > 0 && (size_t)whole < n) n = (size_t)whole;
     if (c->tls) {
       int w = mbedtls_ssl_write(c->tls, (const uint8_t *)p, n);
       if (w == MBEDTLS_ERR_SSL_WANT_WRITE || w == MBEDTLS_ERR_SSL_WANT_READ) return true;
