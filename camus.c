@@ -485,6 +485,16 @@ static uint64_t mono_us(void) {
   return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
+/* A token bucket refilled at rate a second, holding burst at most: takes cost if there. */
+static bool bucket_take(double *tokens, uint64_t *at, double rate, double burst, double cost, uint64_t now) {
+  double add = (double)(now - *at) * rate / 1000.0;
+  *at = now;
+  *tokens = *tokens + add > burst ? burst : *tokens + add;
+  if (*tokens < cost) return false;
+  *tokens -= cost;
+  return true;
+}
+
 /* --- string views: {p, n}, valid as long as the bytes they point into --- */
 
 struct str {
@@ -4081,8 +4091,8 @@ struct turn_alloc {
     struct sockaddr_storage peer;
     uint64_t until;
   } channels[CAMUS_TURN_CHANNELS];
-  uint64_t window;                 /* s: the second `spent` counts */
-  uint32_t spent;                  /* bytes relayed in that second, both ways */
+  double tokens;                   /* bytes it may still relay, both ways (a bucket of CAMUS_TURN_KBPS) */
+  uint64_t tokens_at;
   uint64_t bytes_in, bytes_out, dropped;
   struct sockaddr_storage media_peer; /* the server's address at its media port the client last sent to */
 };
@@ -4170,16 +4180,12 @@ static void turn_free(struct turn_alloc *a, const char *why) {
   free(a);
 }
 
-/* Whether n more bytes fit this second's budget of the allocation. */
+/* Whether n more bytes fit the allocation's bitrate: a second's worth at most at once. */
 static bool turn_budget(struct turn_alloc *a, size_t n) {
-  uint64_t sec = a->t->loop->now / 1000;
-  if (sec != a->window) a->window = sec, a->spent = 0;
-  if (a->spent + n > (uint64_t)CAMUS_TURN_KBPS * 125) {
-    a->dropped++;
-    return false;
-  }
-  a->spent += (uint32_t)n;
-  return true;
+  double rate = CAMUS_TURN_KBPS * 125.0;
+  if (bucket_take(&a->tokens, &a->tokens_at, rate, rate, (double)n, a->t->loop->now)) return true;
+  a->dropped++;
+  return false;
 }
 
 static struct turn_perm *turn_permission(struct turn_alloc *a, const struct sockaddr_storage *peer) {
@@ -4203,7 +4209,9 @@ static bool turn_permit(struct turn_alloc *a, const struct sockaddr_storage *pee
   return true;
 }
 
+/* The live channel with that number, or (number 0) to that peer. */
 static struct turn_channel *turn_channel(struct turn_alloc *a, uint16_t number, const struct sockaddr_storage *peer) {
+  if (!number && !peer) return NULL;
   for (int i = 0; i < CAMUS_TURN_CHANNELS; i++) {
     struct turn_channel *c = &a->channels[i];
     if (c->number && c->until > a->t->loop->now && (number ? c->number == number : addr_same(&c->peer, peer))) return c;
@@ -4426,9 +4434,9 @@ static int turn_request(struct turn *t, struct turn_alloc *a, const struct stun_
       return *why = "Forbidden: not a peer we relay to", 403;
   if (method == TURN_CHANNEL_BIND) {
     const struct sockaddr_storage *peer = &m->peers[0];
-    struct turn_channel *c = turn_channel(a, m->channel, NULL), *d = turn_channel(a, 0, peer);
     if (!m->has_channel || m->channel < 0x4000 || m->channel > 0x4fff || m->n_peers != 1)
       return *why = "Bad Request: one peer and a channel number within 0x4000-0x4FFF", 400;
+    struct turn_channel *c = turn_channel(a, m->channel, NULL), *d = turn_channel(a, 0, peer);
     if ((c && c != d) || (d && d != c)) return *why = "Bad Request: channel number or peer bound otherwise", 400;
     for (int i = 0; !c && i < CAMUS_TURN_CHANNELS; i++)
       if (!a->channels[i].number || a->channels[i].until <= t->loop->now) c = &a->channels[i];
@@ -6000,16 +6008,6 @@ struct camus {
 };
 
 /* --------------------------------------------------- limits and fair shares */
-
-/* A token bucket refilled at rate a second, holding burst at most: takes cost if there. */
-static bool bucket_take(double *tokens, uint64_t *at, double rate, double burst, double cost, uint64_t now) {
-  double add = (double)(now - *at) * rate / 1000.0;
-  *at = now;
-  *tokens = *tokens + add > burst ? burst : *tokens + add;
-  if (*tokens < cost) return false;
-  *tokens -= cost;
-  return true;
-}
 
 /* Password hashes cost the only thread tens of ms each: it spends on them at
  * most CAMUS_HASH_MS a second, and CAMUS_HASH_BURST_MS at once. */

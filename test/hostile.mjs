@@ -1,12 +1,18 @@
 // Hostile clients against the running binary: malformed and abusive HTTP over raw sockets, SDP
 // offers full of garbage, UDP datagrams (STUN with bad credentials, DTLS-looking garbage, floods),
-// and abuse of Ground Control's protocol over real data channels from Chromium.  After each group a
-// well-behaved client in another room still chats, the server is alive, and its descriptors,
-// memory and CPU are back where they were.  Counts the distinct hostile inputs sent (at least 200).
+// abuse of the TURN relay (floods, quotas, forbidden peers, malformed messages, stale nonces and
+// others' credentials), and abuse of Ground Control's protocol over real data channels from
+// Chromium.  After each group a well-behaved client in another room still chats, the server is
+// alive, and its descriptors, memory and CPU are back where they were.  Counts the distinct hostile
+// inputs sent (at least 200).  The whole file runs in a network namespace of its own
+// (runInOwnNetns), where the TURN tests put addresses of closed ranges on loopback to listen there.
 import net from 'node:net';
 import dgram from 'node:dgram';
-import { startServer, test, before, after, assert, run, sleep, launchChromium, pageJoin, installClient, rawHttp, rawRequest, parseResponses, bytes, BIN } from './lib.mjs';
-import { MAGIC, stun as stunMsg, stunParse, u32, u64, USERNAME, PRIORITY, USE_CANDIDATE, ICE_CONTROLLING, ICE_CONTROLLED,
+import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { startServer, test, before, after, assert, runInOwnNetns, sleep, launchChromium, pageJoin, installClient, rawHttp, rawRequest, parseResponses, bytes, BIN,
+  TURN, TURN_ATTR, turnLimits, turnCreds, turnClient, xorAddress, readXorAddress } from './lib.mjs';
+import { MAGIC, stun as stunMsg, stunParse, u16, u32, u64, USERNAME, MESSAGE_INTEGRITY, PRIORITY, USE_CANDIDATE, ICE_CONTROLLING, ICE_CONTROLLED,
   FP, CLIENT_UFRAG, offer, rec, hs, hello as helloMsg, stunAttr } from './stun.mjs';
 
 const ASAN = /asan/.test(BIN);
@@ -301,7 +307,7 @@ async function health(group) {
 before('start: server, rooms, a calm client in room "calm"', async () => {
   const env = ASAN && !process.env.ASAN_OPTIONS ? { ASAN_OPTIONS: 'detect_leaks=1:abort_on_error=1', UBSAN_OPTIONS: 'print_stacktrace=1' } : {};
   srv = await startServer(['--request-timeout', String(REQUEST_TIMEOUT), '--idle-timeout', String(IDLE_TIMEOUT),
-    '--max-connections', String(MAX_CONNECTIONS)], { env });
+    '--max-connections', String(MAX_CONNECTIONS), '--turn-secret', TURN_SECRET, '--turn-ports', TURN_PORTS.join('-')], { env });
   base.fds = srv.fds();
   for (const name of ['calm', 'calm2', 'hostile', 'sdp', 'stun', 'flood'])
     assert.equal((await http(req('POST', '/api/rooms', { body: J({ name }) }))).status, 201);
@@ -402,7 +408,7 @@ function httpCases() {
   add('method of 8000 letters', 'A'.repeat(8000) + ' / HTTP/1.1\r\n\r\n', 501);
   add('method with a bracket', 'GE(T / HTTP/1.1\r\n\r\n', 400);
   add('PUT /api/rooms', req('PUT', '/api/rooms', { body: '{}' }), 405);
-  add('DELETE /api/rooms/calm', req('DELETE', '/api/rooms/calm'), 405);
+  add('DELETE /api/rooms/calm without the owner key', req('DELETE', '/api/rooms/calm'), 403);
   add('PATCH /', req('PATCH', '/', { body: '{}' }), 405);
   add('OPTIONS /', req('OPTIONS', '/'), 405);
   add('TRACE /', req('TRACE', '/'), 405);
@@ -1059,6 +1065,523 @@ test('UDP: garbage, broken STUN, bad credentials, DTLS-looking garbage, a flood'
   await health('udp');
 }, { timeout: 90000 });
 
+// ------------------------------------------------------------------ TURN: floods, quotas, forbidden peers, malformed messages, credentials
+
+// The relay's quotas, as camus.c defines them now (the test follows the code), and the server's
+// TURN secret (given with --turn-secret) and relay ports: above the ephemeral ports, so that no
+// socket of the browsers or of this test takes one, and more of them than the relay's total cap,
+// so that the cap is what refuses, not a lack of ports.
+const LIMITS = turnLimits();
+const TURN_SECRET = 'hostile-turn-' + randomBytes(8).toString('hex');
+const TURN_PORTS = [61000, Math.min(65535, 61000 + (LIMITS.ALLOCATIONS || 256) + 63)];
+const ALLOCATE = TURN.ALLOCATE, REFRESH = TURN.REFRESH, CREATE_PERMISSION = TURN.CREATE_PERMISSION, CHANNEL_BIND = TURN.CHANNEL_BIND;
+const SEND_INDICATION = TURN.SEND | TURN.INDICATION;
+const TA = TURN_ATTR;
+const UDP_TRANSPORT = u32(17 << 24);
+const creds = (id, expiry) => turnCreds(TURN_SECRET, id, expiry);
+
+// A TURN client at address bind with an allocation (asked for `lifetime` s) on the credentials of
+// member id: {c, relay: {ip, port}}.  Kept in `clients` to be released at the end of the test.
+async function allocated(clients, bind, id, lifetime = 600) {
+  const c = await turnClient(srv, creds(id), { bind });
+  clients.push(c);
+  const r = await c.allocate(lifetime, { ms: 3000 * SLACK });
+  assert.ok(r && r.type === (ALLOCATE | TURN.SUCCESS), `an allocation from ${bind} for ${id}: ${r ? `${r.code} ${r.reason}` : 'no answer'}`);
+  assert.ok(r.integrityOk, 'the Allocate success is signed');
+  return { c, relay: readXorAddress(r.attrs[TA.XOR_RELAYED_ADDRESS]), lifetime: r.attrs[TA.LIFETIME].readUInt32BE(0) };
+}
+
+// Releases what the clients hold (Refresh with LIFETIME 0) and closes them; resolves once the
+// server has no allocation left, which health() checks too (its descriptors back).
+async function releaseAll(clients) {
+  await pool(clients, 16, async (c) => { await c.refresh(0, { ms: 2000 }).catch(() => null); c.close(); });
+  clients.length = 0;
+}
+
+// Throws if the server died (of `what`), with its last words (a sanitizer's report, if any).
+function alive(what) {
+  const how = srv.proc.exitCode ?? srv.proc.signalCode;
+  if (how !== null) throw new Error(`the server died (${how}) of ${what}: ${srv.log.slice(-12).join('\n')}`);
+}
+
+// The server's audit line of the release of the allocation of the client at bind:port:
+// {out, in, dropped} (bytes relayed out, in, datagrams dropped), or null.
+function released(bind, port) {
+  const re = new RegExp(`turn: ${bind.replace(/\./g, '\\.')}:${port} \\(.*\\) released relay port \\d+: .*; (\\d+) bytes relayed out, (\\d+) in, (\\d+) dropped$`);
+  const m = srv.log.map((l) => l.match(re)).find(Boolean);
+  return m ? { out: Number(m[1]), in: Number(m[2]), dropped: Number(m[3]) } : null;
+}
+
+// A UDP socket on ip (IPv4 or IPv6) that records every datagram it gets: a peer the relay must not reach.
+async function listener(ip) {
+  const s = dgram.createSocket(ip.includes(':') ? 'udp6' : 'udp4');
+  const got = [];
+  s.on('message', (data, from) => got.push({ data, from: `${from.address}:${from.port}` }));
+  s.on('error', () => {});
+  await new Promise((ok, ko) => { s.once('error', ko); s.bind(0, ip, () => { s.off('error', ko); ok(); }); });
+  return { ip: ip.replace(/%.*/, ''), port: s.address().port, got, close: () => { try { s.close(); } catch { /* closed */ } } };
+}
+
+test('TURN: a flood of unauthenticated requests from many ports: answers within 3x their bytes; an honest client, STUN and HTTP still served', async () => {
+  assert.ok(LIMITS.AMPLIFICATION >= 1, `CAMUS_AMPLIFICATION read from camus.c: ${J(LIMITS)}`);
+  const AMP = LIMITS.AMPLIFICATION;
+  const peer = (txid) => [TA.XOR_PEER_ADDRESS, xorAddress('198.51.100.7', 5000, txid)];
+  // What a flood may be made of: every request a client sends before it has credentials, and some with bad ones.
+  const shapes = [
+    ['a bare Allocate (20 bytes)', (txid) => stun({ type: ALLOCATE, txid, fp: false }).msg],
+    ["Chromium's first Allocate (28 bytes)", (txid) => stun({ type: ALLOCATE, txid, attrs: [[TA.REQUESTED_TRANSPORT, UDP_TRANSPORT]], fp: false }).msg],
+    ['an Allocate with LIFETIME, SOFTWARE and FINGERPRINT', (txid) => stun({ type: ALLOCATE, txid, attrs: [[TA.REQUESTED_TRANSPORT, UDP_TRANSPORT], [TA.LIFETIME, u32(600)], [TA.SOFTWARE, 'flood']] }).msg],
+    ['an Allocate with a USERNAME, no MESSAGE-INTEGRITY', (txid) => stun({ type: ALLOCATE, txid, attrs: [[TA.REQUESTED_TRANSPORT, UDP_TRANSPORT], [USERNAME, '9999999999:flood']], fp: false }).msg],
+    ['an Allocate with a made-up nonce and a MESSAGE-INTEGRITY', (txid) => stun({ type: ALLOCATE, txid, attrs: [[TA.REQUESTED_TRANSPORT, UDP_TRANSPORT],
+      [USERNAME, '9999999999:flood'], [TA.REALM, 'camus'], [TA.NONCE, 'f'.repeat(32)]], key: 'not the key' }).msg],
+    ['an Allocate with a MESSAGE-INTEGRITY and no REALM or NONCE', (txid) => stun({ type: ALLOCATE, txid, attrs: [[TA.REQUESTED_TRANSPORT, UDP_TRANSPORT], [USERNAME, '1:x']], key: 'k' }).msg],
+    ['a Refresh without credentials', (txid) => stun({ type: REFRESH, txid, attrs: [[TA.LIFETIME, u32(0)]], fp: false }).msg],
+    ['a CreatePermission without credentials', (txid) => stun({ type: CREATE_PERMISSION, txid, attrs: [peer(txid)], fp: false }).msg],
+    ['a ChannelBind without credentials', (txid) => stun({ type: CHANNEL_BIND, txid, attrs: [[TA.CHANNEL_NUMBER, u32(0x40000000)], peer(txid)], fp: false }).msg],
+    ['an Allocate with 400 bytes of SOFTWARE', (txid) => stun({ type: ALLOCATE, txid, attrs: [[TA.REQUESTED_TRANSPORT, UDP_TRANSPORT], [TA.SOFTWARE, 'x'.repeat(400)]] }).msg],
+  ];
+  for (const [label] of shapes) input('turn', `flood: ${label}`);
+  const SOCKETS = 64, EACH = 160;
+  const socks = [];
+  for (let i = 0; i < SOCKETS; i++) socks.push(await turnSocket(`127.0.5.${1 + (i % 8)}`));
+  const asked = new Map(); // transaction id (hex) -> {len, shape}
+  const clients = [];
+  const cpu0 = srv.cpuMs(), t0 = Date.now();
+  // Meanwhile, the honest: a TURN client allocates (its first Allocate gets its 401 among the flood's),
+  // the calm client chats on its data channel, a plain STUN Binding is answered, and HTTP serves.
+  const honest = (async () => {
+    await sleep(100);
+    const s = Date.now();
+    const h = await allocated(clients, '127.0.0.1', 'honest-during-the-flood');
+    const r = await h.c.permit({ ip: '198.51.100.7' });
+    assert.equal(r && r.type, CREATE_PERMISSION | TURN.SUCCESS, 'the honest CreatePermission during the flood');
+    return Date.now() - s;
+  })();
+  const chat = (async () => { await sleep(150); return calmCheck('during the TURN flood'); })();
+  const web = (async () => { await sleep(200); const s = Date.now(); const r = await http(req('GET', '/api/config')); assert.equal(r.status, 200); return Date.now() - s; })();
+  const plain = (async () => { await sleep(250); const s = Date.now(); await stunPlain(); return Date.now() - s; })();
+  for (let i = 0; i < SOCKETS * EACH; i++) {
+    const [label, make] = shapes[i % shapes.length];
+    const txid = randBytes(12);
+    const msg = make(txid);
+    asked.set(txid.toString('hex'), { len: msg.length, label });
+    socks[i % SOCKETS].s.send(msg, srv.udpPort, '127.0.0.1');
+    if (i % 256 === 255) await new Promise((r) => setImmediate(r));
+  }
+  const sendMs = Date.now() - t0;
+  const [honestMs, chatMs, webMs, plainMs] = await Promise.all([honest, chat, web, plain]);
+  await sleep(500 * SLACK);
+  // Every answer: to a request of ours, at most AMP times its size.
+  const wrong = [], per = new Map();
+  let bytesIn = 0, bytesOut = 0, answers = 0;
+  for (const v of asked.values()) bytesIn += v.len;
+  for (const s of socks) {
+    for (const { data } of s.got) {
+      bytesOut += data.length;
+      answers++;
+      const q = data.length >= 20 ? asked.get(data.subarray(8, 20).toString('hex')) : null;
+      if (!q) { wrong.push(`an answer to nothing we sent: ${data.subarray(0, 24).toString('hex')}`); continue; }
+      const m = stunParse(data);
+      const st = per.get(q.label) || { n: 0, codes: new Set(), most: 0 };
+      st.n++;
+      st.codes.add(m ? m.code || 'success' : 'unparsable');
+      st.most = Math.max(st.most, data.length / q.len);
+      per.set(q.label, st);
+      if (data.length > AMP * q.len) wrong.push(`${q.label}: ${q.len} bytes answered with ${data.length} (${m && m.code})`);
+      if (m && m.attrs[MESSAGE_INTEGRITY]) wrong.push(`${q.label}: a signed answer to an unauthenticated request`);
+    }
+    s.close();
+  }
+  assert.deepEqual(wrong.slice(0, 10), [], `${wrong.length} answers over ${AMP}x their request`);
+  assert.ok(bytesOut <= AMP * bytesIn, `${bytesOut} bytes answered to ${bytesIn}`);
+  const first = per.get("Chromium's first Allocate (28 bytes)");
+  assert.ok(first && first.codes.has(401) && first.codes.size === 1, `Chromium's first Allocate is answered 401 (with a realm and a nonce) in the flood: ${J(first && [...first.codes])}`);
+  for (const [label, st] of per) console.log(`    ${label}: ${st.n} answered (${[...st.codes].join(', ')}), at most ${st.most.toFixed(2)}x its size`);
+  for (const [label] of shapes) if (!per.has(label)) console.log(`    ${label}: never answered`);
+  console.log(`  TURN flood: ${SOCKETS * EACH} requests (${bytesIn} bytes) from ${SOCKETS} ports of 8 addresses in ${sendMs} ms; ${answers} answers, ${bytesOut} bytes ` +
+    `(${(bytesOut / bytesIn).toFixed(2)}x); server CPU ${srv.cpuMs() - cpu0} ms; meanwhile an allocation in ${honestMs} ms, a chat in ${chatMs.toFixed(0)} ms, ` +
+    `HTTP in ${webMs} ms, STUN in ${plainMs} ms`);
+  const bound = 2000 * SLACK;
+  assert.ok(honestMs < bound && webMs < bound && plainMs < bound && chatMs < bound, `the honest were served slowly during the flood`);
+  await releaseAll(clients);
+  await health('turn flood');
+}, { timeout: 60000 });
+
+// A bare UDP socket on bind that keeps what it gets: {s, got: [{data}], close}.
+async function turnSocket(bind) {
+  const s = dgram.createSocket('udp4');
+  const got = [];
+  s.on('message', (data) => got.push({ data }));
+  s.on('error', () => {});
+  await new Promise((ok) => s.bind(0, bind, ok));
+  return { s, got, close: () => { try { s.close(); } catch { /* closed */ } } };
+}
+
+test('TURN: ChannelData and Send floods past the bitrate of an allocation are cut to it', async () => {
+  assert.ok(LIMITS.KBPS > 0, `CAMUS_TURN_KBPS read from camus.c: ${J(LIMITS)}`);
+  const quota = LIMITS.KBPS * 125; // bytes a second, both ways together
+  const clients = [];
+  try {
+    for (const [k, how] of ['ChannelData', 'Send indications'].entries()) {
+      input('turn', `a flood of ${how} at 3 times the bitrate`);
+      // A relays to B's relayed address (the server's own address at a relay port: open to relaying).
+      const A = await allocated(clients, `127.0.6.${1 + 2 * k}`, `flooder-${k}`), B = await allocated(clients, `127.0.6.${2 + 2 * k}`, `sink-${k}`);
+      assert.equal((await B.c.permit(A.relay)).type, CREATE_PERMISSION | TURN.SUCCESS);
+      assert.equal((await A.c.permit(B.relay)).type, CREATE_PERMISSION | TURN.SUCCESS);
+      if (how === 'ChannelData') assert.equal((await A.c.bind(0x4000, B.relay)).type, CHANNEL_BIND | TURN.SUCCESS);
+      const payload = Buffer.alloc(1000, 0x5a);
+      const txid = randBytes(12);
+      const msg = how === 'ChannelData' ? Buffer.concat([u16(0x4000), u16(payload.length), payload])
+        : stun({ type: SEND_INDICATION, txid, attrs: [[TA.XOR_PEER_ADDRESS, xorAddress(B.relay.ip, B.relay.port, txid)], [TA.DATA, payload]], fp: false }).msg;
+      const rate = 3 * quota, ms = 2500;
+      const mark = B.c.sock.got.length;
+      const t0 = Date.now();
+      let sent = 0;
+      while (Date.now() - t0 < ms) {
+        const due = Math.floor(((Date.now() - t0) * rate) / 1000 / payload.length);
+        while (sent < due) { A.c.sock.s.send(msg, srv.udpPort, '127.0.0.1'); sent++; }
+        await sleep(5);
+      }
+      const elapsed = Date.now() - t0;
+      await sleep(300 * SLACK);
+      const got = B.c.fromPeers(mark).filter((x) => x.peer && x.peer.port === A.relay.port);
+      const delivered = got.reduce((n, x) => n + x.data.length, 0);
+      await A.c.refresh(0);
+      await B.c.refresh(0);
+      await until(() => released(A.c.address, A.c.port) && released(B.c.address, B.c.port), 2000, 'the release lines');
+      const a = released(A.c.address, A.c.port), b = released(B.c.address, B.c.port);
+      // Budgets are per second of the server's clock: the flood touched at most this many of them.
+      const seconds = Math.floor(elapsed / 1000) + 2, most = quota * seconds;
+      console.log(`  ${how}: ${sent} datagrams (${sent * payload.length} bytes) in ${elapsed} ms, ${(sent * payload.length * 8 / elapsed).toFixed(0)} kbit/s for a quota of ` +
+        `${LIMITS.KBPS}; relayed out by A ${a.out} bytes (${a.dropped} dropped), in by B ${b.in} (${b.dropped} dropped), delivered to B's client ${delivered}`);
+      assert.ok(a.out <= most, `A relayed ${a.out} bytes in ${elapsed} ms: over ${LIMITS.KBPS} kbit/s (at most ${most} in ${seconds} seconds of the clock)`);
+      assert.ok(b.in <= most && delivered <= b.in, `B took ${b.in} bytes in, its client got ${delivered}: over the quota (${most})`);
+      assert.ok(a.dropped > 0, 'nothing dropped: the flood was not over the quota');
+      assert.ok(delivered >= 0.3 * quota * Math.floor(elapsed / 1000), `a cut, not a blockade: ${delivered} bytes delivered in ${elapsed} ms`);
+    }
+  } finally {
+    await releaseAll(clients);
+  }
+  await health('turn bitrate');
+}, { timeout: 60000 });
+
+test('TURN: allocation quotas per address, per member and in all: 486 past each, others still served, slots free again on release', async () => {
+  for (const k of ['ALLOCATIONS', 'PER_HOST', 'PER_MEMBER']) assert.ok(LIMITS[k] > 0, `CAMUS_TURN_${k} read from camus.c: ${J(LIMITS)}`);
+  const { ALLOCATIONS, PER_HOST, PER_MEMBER } = LIMITS;
+  input('turn', 'one address past its allocation quota');
+  input('turn', 'one member past its allocation quota');
+  input('turn', 'allocations past the relay\'s total cap');
+  const clients = [];
+  const refusal = async (bind, c, what) => {
+    const r = await c.allocate(600);
+    assert.ok(r, `${what}: no answer`);
+    assert.equal(r.code, 486, `${what}: ${r.type.toString(16)} ${r.code} ${r.reason}`);
+    assert.ok(r.integrityOk, `${what}: the 486 is signed`);
+  };
+  const lone = async (bind, id, expiry) => { const c = await turnClient(srv, creds(id, expiry), { bind }); clients.push(c); return c; };
+  try {
+    // One address: PER_HOST allocations (each for another member), then 486; another address still allocates.
+    await pool(Array.from({ length: PER_HOST }, (_, k) => k), 8, (k) => allocated(clients, '127.0.7.1', `host-${k}`));
+    await refusal('127.0.7.1', await lone('127.0.7.1', 'host-extra'), `allocation ${PER_HOST + 1} from one address`);
+    await allocated(clients, '127.0.7.2', 'host-next-door');
+    // One member: PER_MEMBER allocations from as many addresses, then 486, with these credentials or
+    // new ones of the same member (another expiry); another member from the same address is served.
+    await pool(Array.from({ length: PER_MEMBER }, (_, k) => k), 8, (k) => allocated(clients, `127.0.8.${k + 1}`, 'greedy'));
+    await refusal('127.0.8.200', await lone('127.0.8.200', 'greedy'), `allocation ${PER_MEMBER + 1} of one member`);
+    await refusal('127.0.8.201', await lone('127.0.8.201', 'greedy', Math.floor(Date.now() / 1000) + 3000), 'the same member with credentials of another expiry');
+    await allocated(clients, '127.0.8.200', 'modest');
+    await releaseAll(clients);
+    // In all: ALLOCATIONS, from addresses and members each under their own quotas; then 486 for a
+    // fresh address and member; one released, and the fresh one is served.
+    const perHost = Math.max(1, PER_HOST - 1), perMember = Math.max(1, PER_MEMBER - 1);
+    const t0 = Date.now();
+    const all = await pool(Array.from({ length: ALLOCATIONS }, (_, k) => k), 16,
+      (k) => allocated(clients, `127.0.11.${1 + Math.floor(k / perHost)}`, `crowd-${Math.floor(k / perMember)}`));
+    assert.equal(new Set(all.map((x) => x.relay.port)).size, ALLOCATIONS, 'as many relay ports');
+    const fresh = await lone('127.0.12.1', 'latecomer');
+    await refusal('127.0.12.1', fresh, `allocation ${ALLOCATIONS + 1} in all`);
+    assert.equal((await all[0].c.refresh(0)).type, REFRESH | TURN.SUCCESS);
+    const r = await fresh.allocate(600);
+    assert.equal(r && r.type, ALLOCATE | TURN.SUCCESS, `once one is released: ${r && r.code} ${r && r.reason}`);
+    console.log(`  quotas: ${PER_HOST} per address, ${PER_MEMBER} per member, ${ALLOCATIONS} in all held (${ALLOCATIONS} allocations in ${Date.now() - t0} ms), each refused past with a signed 486`);
+  } finally {
+    await releaseAll(clients);
+  }
+  await health('turn quotas');
+}, { timeout: 90000 });
+
+test('TURN: no relaying to loopback, private, link-local, IPv6 or the server\'s own ports: 403 (443 for IPv6), and nothing arrives', async () => {
+  // Addresses of closed ranges, on this namespace's loopback, each with a socket that must hear nothing.
+  assert.ok(process.env.CAMUS_IN_NETNS, 'addresses are put on loopback only in a network namespace of the test\'s own');
+  for (const a of ['10.77.0.9/32', '192.168.77.9/32', '169.254.77.9/32', '172.16.77.9/32', '100.64.77.9/32']) execFileSync('ip', ['addr', 'replace', a, 'dev', 'lo']);
+  execFileSync('ip', ['-6', 'addr', 'replace', 'fe80::77/64', 'dev', 'lo']);
+  const listeners = await Promise.all(['127.0.0.1', '127.0.0.2', '10.77.0.9', '192.168.77.9', '169.254.77.9', '172.16.77.9', '100.64.77.9', '::1', 'fe80::77%lo']
+    .map(listener));
+  // The server's own address at its HTTP port (a UDP socket there, as another service could have).
+  const ownHttp = await new Promise((ok) => {
+    const s = dgram.createSocket('udp4'), got = [];
+    s.on('message', (data) => got.push({ data }));
+    s.on('error', () => ok(null));
+    s.bind(srv.port, '127.0.0.1', () => ok({ ip: '127.0.0.1', port: srv.port, got, close: () => s.close() }));
+  });
+  if (ownHttp) listeners.push(ownHttp);
+  const clients = [];
+  const wrong = [];
+  try {
+    const A = await allocated(clients, '127.0.13.1', 'prober');
+    const targets = listeners.map((l) => ({ ip: l.ip, port: l.port }));
+    // The same listeners named otherwise: IPv4 in IPv6 (mapped, NAT64), the unspecified address (the
+    // local host on Linux), port 0.
+    const v4 = listeners[0];
+    targets.push({ ip: '::ffff:127.0.0.1', port: v4.port }, { ip: '::ffff:10.77.0.9', port: listeners[2].port }, { ip: '64:ff9b::7f00:1', port: v4.port },
+      { ip: '0.0.0.0', port: v4.port }, { ip: '127.0.0.1', port: 0 }, { ip: '255.255.255.255', port: v4.port });
+    let ch = 0x4100;
+    for (const p of targets) {
+      const name = `${p.ip.includes(':') ? `[${p.ip}]` : p.ip}:${p.port}`;
+      input('turn', `relaying to ${p.ip}${p.port === 0 ? ' port 0' : p.ip === '127.0.0.1' && p.port === srv.port ? ' (own HTTP port)' : ''}`);
+      const okCode = (r) => r && (r.code === 403 || (p.ip.includes(':') && r.code === 443));
+      let r = await A.c.permit(p);
+      if (!okCode(r)) wrong.push(`CreatePermission for ${name}: ${r ? r.code || 'success' : 'no answer'}`);
+      else if (!r.integrityOk) wrong.push(`CreatePermission for ${name}: the ${r.code} is not signed`);
+      r = await A.c.bind(ch, p);
+      if (!okCode(r)) wrong.push(`ChannelBind to ${name}: ${r ? r.code || 'success' : 'no answer'}`);
+      await A.c.sendTo(p, Buffer.from(`to ${name} in a Send indication`));
+      await A.c.channelData(ch++, Buffer.from(`to ${name} on a channel`));
+    }
+    // A permission for the server's own address (open at its media and relay ports) is for the
+    // address, but data may still reach only those ports: not the loopback service next to them.
+    input('turn', 'relaying to another port of the own address through the permission for its media port');
+    assert.equal((await A.c.permit({ ip: '127.0.0.1', port: srv.udpPort })).type, CREATE_PERMISSION | TURN.SUCCESS, 'own address, media port');
+    assert.equal((await A.c.bind(0x4fff, { ip: '127.0.0.1', port: TURN_PORTS[0] })).type, CHANNEL_BIND | TURN.SUCCESS, 'own address, a relay port');
+    for (const l of [v4, ownHttp].filter(Boolean)) await A.c.sendTo(l, Buffer.from('through the own address\'s permission'));
+    await sleep(400 * SLACK);
+    for (const l of listeners) if (l.got.length) wrong.push(`${l.ip}:${l.port} got ${l.got.map((g) => J(g.data.toString()))}`);
+    await A.c.refresh(0);
+    await until(() => released(A.c.address, A.c.port), 2000, 'the release line');
+    const a = released(A.c.address, A.c.port);
+    if (a.out !== 0) wrong.push(`the allocation relayed ${a.out} bytes out`);
+    assert.deepEqual(wrong, [], 'relaying to forbidden addresses');
+    console.log(`  ${targets.length + 1} forbidden peers: refused, nothing arrived (${listeners.length} listening sockets)`);
+  } finally {
+    for (const l of listeners) l.close();
+    await releaseAll(clients);
+  }
+  await health('turn policy');
+}, { timeout: 60000 });
+
+test('TURN: malformed ChannelData, Send indications, channel numbers, peer addresses and lifetimes: silence or 400/443, nothing relayed', async () => {
+  const clients = [];
+  try {
+    // A relays to B's relayed address (open to relaying): what B's client gets is all that got through.
+    const A = await allocated(clients, '127.0.14.1', 'garbler'), B = await allocated(clients, '127.0.14.2', 'witness');
+    assert.equal((await B.c.permit(A.relay)).type, CREATE_PERMISSION | TURN.SUCCESS);
+    assert.equal((await A.c.bind(0x4000, B.relay)).type, CHANNEL_BIND | TURN.SUCCESS);
+    const to = B.relay;
+    let r;
+    const cd = (ch, len, body) => Buffer.concat([u16(ch), u16(len), Buffer.from(body)]);
+    const send = (attrs, more = {}) => { const txid = randBytes(12); return stun({ type: SEND_INDICATION, txid, attrs: attrs(txid), fp: false, ...more }).msg; };
+    const peerAttr = (txid, p = to, family) => [TA.XOR_PEER_ADDRESS, xorAddress(p.ip, p.port, txid, family)];
+    const cut = (b, n) => b.subarray(0, n);
+    const sendOk = send((t) => [peerAttr(t), [TA.DATA, Buffer.from('never whole')]]);
+    // Datagrams that must go unanswered and relay nothing.
+    const silent = {
+      'ChannelData of 1 byte': Buffer.from([0x40]),
+      'ChannelData of 3 bytes': Buffer.from([0x40, 0x00, 0x00]),
+      'ChannelData header claiming 1 byte, none there': cd(0x4000, 1, ''),
+      'ChannelData claiming 100 bytes, 10 there': cd(0x4000, 100, 'ten bytes!'),
+      'ChannelData claiming one byte more than there is': cd(0x4000, 12, 'eleven byte'),
+      'ChannelData claiming 65535 bytes': cd(0x4000, 65535, 'short'),
+      'ChannelData on unbound channel 0x4001': cd(0x4001, 7, 'unbound'),
+      'ChannelData on channel 0x4fff, unbound': cd(0x4fff, 4, 'last'),
+      'ChannelData on channel 0x5000 (out of range)': cd(0x5000, 5, 'range'),
+      'ChannelData on channel 0x7fff (out of range)': cd(0x7fff, 5, 'range'),
+      'ChannelData on channel 0x3fff (out of range)': cd(0x3fff, 5, 'range'),
+      'ChannelData on channel 0x8000 (out of range)': cd(0x8000, 5, 'range'),
+      'a Send indication without DATA': send((t) => [peerAttr(t)]),
+      'a Send indication without XOR-PEER-ADDRESS': send(() => [[TA.DATA, Buffer.from('to whom?')]]),
+      'a Send indication with two XOR-PEER-ADDRESSes': send((t) => [peerAttr(t), peerAttr(t), [TA.DATA, Buffer.from('to both?')]]),
+      'a Send indication whose DATA claims more than the message': send((t) => [peerAttr(t), [TA.DATA, Buffer.from('overrun'), 400]]),
+      'a Send indication with a STUN length past the datagram': send((t) => [peerAttr(t), [TA.DATA, Buffer.from('length')]], { lenDelta: 8 }),
+      'a Send indication cut short': cut(sendOk, sendOk.length - 6),
+      'a Send indication with an IPv6 XOR-PEER-ADDRESS of 8 bytes': send((t) => [peerAttr(t, to, 2), [TA.DATA, Buffer.from('v6 of 8')]]),
+      'a Send indication with an IPv4 XOR-PEER-ADDRESS of 20 bytes': send((t) => [[TA.XOR_PEER_ADDRESS, Buffer.concat([xorAddress(to.ip, to.port, t), Buffer.alloc(12)])], [TA.DATA, Buffer.from('v4 of 20')]]),
+      'a Send indication to the peer as ::ffff:127.0.0.1 (mapped)': send((t) => [peerAttr(t, { ip: '::ffff:127.0.0.1', port: to.port }), [TA.DATA, Buffer.from('mapped')]]),
+      'a Send indication to port 0': send((t) => [peerAttr(t, { ip: to.ip, port: 0 }), [TA.DATA, Buffer.from('port 0')]]),
+      'a Send request (not an indication)': (() => { const t = randBytes(12); return A.c.signed(TURN.SEND, [peerAttr(t), [TA.DATA, Buffer.from('request')]], { txid: t }).msg; })(),
+      'a CHANNEL-NUMBER of 2 bytes': A.c.signed(CHANNEL_BIND, [[TA.CHANNEL_NUMBER, u16(0x4002)], peerAttr(randBytes(12))]).msg,
+      'a CHANNEL-NUMBER of 8 bytes': A.c.signed(CHANNEL_BIND, [[TA.CHANNEL_NUMBER, Buffer.from([0x40, 2, 0, 0, 0, 0, 0, 0])]]).msg,
+      'a LIFETIME of 3 bytes': A.c.signed(REFRESH, [[TA.LIFETIME, Buffer.from([0, 0, 2])]]).msg,
+      'a LIFETIME of 8 bytes': A.c.signed(REFRESH, [[TA.LIFETIME, Buffer.alloc(8, 0xff)]]).msg,
+      'a REQUESTED-TRANSPORT of 2 bytes': A.c.signed(ALLOCATE, [[TA.REQUESTED_TRANSPORT, Buffer.from([17, 0])]]).msg,
+    };
+    const quiet = A.c.sock.got.length, byTxid = new Map();
+    for (const [label, dg] of Object.entries(silent)) {
+      input('turn', label);
+      if (dg.length >= 20) byTxid.set(dg.subarray(8, 20).toString('hex'), label);
+      await A.c.sock.send(dg);
+      await sleep(30);
+      alive(`${label} (${dg.toString('hex').slice(0, 80)})`);
+    }
+    await sleep(300 * SLACK);
+    const answered = A.c.sock.got.slice(quiet).map((g) => `${byTxid.get(g.data.subarray(8, 20).toString('hex')) || 'which?'}: ${g.data.subarray(0, 24).toString('hex')}`);
+    assert.deepEqual(answered, [], 'answers to datagrams that deserve silence');
+    // Signed requests the server must refuse, with the code (400, or 443 for an IPv6 peer of this IPv4 relay).
+    const refusals = [
+      ...[0x0000, 0x3fff, 0x5000, 0x7fff, 0xffff].map((ch) => [`ChannelBind of channel 0x${ch.toString(16)}`, CHANNEL_BIND,
+        (t) => [[TA.CHANNEL_NUMBER, Buffer.concat([u16(ch), u16(0)])], peerAttr(t)], 400]),
+      ['ChannelBind without CHANNEL-NUMBER', CHANNEL_BIND, (t) => [peerAttr(t)], 400],
+      ['ChannelBind without XOR-PEER-ADDRESS', CHANNEL_BIND, () => [[TA.CHANNEL_NUMBER, u32(0x40030000)]], 400],
+      ['ChannelBind of channel 0x4000 to a second peer', CHANNEL_BIND, (t) => [[TA.CHANNEL_NUMBER, u32(0x40000000)], peerAttr(t, A.relay)], 400],
+      ['CreatePermission with an IPv6 XOR-PEER-ADDRESS of 8 bytes', CREATE_PERMISSION, (t) => [peerAttr(t, to, 2)], 400],
+      ['CreatePermission with an IPv4 XOR-PEER-ADDRESS of 20 bytes', CREATE_PERMISSION, (t) => [[TA.XOR_PEER_ADDRESS, Buffer.concat([xorAddress(to.ip, to.port, t), Buffer.alloc(12)])]], 400],
+      ...[0, 3, 0xff].map((f) => [`CreatePermission with an XOR-PEER-ADDRESS of family ${f}`, CREATE_PERMISSION, (t) => [peerAttr(t, to, f)], 400]),
+      ['CreatePermission with an XOR-PEER-ADDRESS of 4 bytes', CREATE_PERMISSION, () => [[TA.XOR_PEER_ADDRESS, Buffer.from([0, 1, 0x21, 0x12])]], 400],
+      ['CreatePermission with an empty XOR-PEER-ADDRESS', CREATE_PERMISSION, () => [[TA.XOR_PEER_ADDRESS, Buffer.alloc(0)]], 400],
+      ['CreatePermission without XOR-PEER-ADDRESS', CREATE_PERMISSION, () => [], 400],
+      ['CreatePermission for an IPv6 peer (2001:db8::1) of this IPv4 relay', CREATE_PERMISSION, (t) => [peerAttr(t, { ip: '2001:db8::1', port: 9 })], 443],
+      ['ChannelBind to an IPv6 peer of this IPv4 relay', CHANNEL_BIND, (t) => [[TA.CHANNEL_NUMBER, u32(0x40050000)], peerAttr(t, { ip: '2001:db8::1', port: 9 })], 443],
+    ];
+    for (const [label, method, attrs, code] of refusals) {
+      input('turn', label);
+      const r = await A.c.request(method, attrs);
+      alive(label);
+      assert.ok(r, `${label}: no answer`);
+      assert.equal(r.code, code, `${label}: ${r.type.toString(16)} ${r.code} ${r.reason}`);
+      assert.ok(r.integrityOk, `${label}: the ${code} is signed`);
+    }
+    // More peers in one CreatePermission than an allocation may have (all open): refused whole, 400 or 508.
+    input('turn', 'CreatePermission for more peers than an allocation holds');
+    const many = Array.from({ length: (LIMITS.PERMISSIONS || 8) + 1 }, (_, k) => ({ ip: `198.51.100.${k + 1}`, port: 9 }));
+    r = await A.c.permit(many);
+    assert.ok(r && [400, 508].includes(r.code), `CreatePermission for ${many.length} peers: ${r && (r.code || 'success')}`);
+    // Over TCP (to the HTTP port) a frame longer than any datagram, or that is neither STUN nor
+    // ChannelData, ends the connection, and its allocation with it.
+    for (const [label, bytes] of [['over TCP: ChannelData claiming 65535 bytes', cd(0x4000, 65535, 'short')],
+      ['over TCP: a STUN header claiming 65532 bytes', Buffer.concat([u16(REFRESH), u16(65532), u32(MAGIC), randBytes(12)])],
+      ['over TCP: a frame starting 0x80 (RTP) after an allocation', Buffer.concat([Buffer.from([0x80, 0x60]), randBytes(30)])]]) {
+      input('turn', label);
+      const T = await turnClient(srv, creds('tcp-garbler'), { bind: '127.0.14.4', tcp: true });
+      clients.push(T);
+      r = await T.allocate(600);
+      assert.equal(r && r.type, ALLOCATE | TURN.SUCCESS, `${label}: the allocation over TCP`);
+      await T.sock.send(bytes);
+      await until(() => T.sock.closed, 2000 * SLACK, `${label}: the server closes the connection`);
+      alive(label);
+      await until(() => released('127.0.14.4', T.port), 2000, `${label}: the allocation released`);
+    }
+    // LIFETIMEs: zero and huge on Allocate, huge and small on Refresh, within [600 s, CAMUS_TURN_LIFETIME].
+    const longest = Math.max(600, LIMITS.LIFETIME || 3600);
+    for (const [asked, want] of [[0, 600], [0xffffffff, longest]]) {
+      input('turn', `an Allocate asking LIFETIME ${asked}`);
+      const X = await allocated(clients, '127.0.14.3', `lifetime-${asked}`, asked);
+      assert.equal(X.lifetime, want, `an Allocate asking LIFETIME ${asked}`);
+      assert.equal((await X.c.refresh(0)).type, REFRESH | TURN.SUCCESS);
+    }
+    for (const [asked, want] of [[0xffffffff, longest], [0x80000000, longest], [1, 600]]) {
+      input('turn', `a Refresh asking LIFETIME ${asked}`);
+      r = await A.c.refresh(asked);
+      assert.equal(r && r.type, REFRESH | TURN.SUCCESS, `a Refresh asking ${asked}: ${r && r.code}`);
+      assert.equal(r.attrs[TA.LIFETIME].readUInt32BE(0), want, `a Refresh asking ${asked}`);
+    }
+    // Nothing of that reached B; the allocation still relays, in both ways of sending.
+    await sleep(200);
+    const garbage = B.c.fromPeers(0);
+    assert.deepEqual(garbage.map((x) => x.data.toString()), [], 'relayed from the garbage');
+    await A.c.channelData(0x4000, Buffer.from('still on the channel'));
+    await A.c.sendTo(to, Buffer.from('still in a Send indication'));
+    await until(() => B.c.fromPeers(0).length === 2, 2000, 'relaying after the garbage');
+    assert.deepEqual(B.c.fromPeers(0).map((x) => x.data.toString()).sort(), ['still in a Send indication', 'still on the channel']);
+  } finally {
+    await releaseAll(clients);
+  }
+  await health('turn malformed');
+}, { timeout: 60000 });
+
+test('TURN: a stale nonce gets 438 and a fresh one; someone else\'s credentials on an allocation get 441 and change nothing', async () => {
+  const clients = [];
+  let other;
+  try {
+    const alice = creds('alice'), mallory = creds('mallory');
+    const A = await allocated(clients, '127.0.15.1', 'alice');
+    const a = A.c;
+    // Stale nonces: one of a previous server process (here another one with the same secret, as after a
+    // restart), one given to another port of the same address, one given over TCP, one with its expiry
+    // moved, and ones of the wrong length.  Each: 438 with the realm and a fresh nonce, unsigned; the
+    // fresh one works.
+    other = await startServer(['--turn-secret', TURN_SECRET]);
+    const next = await turnClient(srv, alice, { bind: '127.0.15.1' });
+    clients.push(next);
+    await next.learnNonce();
+    const tcp = await turnClient(srv, alice, { bind: '127.0.15.1', tcp: true });
+    clients.push(tcp);
+    await tcp.learnNonce();
+    const fresh = a.nonce.toString();
+    const stale = {
+      'a nonce of the server process before': null, // set below: learned by a socket on this very port
+      'a nonce given to another port of the address': next.nonce,
+      'a nonce given over TCP': tcp.nonce,
+      'a nonce with its expiry moved on': Buffer.from((BigInt('0x' + fresh.slice(0, 16)) + 3600n).toString(16).padStart(16, '0') + fresh.slice(16)),
+      'a nonce of 31 characters': Buffer.from(fresh.slice(0, 31)),
+      'a nonce of 33 characters': Buffer.from(fresh + '0'),
+      'an empty nonce': Buffer.alloc(0),
+    };
+    // The previous process's nonce must have been given to a's own address and port: ask the other
+    // server from a's socket.
+    {
+      const { msg, txid } = stun({ type: ALLOCATE, attrs: [[TA.REQUESTED_TRANSPORT, UDP_TRANSPORT]] });
+      const mark = a.sock.got.length;
+      a.sock.s.send(msg, other.udpPort, '127.0.0.1');
+      await until(() => a.sock.got.length > mark, 2000, 'the other server\'s 401 to a');
+      const m = stunParse(a.sock.got[mark].data);
+      assert.ok(m && m.txid.equals(txid) && m.code === 401 && m.attrs[TA.NONCE], 'a nonce from the other process');
+      stale['a nonce of the server process before'] = m.attrs[TA.NONCE];
+    }
+    for (const [label, nonce] of Object.entries(stale)) {
+      input('turn', label);
+      const r = await a.refresh(600, { nonce });
+      assert.ok(r, `${label}: no answer`);
+      assert.equal(r.code, 438, `${label}: ${r.code || 'success'} ${r.reason || ''}`);
+      assert.ok(!r.attrs[MESSAGE_INTEGRITY], `${label}: a 438 is not signed`);
+      assert.equal(r.attrs[TA.REALM].toString(), 'camus', `${label}: the realm`);
+      assert.match(r.attrs[TA.NONCE].toString(), /^[0-9a-f]{32}$/, `${label}: a fresh nonce`);
+      const again = await a.refresh(600, { nonce: r.attrs[TA.NONCE] });
+      assert.equal(again && again.type, REFRESH | TURN.SUCCESS, `${label}: the fresh nonce works`);
+      assert.ok(again.integrityOk);
+    }
+    await other.stop();
+    other = null;
+    // Someone else's credentials (valid ones: another member's, or alice's own of another expiry) on
+    // alice's allocation, from her 5-tuple: 441, signed with the key of the request; nothing changes.
+    const peer = { ip: '198.51.100.9', port: 9 };
+    const later = creds('alice', Math.floor(Date.now() / 1000) + 3000);
+    for (const [who, c] of [['another member', mallory], ['the same member with credentials of another expiry', later]]) {
+      for (const [what, ask] of [['Refresh 600', () => a.refresh(600, { creds: c })], ['Refresh 0 (release)', () => a.refresh(0, { creds: c })],
+        ['CreatePermission', () => a.permit(peer, { creds: c })], ['ChannelBind', () => a.bind(0x4321, peer, { creds: c })]]) {
+        input('turn', `${what} with ${who}'s credentials`);
+        const r = await ask();
+        assert.ok(r, `${what} by ${who}: no answer`);
+        assert.equal(r.code, 441, `${what} by ${who}: ${r.code || 'success'} ${r.reason || ''}`);
+        assert.ok(r.integrityOk, `${what} by ${who}: the 441 is signed`);
+      }
+      input('turn', `an Allocate with ${who}'s credentials on a 5-tuple that has one`);
+      const r = await a.allocate(600, { creds: c });
+      assert.equal(r && r.code, 437, `a second Allocate by ${who}: ${r && (r.code || 'success')}`);
+    }
+    // Alice's allocation from another 5-tuple (her credentials): 437, and a Refresh 0 from there frees nothing.
+    input('turn', 'a Refresh 0 of an allocation from another 5-tuple');
+    assert.equal((await next.refresh(0)).code, 437, 'a Refresh 0 from another port');
+    // Still hers: it refreshes, permits and binds with her credentials, and nobody else's request changed it.
+    assert.equal((await a.refresh(600)).type, REFRESH | TURN.SUCCESS, 'the allocation is still there');
+    assert.equal((await a.permit(peer)).type, CREATE_PERMISSION | TURN.SUCCESS);
+    assert.equal((await a.bind(0x4321, peer)).type, CHANNEL_BIND | TURN.SUCCESS, 'channel 0x4321 was free: nobody bound it');
+    assert.ok(!released(a.address, a.port), 'the allocation was released by someone else');
+  } finally {
+    if (other) await other.stop();
+    await releaseAll(clients);
+  }
+  await health('turn credentials');
+}, { timeout: 60000 });
+
 // ------------------------------------------------------------------ the data channel
 
 test('data channel: hostile messages to Ground Control', async () => {
@@ -1350,4 +1873,4 @@ after('stop: the server exits cleanly (and LeakSanitizer is satisfied)', async (
   await srv.stop();
 });
 
-await run();
+await runInOwnNetns(import.meta.url);

@@ -1,13 +1,15 @@
 // A small test harness: tests run one after another, each with a time limit; the file
-// ends with "N passed, N failed".  Also starts the server and drives browsers.
+// ends with "N passed, N failed".  Also starts the server, drives browsers and speaks TURN by hand.
 import { spawn } from 'node:child_process';
 import net from 'node:net';
 import tls from 'node:tls';
-import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { createHash, createHmac, randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { strict as assert } from 'node:assert';
+import { MAGIC, stun, stunParse, u16, u32, udpSocket, USERNAME } from './stun.mjs';
 
 export { assert };
 export const root = fileURLToPath(new URL('..', import.meta.url));
@@ -369,3 +371,149 @@ export async function pageJoin(page, room, { echo = true, keep = false } = {}) {
   }, { room, echo, keep, MAX });
 }
 
+// ------------------------------------------------------------------ TURN (RFC 8656) spoken by hand
+
+// Methods and classes of TURN's messages (RFC 8656 section 17; a request's class is 0), and its
+// attributes (section 18) with RFC 8489's that it uses.
+export const TURN = { ALLOCATE: 0x003, REFRESH: 0x004, SEND: 0x006, DATA: 0x007, CREATE_PERMISSION: 0x008, CHANNEL_BIND: 0x009,
+  INDICATION: 0x010, SUCCESS: 0x100, ERROR: 0x110 };
+export const TURN_ATTR = { CHANNEL_NUMBER: 0x000c, LIFETIME: 0x000d, XOR_PEER_ADDRESS: 0x0012, DATA: 0x0013, REALM: 0x0014,
+  NONCE: 0x0015, XOR_RELAYED_ADDRESS: 0x0016, REQUESTED_ADDRESS_FAMILY: 0x0017, EVEN_PORT: 0x0018, REQUESTED_TRANSPORT: 0x0019,
+  SOFTWARE: 0x8022 };
+export const TURN_REALM = 'camus';
+
+// The server's TURN quotas and limits as camus.c defines them (its `#define CAMUS_TURN_*` and
+// CAMUS_AMPLIFICATION), read from the source next to the binary under test if there is one, else
+// from the repository's: {ALLOCATIONS, PER_HOST, PER_MEMBER, KBPS, ..., AMPLIFICATION}, numbers.
+export function turnLimits() {
+  const near = join(dirname(BIN), 'camus.c');
+  const text = readFileSync(existsSync(near) ? near : join(root, 'camus.c'), 'utf8');
+  const out = {};
+  for (const m of text.matchAll(/^#define CAMUS_(TURN_\w+|AMPLIFICATION) (\d+)\b/gm)) out[m[1].replace(/^TURN_/, '')] = Number(m[2]);
+  return out;
+}
+
+// REST-API credentials for member `id` (user "<expiry>:<id>", password base64(HMAC-SHA1(secret,
+// user))) and their long-term key, MD5(user ":" realm ":" password) (RFC 8489 section 9.2.2).
+export function turnCreds(secret, id, expiry = Math.floor(Date.now() / 1000) + 600) {
+  const user = `${expiry}:${id}`;
+  const pass = createHmac('sha1', secret).update(user).digest('base64');
+  return { user, pass, id, key: createHash('md5').update(`${user}:${TURN_REALM}:${pass}`).digest() };
+}
+
+// An XOR-PEER-ADDRESS value (or any XOR address) for ip:port, IPv4 or IPv6 (XORed with the magic
+// cookie and, for IPv6, the transaction id); family overrides the family byte written.
+export function xorAddress(ip, port, txid, family) {
+  const v6 = ip.includes(':');
+  let raw;
+  if (v6) {
+    const [head, tail = ''] = ip.split('::');
+    const h = head ? head.split(':') : [], t = tail ? tail.split(':') : [];
+    const last = t.length ? t[t.length - 1] : h[h.length - 1];
+    const words = [...h, ...Array(8 - h.length - t.length - (last.includes('.') ? 1 : 0)).fill('0'), ...t];
+    raw = Buffer.concat(words.map((w) => (w.includes('.') ? Buffer.from(w.split('.').map(Number)) : u16(parseInt(w, 16)))));
+  } else {
+    raw = Buffer.from(ip.split('.').map(Number));
+  }
+  const pad = Buffer.concat([u32(MAGIC), txid]);
+  return Buffer.concat([Buffer.from([0, family ?? (v6 ? 2 : 1)]), u16(port ^ (MAGIC >>> 16)), Buffer.from(raw.map((b, i) => b ^ pad[i]))]);
+}
+
+// The IPv4 address in an XOR address value: {ip, port}, or null.
+export function readXorAddress(v) {
+  if (!v || v.length !== 8 || v[1] !== 1) return null;
+  const cookie = u32(MAGIC);
+  return { ip: [0, 1, 2, 3].map((k) => v[4 + k] ^ cookie[k]).join('.'), port: v.readUInt16BE(2) ^ (MAGIC >>> 16) };
+}
+
+// A TCP connection to port carrying TURN (STUN messages bare, ChannelData padded to four bytes),
+// with udpSocket()'s face: send(), got [{data, at}] one message each, port, close(), closed.
+async function turnTcp(port, bind) {
+  const s = net.connect({ port, host: '127.0.0.1', localAddress: bind });
+  s.on('error', () => {});
+  await new Promise((ok, ko) => { s.once('connect', ok); s.once('error', ko); });
+  const t = { got: [], closed: false, port: s.localPort, send: (d) => new Promise((ok) => s.write(d, ok)), close: () => s.destroy() };
+  let buf = Buffer.alloc(0);
+  s.on('data', (d) => {
+    buf = Buffer.concat([buf, d]);
+    while (buf.length >= 4) {
+      const len = buf[0] <= 1 ? 20 + buf.readUInt16BE(2) : (4 + buf.readUInt16BE(2) + 3) & ~3;
+      if (buf.length < len) break;
+      t.got.push({ data: buf.subarray(0, len), at: Date.now() });
+      buf = buf.subarray(len);
+    }
+  });
+  s.on('close', () => { t.closed = true; });
+  return t;
+}
+
+// A TURN client by hand on srv's UDP port from the address bind (or over TCP to its HTTP port),
+// with the credentials creds ({user, key}, from turnCreds).  ask() sends a message and resolves the
+// STUN answer with its transaction id within ms (parsed by stunParse, MESSAGE-INTEGRITY checked
+// with key), or null.  request() signs with the long-term credentials, learning a nonce first (an
+// unauthenticated Allocate's 401) and once more after a 438.  Each request helper takes opts:
+// {creds, nonce, realm, txid, ms}.  fromPeers() is what came relayed: [{channel | peer, data}].
+export async function turnClient(srv, creds, { bind = '127.0.0.1', tcp = false } = {}) {
+  const sock = tcp ? await turnTcp(srv.port, bind) : await udpSocket(srv.udpPort, { bind });
+  const A = TURN_ATTR;
+  const c = {
+    sock, creds, nonce: null, port: sock.port, address: bind,
+    // Over UDP the request goes again every 500 ms without an answer, as a real client's would (RFC 8489 section 6.2.1).
+    async ask(msg, txid, { ms = 1000, key = c.creds && c.creds.key } = {}) {
+      const mark = sock.got.length;
+      await sock.send(msg);
+      for (let end = Date.now() + ms, again = Date.now() + 500; Date.now() < end; await sleep(5)) {
+        const g = sock.got.slice(mark).find((x) => x.data.length >= 20 && x.data[0] < 2 && x.data.subarray(8, 20).equals(txid));
+        if (g) return stunParse(g.data, key);
+        if (!tcp && Date.now() > again) { again += 500; await sock.send(msg); }
+      }
+      return null;
+    },
+    // The first Allocate of a real client: no credentials; its 401 brings the realm and a nonce.
+    async learnNonce({ ms } = {}) {
+      const { msg, txid } = stun({ type: TURN.ALLOCATE, attrs: [[A.REQUESTED_TRANSPORT, u32(17 << 24)]] });
+      const m = await c.ask(msg, txid, { ms });
+      if (!m || m.code !== 401 || !m.attrs[A.NONCE]) throw new Error(`no 401 with a nonce: ${JSON.stringify(m)}`);
+      c.nonce = m.attrs[A.NONCE];
+      return m;
+    },
+    signed(type, attrs = [], { creds = c.creds, nonce = c.nonce, realm = TURN_REALM, txid = randomBytes(12) } = {}) {
+      return stun({ type, txid, attrs: [...attrs, [USERNAME, creds.user], [A.REALM, realm], [A.NONCE, nonce]], key: creds.key });
+    },
+    async request(type, attrs, opts = {}) {
+      if (!c.nonce) await c.learnNonce({ ms: opts.ms });
+      for (let tries = 0; ; tries++) {
+        const txid = opts.txid || randomBytes(12);
+        const { msg } = c.signed(type, typeof attrs === 'function' ? attrs(txid) : attrs, { ...opts, txid });
+        const m = await c.ask(msg, txid, { ms: opts.ms, key: (opts.creds || c.creds).key });
+        if (m && m.code === 438 && tries === 0 && !opts.nonce) { c.nonce = m.attrs[A.NONCE]; continue; }
+        return m;
+      }
+    },
+    allocate: (lifetime, opts = {}) => c.request(TURN.ALLOCATE, [[A.REQUESTED_TRANSPORT, u32(17 << 24)],
+      ...(lifetime === undefined ? [] : [[A.LIFETIME, u32(lifetime)]]), ...(opts.attrs || [])], opts),
+    refresh: (lifetime, opts = {}) => c.request(TURN.REFRESH, lifetime === undefined ? [] : [[A.LIFETIME, u32(lifetime)]], opts),
+    permit: (peers, opts = {}) => c.request(TURN.CREATE_PERMISSION, (txid) => [].concat(peers).map((p) => [A.XOR_PEER_ADDRESS, xorAddress(p.ip, p.port ?? 9, txid)]), opts),
+    bind: (channel, p, opts = {}) => c.request(TURN.CHANNEL_BIND, (txid) => [[A.CHANNEL_NUMBER, Buffer.concat([u16(channel), u16(0)])],
+      [A.XOR_PEER_ADDRESS, xorAddress(p.ip, p.port, txid)]], opts),
+    sendTo(p, data) {
+      const txid = randomBytes(12);
+      return sock.send(stun({ type: TURN.SEND | TURN.INDICATION, txid, attrs: [[A.XOR_PEER_ADDRESS, xorAddress(p.ip, p.port, txid)], [A.DATA, data]], fp: false }).msg);
+    },
+    channelData: (channel, data, { len = data.length } = {}) => sock.send(Buffer.concat([u16(channel), u16(len), data])),
+    // What came relayed since message number `from`: ChannelData and Data indications.
+    fromPeers(from = 0) {
+      const out = [];
+      for (const { data } of sock.got.slice(from)) {
+        if (data.length >= 4 && data[0] >= 0x40 && data[0] <= 0x4f) out.push({ channel: data.readUInt16BE(0), data: data.subarray(4, 4 + data.readUInt16BE(2)) });
+        else if (data.length >= 20 && data.readUInt16BE(0) === (TURN.DATA | TURN.INDICATION)) {
+          const m = stunParse(data);
+          if (m && m.attrs[A.DATA]) out.push({ peer: readXorAddress(m.attrs[A.XOR_PEER_ADDRESS]), data: m.attrs[A.DATA] });
+        }
+      }
+      return out;
+    },
+    close: () => sock.close(),
+  };
+  return c;
+}

@@ -17,7 +17,7 @@ import { mkdtempSync, writeFileSync, rmSync, readlinkSync, readFileSync } from '
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startServer, test, assert, runInOwnNetns, chromiumArgs, rawRequest, sleep, BIN } from './lib.mjs';
-import { newPage, join as joinRoom, waitIn, until, errorLines } from './webclient.mjs';
+import { newPage, join as joinRoom, waitIn, until, errorLines, receivesAll } from './webclient.mjs';
 
 // Under a sanitizer or valgrind the server is slower: time limits stretch.
 const SLOW = /asan|valgrind/.test(BIN) || process.env.CAMUS_SLOW ? 3 : 1;
@@ -437,5 +437,68 @@ test('with --tls: through TURN over TLS', async () => {
   assert.ok(srv.log.some((l) => /: TURN over TLS$/.test(l)), 'the server saw no TURN over TLS');
   assert.ok(!srv.log.some((l) => /: TURN over TCP$/.test(l)), 'plain TURN over TCP got through the firewall');
 }, { timeout: T(45000) });
+
+// In a page: Ground Control's connection (media too, in an SFU room): its state and selected pair.
+async function gcPair() {
+  const pc = window.camus.state.gc && window.camus.state.gc.pc;
+  if (!pc) return null;
+  const stats = [...(await pc.getStats()).values()];
+  const byId = new Map(stats.map((s) => [s.id, s]));
+  const end = (c) => c && { type: c.candidateType, protocol: c.protocol, address: c.address, port: c.port, relayProtocol: c.relayProtocol };
+  const transport = stats.find((s) => s.type === 'transport' && s.selectedCandidatePairId);
+  const sel = transport && byId.get(transport.selectedCandidatePairId);
+  return { pc: pc.connectionState, policy: pc.getConfiguration().iceTransportPolicy,
+    selected: sel && { state: sel.state, bytesSent: sel.bytesSent, bytesReceived: sel.bytesReceived,
+      local: end(byId.get(sel.localCandidateId)), remote: end(byId.get(sel.remoteCandidateId)) } };
+}
+
+// Networks that pass only TLS (a hotel's, a campus's): UDP dropped, and on the HTTPS port every TCP
+// segment that starts a STUN message (TURN over plain TCP, cookie at bytes 4-7) or an ICE-TCP frame
+// (cookie at 6-9).  An SFU room's pages then have one way to the server: TURN over TLS, to the relay,
+// and through it to the media port, inside the server.  Both decode each other's camera and hear
+// each other's microphone, over that.
+test('an SFU room where only TLS passes: Ground Control and media through TURN over TLS', async () => {
+  const nets = await networks();
+  let srv = null, browsers = [];
+  const report = [];
+  try {
+    srv = await startServer(['--tls'], { host: '0.0.0.0' });
+    const walls = nets.sides.map((s) => [s.name, firewall(s, { out: ['meta l4proto udp', `tcp dport ${srv.port} @ih,32,32 0x2112a442`,
+      `tcp dport ${srv.port} @ih,48,32 0x2112a442`], in: ['meta l4proto udp'] })]);
+    const created = await srv.raw(rawRequest('POST', '/api/rooms', { body: JSON.stringify({ name: 'Only TLS', media: 'sfu' }) }), { want: 1 });
+    const room = created.responses[0];
+    assert.ok(room && room.status === 201, 'room created: ' + created.data);
+    const origins = nets.sides.map((s) => `${srv.scheme}://${s.gateway}:${srv.port}`);
+    browsers = await launchBoth(nets.sides, origins, ['--ignore-certificate-errors']);
+    const members = nets.sides.map((s) => ({ ...s }));
+    for (const [i, m] of members.entries()) {
+      m.page = await newPage(browsers[i]);
+      m.url = `${origins[i]}/rtc/${room.json.id}`;
+    }
+    await Promise.all(members.map((m) => joinAs(m)));
+    report.push(`join click to call: ${members.map((m) => `${m.name} ${m.joinMs} ms`).join(', ')}`);
+    await Promise.all(members.map((m) => waitIn(m.page, receivesAll, members.filter((x) => x !== m).map(({ id, name }) => ({ id, name })), T(20000),
+      `the other's camera and microphone at ${m.name}'s`).catch(async (e) => {
+      throw new Error(`${e.message}\n  Ground Control at Ana's and Bob's: ${JSON.stringify(await Promise.all(members.map((x) => x.page.evaluate(gcPair))))}`);
+    })));
+    for (const m of members) {
+      const g = await m.page.evaluate(gcPair);
+      const show = `${m.name}'s Ground Control: ${JSON.stringify(g)}`;
+      report.push(show);
+      assert.ok(g && g.selected && g.selected.local.type === 'relay' && g.selected.local.relayProtocol === 'tls', `not through TURN over TLS: ${show}`);
+      assert.ok(SERVER_ADDRS.includes(g.selected.local.address) && SERVER_ADDRS.includes(g.selected.remote.address), show);
+      assert.ok(g.selected.bytesReceived > 20000, `little came through: ${show}`);
+    }
+    for (const [name, read] of walls) report.push(`${name}'s firewall dropped: ${read()}`);
+    assert.ok(srv.log.some((l) => /: TURN over TLS$/.test(l)), 'the server saw no TURN over TLS');
+    assert.ok(!srv.log.some((l) => /: (TURN|ICE) over TCP$/.test(l)), 'plain TURN or ICE over TCP got through the firewall');
+    assert.deepEqual(errorLines(srv.log), []);
+  } finally {
+    await closeAll(browsers);
+    if (srv) await srv.stop().catch(() => {});
+    nets.close();
+    console.log(report.map((l) => '  ' + l).join('\n'));
+  }
+}, { timeout: T(60000) });
 
 await runInOwnNetns(import.meta.url);
