@@ -17,6 +17,12 @@
  * server's "renegotiate" asks for and counts, checks and times what comes.
  * SRTP is camus.c's own (rtc_media_buf, rtc_media_send, rtc_media_input).
  *
+ * A client may also reach the server by ICE over TCP instead (RFC 6544): the
+ * same session, its STUN and DTLS framed with a 16-bit length (RFC 4571) on a
+ * TCP connection to the passive candidate on the server's HTTP port.  And the
+ * server's TURN relay is driven on its own, by TURN clients and peers of ours
+ * (see TURN PHASES).
+ *
  * `loadgen --server ./camus [--static ./camus-static] [--json FILE]` starts
  * the server itself, drives every phase of the benchmark, reads the server's
  * figures from /proc/<pid>/{stat,status,schedstat}, prints one table and
@@ -28,8 +34,10 @@
 #include <sys/epoll.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/uio.h>
 #include <sys/utsname.h>
 #include <sys/wait.h>
+#include <linux/sock_diag.h>
 
 /* ================================================================= CLOCKS =================================================================== */
 
@@ -74,9 +82,11 @@ struct stream_rx {
 #define LG_STREAMS 16       /* streams one subscriber tells apart (CAMUS_SRTP_SSRCS) */
 
 struct user {
-  int idx, fd;
+  int idx, fd;              /* fd: its UDP socket; or, over ICE-TCP, its TCP connection once it has one */
   enum cstate state;
   bool leaving;
+  bool tcp;                 /* ICE over TCP (RFC 6544) to the server's HTTP port; survives client_join */
+  struct buf tin, tout;     /* ICE-TCP: bytes read and not yet a whole frame; frames the socket did not take yet */
   struct sockaddr_in local;
   char ufrag[9], pwd[25];
   char rufrag[CAMUS_SDP_UFRAG_MAX + 1], rpwd[CAMUS_SDP_UFRAG_MAX + 1];
@@ -216,6 +226,85 @@ static int room_ensure(int room) {
   return 0;
 }
 
+/* ================================================================= ICE-TCP ================================================================== */
+
+/* A client over ICE-TCP sends each datagram of its session as one frame, its
+ * length first in two bytes (RFC 4571), on its TCP connection to the server;
+ * what the socket does not take at once waits in c->tout for EPOLLOUT. */
+static void tcp_send(struct user *c, const void *data, size_t n) {
+  uint8_t len[2];
+  if (c->fd < 0 || n == 0 || n > 0xffff) return;
+  put_u16(len, (uint16_t)n);
+  if (!c->tout.len) {
+    struct iovec v[2] = {{len, 2}, {(void *)data, n}};
+    ssize_t k = writev(c->fd, v, 2);
+    if (k == (ssize_t)(n + 2)) return;
+    if (k < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+      client_fail(c, "ICE-TCP: the connection failed");
+      return;
+    }
+    k = MAX(k, 0);
+    if (k < 2) buf_add(&c->tout, len + k, (size_t)(2 - k));
+    buf_add(&c->tout, (const uint8_t *)data + MAX(k - 2, 0), n - (size_t)MAX(k - 2, 0));
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT, .data.ptr = c};
+    epoll_ctl(lg.ep, EPOLL_CTL_MOD, c->fd, &ev);
+  } else {
+    buf_add(&c->tout, len, 2);
+    buf_add(&c->tout, data, n);
+  }
+  if (c->tout.err) client_fail(c, "ICE-TCP: more queued than a connection may hold");
+}
+
+/* What c sends the server: a datagram to its UDP port, or a frame on c's ICE-TCP connection. */
+static void client_send(struct user *c, const void *data, size_t n) {
+  if (c->tcp)
+    tcp_send(c, data, n);
+  else if (c->fd >= 0)
+    sendto(c->fd, data, n, 0, (struct sockaddr *)&lg.server_udp, sizeof lg.server_udp);
+}
+
+/* The passive TCP host candidate of an answer (RFC 6544), where an ICE-TCP client connects; false if none. */
+static bool answer_tcp_candidate(const char *sdp, struct sockaddr_in *to) {
+  const char *l = sdp;
+  for (int guard = 0; l && *l && guard < 4096; guard++) {
+    char line[256], proto[8], ip[64];
+    unsigned long prio;
+    int comp, port;
+    size_t len = strcspn(l, "\r\n");
+    snprintf(line, sizeof line, "%.*s", (int)MIN(len, sizeof line - 1), l);
+    if (sscanf(line, "a=candidate:%*s %d %7s %lu %63s %d typ host", &comp, proto, &prio, ip, &port) == 5 &&
+        !strcasecmp(proto, "tcp") && strstr(line, " tcptype passive") && port > 0 && port < 65536) {
+      *to = (struct sockaddr_in){.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+      if (inet_pton(AF_INET, ip, &to->sin_addr) == 1) return true;
+    }
+    l += len;
+    l += strspn(l, "\r\n");
+  }
+  return false;
+}
+
+/* c's TCP connection, from its own address, to the answer's TCP candidate (which must be the HTTP port). */
+static int tcp_connect(struct user *c, const char *sdp) {
+  struct sockaddr_in to, src = c->local;
+  int one = 1;
+  if (!answer_tcp_candidate(sdp, &to)) return client_fail(c, "ICE-TCP: the answer has no passive TCP candidate"), -1;
+  if (to.sin_port != lg.server_http.sin_port || to.sin_addr.s_addr != lg.server_http.sin_addr.s_addr)
+    return client_fail(c, "ICE-TCP: the answer's TCP candidate is not the server's HTTP port"), -1;
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  src.sin_port = 0;
+  if (fd < 0 || bind(fd, (struct sockaddr *)&src, sizeof src) != 0 || connect(fd, (struct sockaddr *)&to, sizeof to) != 0) {
+    if (fd >= 0) close(fd);
+    return client_fail(c, "ICE-TCP: cannot connect to the TCP candidate"), -1;
+  }
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one); /* as browsers' ICE-TCP does: a frame goes when written */
+  fcntl(fd, F_SETFL, O_NONBLOCK);
+  c->fd = fd;
+  c->tin.max = 2 * (2 + 0xffff); /* a frame at most, and the next one's start */
+  struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
+  epoll_ctl(lg.ep, EPOLL_CTL_ADD, fd, &ev);
+  return 0;
+}
+
 /* =================================================================== ICE ==================================================================== */
 
 static void ice_check(struct user *c) {
@@ -232,11 +321,12 @@ static void ice_check(struct user *c) {
   stun_attr(&w, STUN_A_USE_CANDIDATE, &flag, 0);
   stun_integrity(&w, c->rpwd, strlen(c->rpwd));
   stun_fingerprint(&w);
-  if (!w.err) sendto(c->fd, out, w.len, 0, (struct sockaddr *)&lg.server_udp, sizeof lg.server_udp);
+  if (!w.err) client_send(c, out, w.len);
 }
 
-/* Checks are repeated every 50 ms until one succeeds, then every 5 s or so
- * for consent freshness, as browsers do. */
+/* Checks are repeated every 50 ms until one succeeds (over TCP, which loses
+ * nothing, the first is only waited for), then every 5 s or so for consent
+ * freshness, as browsers do. */
 static void ice_timeout(struct timer *t) {
   struct user *c = CONTAINER(t, struct user, ice_timer);
   if (c->state == C_FAILED || c->state == C_CLOSING) return;
@@ -244,7 +334,7 @@ static void ice_timeout(struct timer *t) {
     client_fail(c, "no answer to STUN checks");
     return;
   }
-  ice_check(c);
+  if (!c->tcp || c->state != C_ICE) ice_check(c);
   uint8_t r;
   random_bytes(&lg.crypto, &r, 1);
   timer_in(&lg.loop, &c->ice_timer, c->state == C_ICE ? 50 : 4000 + 8u * r);
@@ -281,7 +371,10 @@ static void lg_message(struct user *c, const char *s, size_t n);
 static void lg_rtc_send(void *ctx, struct rtc *r, const void *data, size_t n, const struct sockaddr_storage *to) {
   (void)ctx;
   struct user *c = r->user;
-  if (c->fd >= 0) sendto(c->fd, data, n, 0, (const struct sockaddr *)to, addr_len(to));
+  if (c->tcp)
+    tcp_send(c, data, n);
+  else if (c->fd >= 0)
+    sendto(c->fd, data, n, 0, (const struct sockaddr *)to, addr_len(to));
 }
 
 /* The association is up (ch NULL): our channel opens; its ACK (ch): we talk. */
@@ -597,17 +690,19 @@ static int client_join(struct user *c) {
   char fp[96], path[64];
   int idx = c->idx, room = c->room;
   enum role role = c->role;
-  bool verify = c->verify;
+  bool verify = c->verify, tcp = c->tcp;
   if (c->published) pub_stop(c);
   timer_stop(&lg.loop, &c->ice_timer);
   timer_stop(&lg.loop, &c->rr_timer);
-  *c = (struct user){.idx = idx, .room = room, .fd = -1, .role = role, .verify = verify};
+  buf_free(&c->tin);
+  buf_free(&c->tout);
+  *c = (struct user){.idx = idx, .room = room, .fd = -1, .role = role, .verify = verify, .tcp = tcp};
   c->ice_timer.fn = ice_timeout;
   c->rr_timer.fn = sub_report;
   while (!c->rr_ssrc) random_bytes(&lg.crypto, &c->rr_ssrc, sizeof c->rr_ssrc);
   client_addr(idx, &c->local);
-  c->fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (c->fd < 0 || bind(c->fd, (struct sockaddr *)&c->local, sizeof c->local) != 0) {
+  if (!tcp) c->fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (!tcp && (c->fd < 0 || bind(c->fd, (struct sockaddr *)&c->local, sizeof c->local) != 0)) {
     client_fail(c, strerror(errno));
     return -1;
   }
@@ -622,7 +717,7 @@ static int client_join(struct user *c) {
       random_bytes(&lg.crypto, &c->pub.ts[k], sizeof c->pub.ts[k]);
     }
   struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
-  epoll_ctl(lg.ep, EPOLL_CTL_ADD, c->fd, &ev);
+  if (!tcp) epoll_ctl(lg.ep, EPOLL_CTL_ADD, c->fd, &ev);
   random_bytes(&lg.crypto, rnd, sizeof rnd);
   for (int i = 0; i < 8; i++) c->ufrag[i] = ice_chars[rnd[i] & 63];
   for (int i = 0; i < 24; i++) c->pwd[i] = ice_chars[rnd[8 + i] & 63];
@@ -644,7 +739,7 @@ static int client_join(struct user *c) {
   c->t_answer = now_ns();
   buf_free(&offer);
   buf_free(&req);
-  struct json_tok t[16];
+  struct json_tok t[64]; /* the answer: type, sdp, and what else the server adds (resume, turn: {...}) */
   char *sdp = malloc(CAMUS_SDP_MAX + 1);
   int n = -1, is;
   if (st == 200 && sdp && json_parse(body.p, body.len, t, (int)COUNT(t)) > 0 &&
@@ -662,6 +757,7 @@ static int client_join(struct user *c) {
     c->rtc = rtc_new(&lg.host, &prm, c);
     rc = c->rtc ? 0 : -1;
     err = "no session";
+    if (c->rtc && tcp && tcp_connect(c, sdp) != 0) rc = -1, err = "no ICE-TCP connection";
   } else if (st != 200) {
     char msg[160];
     snprintf(msg, sizeof msg, "POST %s: HTTP %d %.*s", path, st, (int)MIN(body.len, 100), body.p ? body.p : "");
@@ -695,6 +791,8 @@ static void client_leave(struct user *c, bool bye) {
     close(c->fd);
     c->fd = -1;
   }
+  buf_free(&c->tin);
+  buf_free(&c->tout);
 }
 
 /* ================================================================== LOOP ==================================================================== */
@@ -723,14 +821,54 @@ static void client_datagram(struct user *c, uint8_t *data, size_t n, struct msgh
       sub_count(c, data, n);
       return;
     }
-    lg.rx_kernel_ns = lg.lat_on ? kernel_stamp(mh) : 0;
+    lg.rx_kernel_ns = lg.lat_on && mh ? kernel_stamp(mh) : 0;
     rtc_media_input(c->rtc, data, n);
+  }
+}
+
+/* c's ICE-TCP connection is writable or readable: what waits goes, and each
+ * whole frame that came goes up as a datagram would; a few reads at most. */
+static void tcp_readable(struct user *c) {
+  uint8_t tmp[16384];
+  if (c->tout.len) {
+    ssize_t k = write(c->fd, c->tout.p, c->tout.len);
+    if (k > 0) buf_consume(&c->tout, (size_t)k);
+    if (!c->tout.len) {
+      struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
+      epoll_ctl(lg.ep, EPOLL_CTL_MOD, c->fd, &ev);
+    }
+  }
+  for (int round = 0; round < 4 && c->fd >= 0; round++) {
+    ssize_t k = read(c->fd, tmp, sizeof tmp);
+    if (k < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return;
+    if (k <= 0) {
+      epoll_ctl(lg.ep, EPOLL_CTL_DEL, c->fd, NULL); /* closed by client_leave */
+      if (c->state != C_CLOSING) client_fail(c, "ICE-TCP: the server closed the connection");
+      return;
+    }
+    buf_add(&c->tin, tmp, (size_t)k);
+    if (c->tin.err) {
+      client_fail(c, "ICE-TCP: a frame larger than any");
+      return;
+    }
+    size_t at = 0;
+    while (c->fd >= 0 && c->tin.len - at >= 2 && c->tin.len - at >= 2 + (size_t)get_u16((uint8_t *)c->tin.p + at)) {
+      size_t n = get_u16((uint8_t *)c->tin.p + at);
+      client_datagram(c, (uint8_t *)c->tin.p + at + 2, n, NULL);
+      at += 2 + n;
+    }
+    buf_consume(&c->tin, at);
+    if ((size_t)k < sizeof tmp) return;
   }
 }
 
 /* What came to c's socket: LG_BATCH datagrams a system call, a few calls at most. */
 #define LG_BATCH 32
 static void client_readable(struct user *c) {
+  if (c->tcp) {
+    if (c->fd >= 0) tcp_readable(c);
+    return;
+  }
   static uint8_t data[LG_BATCH][2048];
   static uint8_t ctl[LG_BATCH][CMSG_SPACE(sizeof(struct timespec))];
   struct mmsghdr msg[LG_BATCH];
@@ -1093,7 +1231,7 @@ struct figure {
   int ok; /* 1 met, 0 missed, -1 no target */
 };
 
-static struct figure figs[128];
+static struct figure figs[192];
 static int n_figs;
 
 static void fig(const char *key, const char *label, double v, const char *unit, const char *target, int ok) {
@@ -1331,8 +1469,8 @@ static void sfu_print(const char *what, const struct sfu_sample *m) {
 
 /* Where a forwarded packet's time goes, each part alone on this machine: the
  * SRTP protection the server gives every copy (camus.c's own code, a video
- * packet of VIDEO_BYTES), and the kernel's sendmmsg() of such datagrams on
- * loopback, CAMUS_UDP_BATCH a call to ten sockets that a child process
+ * packet of VIDEO_BYTES), and the kernel's sendmmsg() of datagrams of that
+ * many bytes on loopback, CAMUS_UDP_BATCH a call to ten sockets that a child process
  * drains (the loopback delivery is charged to the sender, as it is to the
  * server).  Microseconds a packet, over about a second each. */
 static double sfu_cost_srtp(void) {
@@ -1351,7 +1489,7 @@ static double sfu_cost_srtp(void) {
   return (double)(self_cpu_ns() - c0) / 1000 / n;
 }
 
-static double sfu_cost_send(void) {
+static double sfu_cost_send(size_t bytes) {
   enum { SOCKS = 10 };
   int rx[SOCKS], tx = socket(AF_INET, SOCK_DGRAM, 0), sync[2];
   struct sockaddr_in to[SOCKS];
@@ -1366,12 +1504,12 @@ static double sfu_cost_send(void) {
   }
   pid_t child = fork();
   if (child == 0) { /* drains every socket until the pipe closes */
-    static uint8_t buf[CAMUS_UDP_BATCH][VIDEO_BYTES];
+    static uint8_t buf[CAMUS_UDP_BATCH][2048];
     struct mmsghdr m[CAMUS_UDP_BATCH];
     struct iovec v[CAMUS_UDP_BATCH];
     struct pollfd pf[SOCKS + 1];
     for (int i = 0; i < CAMUS_UDP_BATCH; i++)
-      v[i] = (struct iovec){buf[i], VIDEO_BYTES}, m[i] = (struct mmsghdr){.msg_hdr = {.msg_iov = &v[i], .msg_iovlen = 1}};
+      v[i] = (struct iovec){buf[i], sizeof buf[i]}, m[i] = (struct mmsghdr){.msg_hdr = {.msg_iov = &v[i], .msg_iovlen = 1}};
     close(sync[1]);
     for (int i = 0; i < SOCKS; i++) pf[i] = (struct pollfd){rx[i], POLLIN, 0};
     pf[SOCKS] = (struct pollfd){sync[0], POLLIN, 0};
@@ -1382,9 +1520,9 @@ static double sfu_cost_send(void) {
     _exit(0);
   }
   close(sync[0]);
-  static uint8_t payload[VIDEO_BYTES];
+  static uint8_t payload[2048];
   struct mmsghdr m[CAMUS_UDP_BATCH];
-  struct iovec v = {payload, VIDEO_BYTES};
+  struct iovec v = {payload, MIN(bytes, sizeof payload)};
   long sent = 0;
   uint64_t c0 = self_cpu_ns(), end = mono_ms() + 1000;
   for (int k = 0; child > 0 && mono_ms() < end; k++) {
@@ -1458,7 +1596,7 @@ static void sfu_floor(double *p50, double *p99) {
 
 static void sfu_phase(const char *bin, const char *const *extra, int max_rooms, int verify_every) {
   char label[128];
-  double srtp_us = sfu_cost_srtp(), send_us = sfu_cost_send(), floor50, floor99; /* before the server starts: on a quiet machine */
+  double srtp_us = sfu_cost_srtp(), send_us = sfu_cost_send(VIDEO_BYTES), floor50, floor99; /* before the server starts: on a quiet machine */
   sfu_floor(&floor50, &floor99);
   server_up(bin, extra);
   lg_wait_ms(1000);
@@ -1643,17 +1781,650 @@ static void sfu_phase(const char *bin, const char *const *extra, int max_rooms, 
   server_down();
 }
 
+/* =============================================================== TURN PHASES ================================================================ */
+
+/* The built-in TURN relay under load.  The server is started with a secret
+ * of ours (--turn-secret) and --turn-allow 127.0.0.0/8, so that it relays to
+ * loopback peers.  Allocation i is a UDP socket of ours on 127.1.x.y, a host
+ * of its own (the server allows CAMUS_TURN_PER_HOST allocations a host), that
+ * allocates on the server's UDP port with the ephemeral credentials of the
+ * TURN REST API (user "<expiry>:<name>", password base64(HMAC-SHA1(secret,
+ * user)), computed here independently of the server's code), then installs a
+ * permission for peer i (a socket of ours on 127.2.x.y) and binds channel
+ * 0x4000 to it.  ChannelData then goes client -> relay -> peer, and the
+ * peer's datagrams relay -> client as ChannelData, one direction at a time,
+ * at an audio packet's size and a video packet's.  Both ends are connected
+ * sockets, and send and read CAMUS_UDP_BATCH-like batches (sendmmsg,
+ * recvmmsg), so that our side of a packet costs no more than the server's. */
+#define TURN_SECRET "loadgen-turn-secret"
+#define TURN_CHANNEL 0x4000
+#define TURN_AUDIO 160      /* bytes of payload: an Opus packet and its RTP header, about */
+#define TURN_VIDEO 1100     /* a VP8 packet's */
+#define TURN_BATCH 16       /* datagrams in one sendmmsg() or recvmmsg() of ours (CAMUS_UDP_BATCH's) */
+#define TURN_SHARE 0.8      /* of the relay's rate limit per allocation (CAMUS_TURN_KBPS) that we send */
+
+struct talloc {
+  int fd, peer;                    /* our client's socket, connected to the server's UDP port; our peer's, to the relay */
+  struct sockaddr_in local, peer_addr, relayed;
+  char user[64], realm[64];
+  uint8_t nonce[128], key[16];     /* key: MD5(user:realm:password), long-term credentials (RFC 8489 9.2) */
+  size_t realm_len, nonce_len;
+  double tokens;                   /* datagrams it may send now (a token bucket at its share of the rate limit) */
+  uint32_t seq;
+};
+
+static struct {
+  struct talloc a[CAMUS_TURN_ALLOCATIONS];
+  int n;                           /* allocations open: a[0..n) */
+  int ep;                          /* every socket of theirs; data.u32 = 2 i + (1 for the peer's) */
+  bool relay_port[65536];          /* the server's relay ports in use (for its sockets' drops in /proc/net/udp) */
+  uint32_t run;                    /* which run of turn_pump() this is: each datagram carries it */
+  uint64_t sent, got, bad;         /* datagrams sent, read where they should arrive, and of them malformed or misrouted */
+  uint64_t strays;                 /* datagrams read where none should come in this direction */
+  uint64_t late;                   /* of an earlier run: they waited that long somewhere */
+  uint64_t data_ind;               /* of the bad: Data indications where ChannelData should come */
+} tr;
+
+/* The REST API's credentials for name, good for an hour. */
+static void turn_rest_user(const char *name, char user[64], char pass[32]) {
+  uint8_t mac[20];
+  size_t olen = 0;
+  int n = snprintf(user, 64, "%llu:%s", (unsigned long long)time(NULL) + 3600, name);
+  if (mbedtls_md_hmac(mbedtls_md_info_from_type(MBEDTLS_MD_SHA1), (const uint8_t *)TURN_SECRET, strlen(TURN_SECRET),
+                      (const uint8_t *)user, (size_t)n, mac) != 0 ||
+      mbedtls_base64_encode((uint8_t *)pass, 32, &olen, mac, sizeof mac) != 0)
+    olen = 0;
+  pass[olen] = 0;
+}
+
+/* A request of a's: method with its attributes (arg: CHANNEL-NUMBER's or LIFETIME's value), signed once a knows a nonce. */
+static size_t turn_request_write(struct talloc *a, uint16_t method, uint32_t arg, uint8_t *out, size_t cap) {
+  uint8_t txid[12];
+  struct stun_writer w = {out, cap, 0, false};
+  random_bytes(&lg.crypto, txid, sizeof txid);
+  stun_begin(&w, method, txid);
+  if (method == TURN_ALLOCATE) stun_attr_u32(&w, TURN_A_REQUESTED_TRANSPORT, 17u << 24); /* UDP */
+  if (method == TURN_CHANNEL_BIND) stun_attr_u32(&w, TURN_A_CHANNEL_NUMBER, arg << 16);
+  if (method == TURN_REFRESH) stun_attr_u32(&w, TURN_A_LIFETIME, arg);
+  if (method == TURN_CREATE_PERMISSION || method == TURN_CHANNEL_BIND)
+    stun_xor_address(&w, TURN_A_XOR_PEER_ADDRESS, (const struct sockaddr *)&a->peer_addr);
+  if (a->nonce_len) {
+    stun_attr(&w, STUN_A_USERNAME, a->user, (uint16_t)strlen(a->user));
+    stun_attr(&w, STUN_A_REALM, a->realm, (uint16_t)a->realm_len);
+    stun_attr(&w, STUN_A_NONCE, a->nonce, (uint16_t)a->nonce_len);
+    stun_integrity(&w, a->key, sizeof a->key);
+  }
+  stun_fingerprint(&w);
+  return w.err ? 0 : w.len;
+}
+
+/* Sends a request and waits for its answer (the same transaction), 500 ms a try, three tries.
+ * Returns the answer's length in resp and its parse in m, or -1. */
+static int turn_transact(struct talloc *a, const uint8_t *req, size_t n, uint8_t *resp, size_t cap, struct stun_msg *m) {
+  for (int tries = 0; tries < 3; tries++) {
+    if (send(a->fd, req, n, 0) != (ssize_t)n) return -1;
+    for (uint64_t end = mono_ms() + 500; mono_ms() < end;) {
+      struct pollfd pf = {a->fd, POLLIN, 0};
+      if (poll(&pf, 1, 50) <= 0) continue;
+      ssize_t k = recv(a->fd, resp, cap, MSG_DONTWAIT);
+      if (k > 0 && stun_parse(resp, (size_t)k, m) == 0 && !memcmp(m->txid, req + 8, 12)) return (int)k;
+    }
+  }
+  return -1;
+}
+
+/* The XOR-RELAYED-ADDRESS of an Allocate's success (stun_parse() leaves it aside), IPv4; false if none. */
+static bool turn_relayed_address(const uint8_t *p, size_t n, struct sockaddr_in *out) {
+  size_t at = STUN_HDR;
+  for (int guard = 0; at + 4 <= n && guard < 64; guard++) {
+    uint16_t type = get_u16(p + at), len = get_u16(p + at + 2);
+    if (at + 4 + len > n) return false;
+    struct sockaddr_storage ss;
+    if (type == TURN_A_XOR_RELAYED_ADDRESS) {
+      if (!stun_read_address(p + at + 4, len, true, p, &ss) || ss.ss_family != AF_INET) return false;
+      memcpy(out, &ss, sizeof *out);
+      return true;
+    }
+    at += 4 + (((size_t)len + 3) & ~(size_t)3);
+  }
+  return false;
+}
+
+/* One request of a's, answered with success and signed with a's key: 0; else -1 and why (the error code in it). */
+static int turn_ask(struct talloc *a, uint16_t method, uint32_t arg, uint8_t *resp, size_t cap, int *len, char *why, size_t wl) {
+  uint8_t req[512];
+  struct stun_msg m;
+  size_t n = turn_request_write(a, method, arg, req, sizeof req);
+  int k = n ? turn_transact(a, req, n, resp, cap, &m) : -1;
+  if (k < 0) return snprintf(why, wl, "no answer to request 0x%03x", method), -1;
+  if (m.type != (method | STUN_SUCCESS))
+    return snprintf(why, wl, "request 0x%03x answered 0x%03x, error %d", method, m.type, m.error_code), -1;
+  if (!stun_integrity_ok(resp, (size_t)k, &m, a->key, sizeof a->key))
+    return snprintf(why, wl, "request 0x%03x answered without a valid MESSAGE-INTEGRITY", method), -1;
+  *len = k;
+  return 0;
+}
+
+/* Allocation i: sockets, Allocate (401 first, then with credentials), CreatePermission, ChannelBind.  0 or -1. */
+static int turn_open(int i) {
+  struct talloc *a = &tr.a[i];
+  uint8_t req[512], resp[1024];
+  struct stun_msg m;
+  char why[160] = "", name[32], pass[32], text[256];
+  int len, sz = 256 << 10; /* read every half millisecond: plenty, and the kernel's UDP memory is shared */
+  socklen_t sl = sizeof a->peer_addr;
+  *a = (struct talloc){.fd = -1, .peer = -1};
+  client_addr(i, &a->local);
+  a->peer_addr = (struct sockaddr_in){.sin_family = AF_INET, .sin_addr.s_addr = htonl(0x7f020000u | (uint32_t)(i + 1))};
+  a->fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  a->peer = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (a->fd < 0 || a->peer < 0 || bind(a->fd, (struct sockaddr *)&a->local, sizeof a->local) != 0 ||
+      connect(a->fd, (struct sockaddr *)&lg.server_udp, sizeof lg.server_udp) != 0 ||
+      bind(a->peer, (struct sockaddr *)&a->peer_addr, sizeof a->peer_addr) != 0 ||
+      getsockname(a->peer, (struct sockaddr *)&a->peer_addr, &sl) != 0) {
+    snprintf(why, sizeof why, "sockets: %s", strerror(errno));
+    goto fail;
+  }
+  setsockopt(a->fd, SOL_SOCKET, SO_RCVBUF, &sz, sizeof sz);
+  setsockopt(a->peer, SOL_SOCKET, SO_RCVBUF, &sz, sizeof sz);
+  /* A first Allocate without credentials learns the realm and a nonce from its 401. */
+  size_t n = turn_request_write(a, TURN_ALLOCATE, 0, req, sizeof req);
+  int k = n ? turn_transact(a, req, n, resp, sizeof resp, &m) : -1;
+  if (k < 0 || m.type != (TURN_ALLOCATE | STUN_ERROR) || m.error_code != 401 || !m.realm || !m.nonce ||
+      m.realm_len >= sizeof a->realm || m.nonce_len > sizeof a->nonce) {
+    snprintf(why, sizeof why, "the first Allocate got %s (type 0x%03x, error %d), not a 401 with a realm and a nonce",
+             k < 0 ? "no answer" : "an answer", k < 0 ? 0 : m.type, k < 0 ? 0 : m.error_code);
+    goto fail;
+  }
+  memcpy(a->realm, m.realm, m.realm_len);
+  a->realm_len = m.realm_len;
+  memcpy(a->nonce, m.nonce, m.nonce_len);
+  a->nonce_len = m.nonce_len;
+  snprintf(name, sizeof name, "lg%d", i);
+  turn_rest_user(name, a->user, pass);
+  int tl = snprintf(text, sizeof text, "%s:%s:%s", a->user, a->realm, pass);
+  if (tl < 0 || (size_t)tl >= sizeof text || mbedtls_md5_ret((const uint8_t *)text, (size_t)tl, a->key) != 0) {
+    snprintf(why, sizeof why, "no key");
+    goto fail;
+  }
+  if (turn_ask(a, TURN_ALLOCATE, 0, resp, sizeof resp, &len, why, sizeof why) != 0) goto fail;
+  if (!turn_relayed_address(resp, (size_t)len, &a->relayed)) {
+    snprintf(why, sizeof why, "an Allocate's success without an IPv4 XOR-RELAYED-ADDRESS");
+    goto fail;
+  }
+  if (turn_ask(a, TURN_CREATE_PERMISSION, 0, resp, sizeof resp, &len, why, sizeof why) != 0 ||
+      turn_ask(a, TURN_CHANNEL_BIND, TURN_CHANNEL, resp, sizeof resp, &len, why, sizeof why) != 0)
+    goto fail;
+  if (connect(a->peer, (struct sockaddr *)&a->relayed, sizeof a->relayed) != 0) {
+    snprintf(why, sizeof why, "connect to the relay: %s", strerror(errno));
+    goto fail;
+  }
+  tr.relay_port[ntohs(a->relayed.sin_port)] = true;
+  struct epoll_event ev = {.events = EPOLLIN, .data.u32 = 2u * (uint32_t)i};
+  epoll_ctl(tr.ep, EPOLL_CTL_ADD, a->fd, &ev);
+  ev.data.u32 = 2u * (uint32_t)i + 1;
+  epoll_ctl(tr.ep, EPOLL_CTL_ADD, a->peer, &ev);
+  return 0;
+fail:
+  if (lg.errors_shown++ < 10) fprintf(stderr, "loadgen: turn: allocation %d: %s\n", i, why);
+  if (a->fd >= 0) close(a->fd);
+  if (a->peer >= 0) close(a->peer);
+  a->fd = a->peer = -1;
+  return -1;
+}
+
+/* The first of n UDP ports of 127.0.0.1 all free now, above the kernel's ephemeral ports (where other
+ * programs' sockets come and go), for the relay (--turn-ports); 0 if there are none. */
+static int turn_port_range(int n) {
+  for (int base = 61000; base + n <= 65536; base += n) {
+    int ok = 0;
+    for (; ok < n; ok++) {
+      struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)(base + ok)),
+                              .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+      int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+      bool free_ = fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0;
+      if (fd >= 0) close(fd);
+      if (!free_) break;
+    }
+    if (ok == n) return base;
+  }
+  return 0;
+}
+
+/* Allocations [tr.n, n) open; returns how many are open. */
+static int turn_open_range(int n) {
+  while (tr.n < n && turn_open(tr.n) == 0) tr.n++;
+  return tr.n;
+}
+
+/* The last allocation goes: a Refresh with LIFETIME 0 (RFC 8656 7), then its sockets. */
+static void turn_release_last(void) {
+  struct talloc *a = &tr.a[tr.n - 1];
+  uint8_t resp[512];
+  char why[160];
+  int len;
+  if (turn_ask(a, TURN_REFRESH, 0, resp, sizeof resp, &len, why, sizeof why) != 0)
+    fprintf(stderr, "loadgen: turn: releasing allocation %d: %s\n", tr.n - 1, why);
+  tr.relay_port[ntohs(a->relayed.sin_port)] = false;
+  epoll_ctl(tr.ep, EPOLL_CTL_DEL, a->fd, NULL);
+  epoll_ctl(tr.ep, EPOLL_CTL_DEL, a->peer, NULL);
+  close(a->fd);
+  close(a->peer);
+  tr.n--;
+}
+
+/* Datagrams the kernel dropped at our sockets for want of room (SO_MEMINFO): our peers' (up) or our clients'. */
+static uint64_t turn_our_drops(bool up) {
+  uint64_t sum = 0;
+  for (int i = 0; i < tr.n; i++) {
+    uint32_t mem[SK_MEMINFO_VARS] = {0};
+    socklen_t l = sizeof mem;
+    if (getsockopt(up ? tr.a[i].peer : tr.a[i].fd, SOL_SOCKET, SO_MEMINFO, mem, &l) == 0 && l > SK_MEMINFO_DROPS * sizeof *mem)
+      sum += mem[SK_MEMINFO_DROPS];
+  }
+  return sum;
+}
+
+/* The server's sockets in /proc/net/udp (its UDP port, and our allocations' relay ports): the datagrams
+ * the kernel dropped there for want of room, and the bytes waiting there now.  The file is read in one
+ * go, as a listing read in pieces may miss or repeat a line while other programs' sockets come and go. */
+static void turn_server_sockets(uint64_t *drops, uint64_t *queued) {
+  static char text[4 << 20];
+  size_t n = 0;
+  ssize_t k;
+  *drops = *queued = 0;
+  int fd = open("/proc/net/udp", O_RDONLY | O_CLOEXEC);
+  while (fd >= 0 && n < sizeof text - 1 && (k = read(fd, text + n, sizeof text - 1 - n)) > 0) n += (size_t)k;
+  if (fd >= 0) close(fd);
+  text[n] = 0;
+  char *save = NULL;
+  for (char *line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+    char *end = line + strlen(line);
+    while (end > line && isspace((unsigned char)end[-1])) *--end = 0;
+    unsigned addr, port;
+    unsigned long tx, rx;
+    unsigned long long d;
+    const char *col = strrchr(line, ' ');
+    if (sscanf(line, " %*u: %x:%x %*x:%*x %*x %lx:%lx", &addr, &port, &tx, &rx) != 4 || !col ||
+        sscanf(col, "%llu", &d) != 1 || port > 65535)
+      continue;
+    if (ntohl(addr) == INADDR_LOOPBACK && (port == ntohs(lg.server_udp.sin_port) || tr.relay_port[port]))
+      *drops += d, *queued += rx;
+  }
+}
+
+/* Reads what came to our sockets and checks it: a peer gets its own
+ * client's payload, whole; a client gets it back as ChannelData on its
+ * channel (a Data indication would mean the channel was not used).  Each
+ * payload carries the allocation's number, a sequence number and the run's.
+ * A few batches a socket.  Returns the datagrams read. */
+static int turn_read(bool up, size_t len) {
+  static uint8_t in[TURN_BATCH][2048];
+  struct mmsghdr m[TURN_BATCH];
+  struct iovec v[TURN_BATCH];
+  struct epoll_event ev[2 * CAMUS_TURN_ALLOCATIONS];
+  int ready = epoll_wait(tr.ep, ev, (int)COUNT(ev), 0), total = 0;
+  for (int e = 0; e < ready; e++) {
+    uint32_t i = ev[e].data.u32 / 2;
+    bool peer = ev[e].data.u32 & 1;
+    int fd = peer ? tr.a[i].peer : tr.a[i].fd;
+    for (int round = 0; round < 8; round++) {
+      for (int j = 0; j < TURN_BATCH; j++) {
+        v[j] = (struct iovec){in[j], sizeof in[j]};
+        m[j].msg_hdr = (struct msghdr){.msg_iov = &v[j], .msg_iovlen = 1};
+      }
+      int k = recvmmsg(fd, m, TURN_BATCH, MSG_DONTWAIT, NULL);
+      for (int j = 0; j < k; j++) {
+        const uint8_t *p = in[j];
+        size_t n = m[j].msg_len, at = peer ? 0 : 4;
+        if (peer != up) {
+          tr.strays++;
+          continue;
+        }
+        if (n >= at + 12 && get_u32(p + at + 8) != tr.run) {
+          tr.late++;
+          continue;
+        }
+        tr.got++;
+        bool ok = n == at + len && (peer || (get_u16(p) == TURN_CHANNEL && get_u16(p + 2) == len)) && get_u32(p + at) == i;
+        tr.bad += !ok;
+        tr.data_ind += !peer && n >= STUN_HDR && p[0] <= 1;
+      }
+      total += MAX(k, 0);
+      if (k < TURN_BATCH) break;
+    }
+  }
+  return total;
+}
+
+struct turn_sample {
+  bool up;
+  size_t len;
+  double secs, sent, fwd, read;    /* in the window: datagrams we sent; arrived at our far sockets; of them read */
+  double cpu, lg_cpu, others;      /* cores */
+  uint64_t drops_server, drops_ours; /* in the window: at the server's sockets (it could not read them), at our full ones */
+  int64_t lost;                    /* over the whole run: sent, less dropped at the server's sockets, less arrived */
+  uint64_t bad, strays, data_ind, late; /* over the whole run */
+  double cap;                      /* pkt/s the relay's rate limit allows all allocations together, at our share */
+};
+
+/* The counters at one moment of a run. */
+struct turn_snap {
+  uint64_t sent, read, arrived, drops_server, drops_ours, cpu, lg_cpu, all_cpu, t;
+};
+
+static struct turn_snap turn_snap(bool up) {
+  struct turn_snap z;
+  uint64_t queued;
+  turn_server_sockets(&z.drops_server, &queued);
+  z.drops_ours = turn_our_drops(up);
+  z.sent = tr.sent, z.read = tr.got, z.arrived = tr.got + z.drops_ours;
+  z.cpu = cpu_ns(), z.lg_cpu = self_cpu_ns(), z.all_cpu = machine_cpu_ns(), z.t = now_ns();
+  return z;
+}
+
+/* What happened between two moments. */
+static void turn_window(struct turn_sample *s, const struct turn_snap *x, const struct turn_snap *y) {
+  s->secs = (double)(y->t - x->t) / 1e9;
+  s->sent = (double)(y->sent - x->sent);
+  s->fwd = (double)(y->arrived - x->arrived);
+  s->read = (double)(y->read - x->read);
+  s->drops_server = y->drops_server - x->drops_server;
+  s->drops_ours = y->drops_ours - x->drops_ours;
+  s->cpu = (double)(y->cpu - x->cpu) / 1e9 / s->secs;
+  s->lg_cpu = (double)(y->lg_cpu - x->lg_cpu) / 1e9 / s->secs;
+  s->others = MAX(0, (double)(y->all_cpu - x->all_cpu) / 1e9 / s->secs - s->cpu - s->lg_cpu);
+}
+
+#define TURN_WINDOWS 3
+
+/* Datagrams of len bytes (payload) through every allocation, client to peer
+ * (up) or peer to client, as fast as we can within TURN_SHARE of each
+ * allocation's rate limit: 300 ms to settle, TURN_WINDOWS windows of ms,
+ * then what is on the way.  The window that relayed the most counts: on a
+ * shared machine, the one in which other processes let us be. */
+static struct turn_sample turn_pump(bool up, size_t len, int ms) {
+  static uint8_t pkt[TURN_BATCH][4 + TURN_VIDEO];
+  struct mmsghdr out[TURN_BATCH];
+  struct iovec v[TURN_BATCH];
+  size_t at = up ? 4 : 0; /* ChannelData: channel number and length first (RFC 8656 12.4) */
+  struct turn_sample s = {.up = up, .len = len};
+  double rate = TURN_SHARE * CAMUS_TURN_KBPS * 125.0 / (double)len; /* a second, an allocation */
+  for (int j = 0; j < TURN_BATCH; j++) {
+    memset(pkt[j], 0x5a, sizeof pkt[j]);
+    put_u16(pkt[j], TURN_CHANNEL);
+    put_u16(pkt[j] + 2, (uint16_t)len);
+    v[j] = (struct iovec){pkt[j], at + len};
+    out[j].msg_hdr = (struct msghdr){.msg_iov = &v[j], .msg_iovlen = 1};
+  }
+  for (int i = 0; i < tr.n; i++) { /* a random phase each, so that their batches do not all go at once */
+    uint8_t r;
+    random_bytes(&lg.crypto, &r, 1);
+    tr.a[i].tokens = r % (TURN_BATCH / 2);
+  }
+  tr.sent = tr.got = tr.bad = tr.strays = tr.late = tr.data_ind = 0;
+  tr.run++;
+  struct turn_snap first = turn_snap(up), snap[TURN_WINDOWS + 1];
+  uint64_t start = now_ns(), next = start + 300000000ull, last = start, last_read = 0;
+  int w = 0; /* snapshots taken: the windows are the spans between them */
+  for (uint64_t guard = 0; guard < 1000000000ull && w <= TURN_WINDOWS; guard++) {
+    uint64_t now = now_ns();
+    if (now >= next) {
+      snap[w++] = turn_snap(up);
+      next = snap[w - 1].t + (uint64_t)ms * 1000000u;
+      continue;
+    }
+    bool busy = false;
+    double add = rate * (double)(now - last) / 1e9;
+    last = now;
+    for (int i = 0; i < tr.n; i++) {
+      struct talloc *a = &tr.a[i];
+      a->tokens = MIN(a->tokens + add, (double)TURN_BATCH);
+      if (a->tokens < TURN_BATCH / 2) continue;
+      int k = (int)a->tokens;
+      for (int j = 0; j < k; j++)
+        put_u32(pkt[j] + at, (uint32_t)i), put_u32(pkt[j] + at + 4, a->seq++), put_u32(pkt[j] + at + 8, tr.run);
+      int sent = sendmmsg(up ? a->fd : a->peer, out, (unsigned)k, 0);
+      a->tokens -= k; /* what the socket did not take is not sent later in a burst */
+      tr.sent += (uint64_t)MAX(sent, 0);
+      busy = true;
+    }
+    if (!busy || now - last_read >= 500000) { /* reads in batches, every half millisecond while sending */
+      last_read = now;
+      busy |= turn_read(up, len) > 0;
+      if (guard % 64 == 0) drain_log();
+    }
+    if (!busy) nanosleep(&(struct timespec){0, 50000}, NULL);
+  }
+  /* What is still on the way (in the server's socket buffers, when it is slower than we are) comes: until
+   * nothing waits there and 100 ms pass without any, 10 s at most. */
+  for (uint64_t quiet = now_ns(), end = quiet + 10000000000ull; now_ns() < end;) {
+    uint64_t d, queued = 1;
+    if (turn_read(up, len) > 0)
+      quiet = now_ns();
+    else if (now_ns() - quiet >= 100000000ull && (turn_server_sockets(&d, &queued), !queued))
+      break;
+    else
+      nanosleep(&(struct timespec){0, 1000000}, NULL);
+  }
+  struct turn_snap end = turn_snap(up);
+  for (int k = 0; k + 1 < w; k++) {
+    struct turn_sample m = s;
+    turn_window(&m, &snap[k], &snap[k + 1]);
+    if (getenv("LOADGEN_DEBUG"))
+      fprintf(stderr, "  window %d: %.3f s, sent %.0f, arrived %.0f, read %.0f; CPU: server %.2f, loadgen %.2f, others %.2f\n", k,
+              m.secs, m.sent, m.fwd, m.read, m.cpu, m.lg_cpu, m.others);
+    if (k == 0 || m.fwd / m.secs > s.fwd / s.secs) s = m; /* each lasts ms at least, and longer if we were held up */
+  }
+  s.cap = rate * tr.n;
+  s.lost = (int64_t)(end.sent - first.sent) - (int64_t)(end.drops_server - first.drops_server) -
+           (int64_t)(end.arrived - first.arrived);
+  s.bad = tr.bad, s.strays = tr.strays, s.data_ind = tr.data_ind, s.late = tr.late;
+  return s;
+}
+
+static double turn_us(const struct turn_sample *s) { return s->fwd > 0 ? s->cpu * s->secs * 1e6 / s->fwd : 0; }
+
+static void turn_print(const struct turn_sample *s) {
+  int cores = (int)sysconf(_SC_NPROCESSORS_ONLN);
+  const char *limit = s->cpu >= 0.95                          ? "the server's core"
+                      : s->lg_cpu >= 0.95                     ? "THE LOAD GENERATOR's core"
+                      : s->sent >= 0.97 * s->cap * s->secs    ? "the relay's rate limit per allocation (CAMUS_TURN_KBPS)"
+                      : s->cpu + s->lg_cpu + s->others >= 0.9 * cores ? "the machine's cores: OTHER PROCESSES took some"
+                                                              : "unclear (no core busy)";
+  printf("turn: %-14s %4zu B, %d allocations: sent %7.0f pkt/s, relayed %7.0f pkt/s (we read %.0f/s, our full sockets "
+         "dropped %llu); dropped at the server's sockets %llu, lost in the server %lld, malformed %llu (Data "
+         "indications %llu), strays %llu, late %llu; CPU: server %3.0f%%, loadgen %3.0f%%, others %3.0f%%; %.2f us a "
+         "packet; limit: %s\n",
+         s->up ? "client->peer" : "peer->client", s->len, tr.n, s->sent / s->secs, s->fwd / s->secs, s->read / s->secs,
+         (unsigned long long)s->drops_ours, (unsigned long long)s->drops_server, (long long)s->lost,
+         (unsigned long long)s->bad, (unsigned long long)s->data_ind, (unsigned long long)s->strays,
+         (unsigned long long)s->late, 100 * s->cpu,
+         100 * s->lg_cpu, 100 * s->others, turn_us(s), limit);
+  fflush(stdout);
+}
+
+/* RSS of the [heap] mapping (/proc/<pid>/smaps), KiB: the allocator's main arena, where allocations live. */
+static long heap_kb(void) {
+  char path[64], line[256];
+  long v = -1;
+  bool in = false;
+  snprintf(path, sizeof path, "/proc/%d/smaps", (int)lg.pid);
+  FILE *f = fopen(path, "r");
+  for (int guard = 0; f && guard < 1000000 && fgets(line, sizeof line, f); guard++) {
+    if (strchr(line, '-') && strchr(line, '-') < strchr(line, ' ') && isxdigit((unsigned char)line[0]))
+      in = strstr(line, "[heap]") != NULL; /* a mapping's first line: "start-end perms ..." */
+    else if (in && !strncmp(line, "Rss:", 4))
+      v = atol(line + 4), in = false;
+  }
+  if (f) fclose(f);
+  return v;
+}
+
+/* The size of one object of a kernel slab cache (/proc/slabinfo, root only), or 0. */
+static long slab_bytes(const char *name) {
+  char line[512], n[64];
+  long active, total, size = 0;
+  FILE *f = fopen("/proc/slabinfo", "r");
+  for (int guard = 0; f && guard < 100000 && fgets(line, sizeof line, f); guard++)
+    if (sscanf(line, "%63s %ld %ld %ld", n, &active, &total, &size) == 4 && !strcmp(n, name)) break;
+    else size = 0;
+  if (f) fclose(f);
+  return size;
+}
+
+/* What an allocation costs the server: RSS (and its heap) with none (after
+ * one came and went, which paid what the relay allocates once) and with as
+ * many as it allows, each with a permission and a channel. */
+static void turnmem_phase(void) {
+  char label[160];
+  int want = CAMUS_TURN_ALLOCATIONS;
+  if (turn_open_range(1) != 1) {
+    fprintf(stderr, "loadgen: turnmem: no allocation\n");
+    return;
+  }
+  turn_pump(true, TURN_AUDIO, 20);
+  turn_pump(false, TURN_AUDIO, 20);
+  turn_release_last();
+  lg_wait_ms(1500);
+  long rss0 = rss_kb(), heap0 = heap_kb();
+  int n = turn_open_range(want);
+  lg_wait_ms(1500);
+  long rss1 = rss_kb(), heap1 = heap_kb();
+  printf("turnmem: RSS (KiB) %ld with no allocation, %ld with %d; heap %ld, then %ld\n", rss0, rss1, n, heap0, heap1);
+  if (n != want) fprintf(stderr, "loadgen: turnmem: %d of %d allocations made\n", n, want);
+  double per = n ? (double)(rss1 - rss0) / n : 0, per_heap = n ? (double)(heap1 - heap0) / n : 0;
+  snprintf(label, sizeof label, "TURN: RSS, %d allocations (a permission, a channel each)", n);
+  fig("turn_rss_allocs_kb", strdup(label), (double)rss1, "KiB", NULL, -1);
+  fig("turn_rss_no_alloc_kb", "  with none (after one came and went)", (double)rss0, "KiB", NULL, -1);
+  fig("turn_rss_per_alloc_kb", "  per allocation (RSS)", per, "KiB", "<= 4", n && per <= 4);
+  fig("turn_heap_per_alloc_kb", "  per allocation, the heap's part ([heap] in smaps)", per_heap, "KiB", NULL, -1);
+  fig("turn_alloc_struct_bytes", "  sizeof(struct turn_alloc)", (double)sizeof(struct turn_alloc), "bytes", NULL, -1);
+  long k_udp = slab_bytes("UDP"), k_inode = slab_bytes("sock_inode_cache"), k_file = slab_bytes("filp"),
+       k_dentry = slab_bytes("dentry"), kernel = k_udp + k_inode + k_file + k_dentry;
+  if (kernel)
+    printf("turnmem: not in RSS: the kernel's side of each relay socket, its objects (UDP %ld B, sock_inode_cache %ld B, "
+           "filp %ld B, dentry %ld B: %ld B) and the datagrams its buffers hold\n",
+           k_udp, k_inode, k_file, k_dentry, kernel);
+  else
+    printf("turnmem: not in RSS: the kernel's side of each relay socket (its objects, and the datagrams its buffers hold)\n");
+  fig("turn_kernel_per_socket_bytes", "  not in RSS: kernel objects of its socket (buffers aside)", (double)kernel,
+      "bytes", NULL, -1);
+}
+
+/* The relay's packet rate and CPU cost, each way, at audio's and video's sizes. */
+static void turn_phase(void) {
+  static const char *const key[2] = {"audio", "video"};
+  static const size_t size[2] = {TURN_AUDIO, TURN_VIDEO};
+  char k[64], label[160];
+  double kernel[2] = {sfu_cost_send(4 + TURN_AUDIO), sfu_cost_send(4 + TURN_VIDEO)};
+  int n = turn_open_range(CAMUS_TURN_ALLOCATIONS);
+  if (n < CAMUS_TURN_ALLOCATIONS) fprintf(stderr, "loadgen: turn: %d of %d allocations made\n", n, CAMUS_TURN_ALLOCATIONS);
+  if (!n) return;
+  for (int up = 1; up >= 0; up--)
+    for (int z = 0; z < 2; z++) {
+      struct turn_sample s = turn_pump(up, size[z], 1000);
+      turn_print(&s);
+      const char *dir = up ? "up" : "down";
+      double us = turn_us(&s), core = us > 0 ? 1e6 / us : 0;
+      snprintf(k, sizeof k, "turn_%s_%s_per_s", dir, key[z]);
+      snprintf(label, sizeof label, "TURN %s, %zu B: relayed/s (server CPU %.0f%%)", up ? "client->peer" : "peer->client",
+               size[z], 100 * s.cpu);
+      fig(strdup(k), strdup(label), s.secs > 0 ? s.fwd / s.secs : 0, "pkt/s", NULL, -1);
+      snprintf(k, sizeof k, "turn_%s_%s_cpu_us", dir, key[z]);
+      fig(strdup(k), "  server CPU per relayed packet", us, "us", NULL, -1);
+      snprintf(k, sizeof k, "turn_%s_%s_core_per_s", dir, key[z]);
+      fig(strdup(k), "  relayed packets/s a core can carry at that cost", core, "pkt/s", ">= 200000",
+          s.fwd > 0 && !s.bad && core >= 200000);
+      if (up) { /* once a size: the server's send of a relayed packet, its largest part, is the kernel's */
+        snprintf(k, sizeof k, "turn_kernel_send_%s_us", key[z]);
+        snprintf(label, sizeof label, "  of it, the kernel's send of %zu B on loopback, alone", 4 + size[z]);
+        fig(strdup(k), strdup(label), kernel[z], "us", NULL, -1);
+      }
+      if (s.bad || s.strays || s.lost > (int64_t)(s.fwd / 1000))
+        fprintf(stderr, "loadgen: turn: %s %zu B: %llu malformed, %llu strays, %lld lost in the server\n", dir, size[z],
+                (unsigned long long)s.bad, (unsigned long long)s.strays, (long long)s.lost);
+    }
+}
+
+static void turn_close_all(void) {
+  while (tr.n) turn_release_last();
+}
+
+/* ============================================================== ICE-TCP PHASE =============================================================== */
+
+/* Joins one at a time, alternately over UDP and over ICE-TCP (RFC 6544: a
+ * TCP connection to the answer's passive candidate, the HTTP port, STUN and
+ * DTLS framed as RFC 4571 says), from the offer's POST to the data channel's
+ * open, and where the time goes. */
+static void icetcp_phase(int n) {
+  static const char *const step_name[5] = {"offer/answer", "ICE", "DTLS", "SCTP", "DCEP"};
+  uint64_t *t[2], *st[2][5];
+  size_t got[2] = {0, 0};
+  char label[160];
+  for (int w = 0; w < 2; w++) {
+    t[w] = calloc((size_t)n, sizeof *t[w]);
+    for (int j = 0; j < 5; j++) st[w][j] = calloc((size_t)n, sizeof *st[w][j]);
+  }
+  lg_wait_ms(100); /* the loop's clock, which the sessions' timers read, was not kept while the TURN phases ran */
+  for (int i = 0; i < 2 * n; i++) {
+    struct user *c = &lg.c[i];
+    int w = i & 1;
+    c->tcp = w;
+    if (join_range(i, i + 1, 1, 10) != 1 || !c->t_open) continue;
+    uint64_t s[6] = {c->t_post, c->t_answer, c->t_ice, c->t_dtls, c->t_sctp, c->t_open};
+    if (getenv("LOADGEN_DEBUG"))
+      fprintf(stderr, "  join %d over %s: %.2f %.2f %.2f %.2f %.2f ms\n", i, w ? "TCP" : "UDP", (s[1] - s[0]) / 1e6,
+              (s[2] - s[1]) / 1e6, (s[3] - s[2]) / 1e6, (s[4] - s[3]) / 1e6, (s[5] - s[4]) / 1e6);
+    for (int j = 0; j < 5; j++) st[w][j][got[w]] = s[j + 1] >= s[j] ? s[j + 1] - s[j] : 0;
+    t[w][got[w]++] = c->t_open - c->t_post;
+  }
+  leave_range(0, 2 * n);
+  for (int i = 0; i < 2 * n; i++) lg.c[i].tcp = false;
+  for (int w = 0; w < 2; w++) {
+    printf("icetcp: %s joins, medians (ms):", w ? "ICE-TCP" : "UDP");
+    for (int j = 0; j < 5; j++) printf(" %s %.2f", step_name[j], quantile_ms(st[w][j], got[w], 0.5));
+    printf("\n");
+  }
+  double u50 = quantile_ms(t[0], got[0], 0.5), u95 = quantile_ms(t[0], got[0], 0.95);
+  double c50 = quantile_ms(t[1], got[1], 0.5), c95 = quantile_ms(t[1], got[1], 0.95);
+  snprintf(label, sizeof label, "join over UDP (%zu of %d): POST to channel open, median", got[0], n);
+  fig("icetcp_udp_open_p50_ms", strdup(label), u50, "ms", NULL, -1);
+  fig("icetcp_udp_open_p95_ms", "  p95", u95, "ms", NULL, -1);
+  snprintf(label, sizeof label, "join over ICE-TCP (%zu of %d): POST to channel open, median", got[1], n);
+  fig("icetcp_tcp_open_p50_ms", strdup(label), c50, "ms", NULL, -1);
+  fig("icetcp_tcp_open_p95_ms", "  p95", c95, "ms", NULL, -1);
+  double r50 = u50 > 0 ? c50 / u50 : 0, r95 = u95 > 0 ? c95 / u95 : 0;
+  bool all = got[0] == (size_t)n && got[1] == (size_t)n;
+  fig("icetcp_ratio_p50", "  ICE-TCP / UDP, medians", r50, "x", "<= 2", all && r50 > 0 && r50 <= 2);
+  fig("icetcp_ratio_p95", "  ICE-TCP / UDP, p95s", r95, "x", NULL, -1);
+  for (int w = 0; w < 2; w++) {
+    free(t[w]);
+    for (int j = 0; j < 5; j++) free(st[w][j]);
+  }
+}
+
 /* =================================================================== MAIN =================================================================== */
+
+#define PHASES "startup,levels,relay,churn,turnmem,turn,icetcp,sfu"
 
 static void usage(void) {
   fprintf(stderr, "usage: loadgen --server BIN [--static BIN] [--json FILE] [--clients N] [--joins N] [--churn N]\n"
-                  "               [--sfu-rooms N] [--sfu-verify N] [--phases startup,levels,relay,churn,sfu]\n");
+                  "               [--sfu-rooms N] [--sfu-verify N] [--icetcp-joins N] [--phases " PHASES "]\n");
   exit(2);
 }
 
+/* Whether name is one of the comma-separated phases. */
+static bool phase_on(const char *phases, const char *name) {
+  size_t n = strlen(name);
+  for (const char *p = phases; p && *p; p = strchr(p, ',') ? strchr(p, ',') + 1 : NULL)
+    if (!strncmp(p, name, n) && (p[n] == ',' || !p[n])) return true;
+  return false;
+}
+
 int main(int argc, char **argv) {
-  const char *bin = NULL, *static_bin = NULL, *json_path = NULL, *phases = "startup,levels,relay,churn,sfu";
-  int max_clients = 5000, n_joins = 200, churn = 1000, sfu_rooms = 80, sfu_verify = SFU_SUBS;
+  const char *bin = NULL, *static_bin = NULL, *json_path = NULL, *phases = PHASES;
+  int max_clients = 5000, n_joins = 200, churn = 1000, sfu_rooms = 80, sfu_verify = SFU_SUBS, icetcp_joins = 30;
   for (int i = 1; i < argc; i++) {
     const char *v = i + 1 < argc ? argv[i + 1] : NULL;
     if (!strcmp(argv[i], "--server") && v)
@@ -1672,12 +2443,16 @@ int main(int argc, char **argv) {
       sfu_rooms = atoi(argv[++i]);
     else if (!strcmp(argv[i], "--sfu-verify") && v)
       sfu_verify = atoi(argv[++i]);
+    else if (!strcmp(argv[i], "--icetcp-joins") && v)
+      icetcp_joins = atoi(argv[++i]);
     else if (!strcmp(argv[i], "--phases") && v)
       phases = argv[++i];
     else
       usage();
   }
-  if (!bin || max_clients < 100 || n_joins < 1 || churn < 1 || sfu_rooms < 1 || sfu_verify < 1) usage();
+  if (!bin || max_clients < 100 || n_joins < 1 || churn < 1 || sfu_rooms < 1 || sfu_verify < 1 || icetcp_joins < 1 ||
+      2 * icetcp_joins > max_clients)
+    usage();
   int sfu_clients = (sfu_rooms + SFU_CHURN_ROOMS) * SFU_ROOM + SFU_KEY_JOINS;
   if (sfu_rooms + SFU_CHURN_ROOMS > (int)COUNT(lg.rooms_made)) usage();
   signal(SIGPIPE, SIG_IGN);
@@ -1722,7 +2497,7 @@ int main(int argc, char **argv) {
   static const char *const server_extra[] = {"--msg-rate", "10000000", "--max-connections", "4000", NULL};
 
   /* Sizes and start-up. */
-  if (strstr(phases, "startup")) {
+  if (phase_on(phases, "startup")) {
     fig("binary_bytes", "binary size, make (with debug information)", (double)file_size(bin), "bytes", NULL, -1);
     char cmd[600];
     snprintf(cmd, sizeof cmd, "strip -o test/out/camus-stripped '%s' 2>/dev/null", bin);
@@ -1748,145 +2523,167 @@ int main(int argc, char **argv) {
   }
 
   /* The server under load: the dynamic build, relay rate limit lifted for the relay figures. */
-  server_up(bin, server_extra);
-  lg_wait_ms(1000);
-  long rss_idle = rss_kb();
-  fig("idle_rss_kb", "idle RSS, make (shared libraries count)", (double)rss_idle, "KiB", NULL, -1);
-  long w0 = wakeups();
-  lg_wait_ms(5000);
-  double idle_wakeups = (double)(wakeups() - w0) / 5.0;
-  fig("idle_wakeups_per_s", "wake-ups per second, no clients", idle_wakeups, "/s", "0", idle_wakeups < 0.5);
+  bool core = phase_on(phases, "levels") || phase_on(phases, "relay") || phase_on(phases, "churn");
+  if (core) {
+    server_up(bin, server_extra);
+    lg_wait_ms(1000);
+    long rss_idle = rss_kb();
+    fig("idle_rss_kb", "idle RSS, make (shared libraries count)", (double)rss_idle, "KiB", NULL, -1);
+    long w0 = wakeups();
+    lg_wait_ms(5000);
+    double idle_wakeups = (double)(wakeups() - w0) / 5.0;
+    fig("idle_wakeups_per_s", "wake-ups per second, no clients", idle_wakeups, "/s", "0", idle_wakeups < 0.5);
 
-  /* Joins held, one at a time for the first n_joins (their latency and CPU
-   * cost), then 32 at once, up to max_clients; RSS at each level. */
-  static const int levels[] = {100, 1000, 5000};
-  long prev_rss = rss_idle;
-  int prev_n = 0, joined = 0;
-  uint64_t cpu_join = 0;
-  for (size_t k = 0; k < COUNT(levels) && prev_n < max_clients && strstr(phases, "levels"); k++) {
-    int n = levels[k] > max_clients ? max_clients : levels[k];
-    for (int i = prev_n; i < n; i++) {
-      bool one = i < n_joins;
-      uint64_t c0 = one ? cpu_ns() : 0;
-      joined += join_range(i, one ? i + 1 : n, one ? 1 : 32, 10);
-      if (!one) break;
-      cpu_join += cpu_ns() - c0; /* the server's CPU from the POST to the first pong */
+    /* Joins held, one at a time for the first n_joins (their latency and CPU
+     * cost), then 32 at once, up to max_clients; RSS at each level. */
+    static const int levels[] = {100, 1000, 5000};
+    long prev_rss = rss_idle;
+    int prev_n = 0, joined = 0;
+    uint64_t cpu_join = 0;
+    for (size_t k = 0; k < COUNT(levels) && prev_n < max_clients && phase_on(phases, "levels"); k++) {
+      int n = levels[k] > max_clients ? max_clients : levels[k];
+      for (int i = prev_n; i < n; i++) {
+        bool one = i < n_joins;
+        uint64_t c0 = one ? cpu_ns() : 0;
+        joined += join_range(i, one ? i + 1 : n, one ? 1 : 32, 10);
+        if (!one) break;
+        cpu_join += cpu_ns() - c0; /* the server's CPU from the POST to the first pong */
+      }
+      lg_wait_ms(3000);
+      long r = rss_kb();
+      char key[64], label[96];
+      int held = 0;
+      for (int i = 0; i < n; i++) held += lg.c[i].state == C_OPEN;
+      snprintf(key, sizeof key, "rss_%d_kb", n);
+      snprintf(label, sizeof label, "RSS with %d idle clients (%d held)", n, held);
+      fig(strdup(key), strdup(label), (double)r, "KiB", NULL, -1);
+      snprintf(key, sizeof key, "per_client_%d_kb", n);
+      snprintf(label, sizeof label, "  per client, from %d to %d clients", prev_n, n);
+      double per = (double)(r - prev_rss) / (n - prev_n);
+      fig(strdup(key), strdup(label), per, "KiB", "<= 64", per <= 64);
+      if (n == 100 || n == 1000) {
+        long w = wakeups();
+        lg_wait_ms(10000);
+        snprintf(key, sizeof key, "wakeups_%d_per_s", n);
+        snprintf(label, sizeof label, "wake-ups per second, %d idle clients", n);
+        fig(strdup(key), strdup(label), (double)(wakeups() - w) / 10.0, "/s", NULL, -1);
+      }
+      prev_rss = r, prev_n = n;
     }
+    if (joined != prev_n) fprintf(stderr, "loadgen: %d of %d clients joined\n", joined, prev_n);
+
+    /* The join figures of the one-at-a-time joins. */
+    int nj = n_joins < prev_n ? n_joins : prev_n;
+    uint64_t *step[7];
+    static const char *const step_key[7] = {"answer", "ice", "dtls", "sctp", "open", "pong", NULL};
+    size_t no = 0;
+    for (int k = 0; k < 6; k++) step[k] = calloc((size_t)nj + 1, sizeof *step[k]);
+    for (int i = 0; i < nj; i++) {
+      struct user *c = &lg.c[i];
+      if (!c->t_pong || !c->t_open || !c->t_sctp || !c->t_dtls || !c->t_ice) continue;
+      uint64_t t[6] = {c->t_answer, c->t_ice, c->t_dtls, c->t_sctp, c->t_open, c->t_pong};
+      for (int k = 0; k < 6; k++) step[k][no] = t[k] - (k ? t[k - 1] : c->t_post);
+      no++;
+    }
+    uint64_t *open = calloc(no + 1, sizeof *open), *pong = calloc(no + 1, sizeof *pong);
+    for (size_t i = 0, m = 0; i < (size_t)nj && m < no; i++) {
+      struct user *c = &lg.c[i];
+      if (!c->t_pong || !c->t_open || !c->t_sctp || !c->t_dtls || !c->t_ice) continue;
+      open[m] = c->t_open - c->t_post;
+      pong[m++] = c->t_pong - c->t_post;
+    }
+    fig("joins", "joins measured (one at a time)", (double)no, "", ">= 200", no >= 200);
+    double open50 = quantile_ms(open, no, 0.5);
+    fig("join_open_p50_ms", "join: POST to channel open, median", open50, "ms", "<= 3", open50 <= 3);
+    fig("join_open_p95_ms", "join: POST to channel open, p95", quantile_ms(open, no, 0.95), "ms", NULL, -1);
+    fig("join_pong_p50_ms", "join: POST to first pong, median", quantile_ms(pong, no, 0.5), "ms", NULL, -1);
+    fig("join_pong_p95_ms", "join: POST to first pong, p95", quantile_ms(pong, no, 0.95), "ms", NULL, -1);
+    for (int k = 0; step_key[k]; k++) {
+      char key[64], label[96];
+      snprintf(key, sizeof key, "join_step_%s_p50_ms", step_key[k]);
+      snprintf(label, sizeof label, "  of which %s, median",
+               k == 0   ? "HTTP offer/answer"
+               : k == 1 ? "ICE check"
+               : k == 2 ? "DTLS handshake"
+               : k == 3 ? "SCTP association"
+               : k == 4 ? "DCEP open/ack"
+                        : "ping/pong");
+      fig(strdup(key), strdup(label), quantile_ms(step[k], no, 0.5), "ms", NULL, -1);
+      free(step[k]);
+    }
+    fig("join_cpu_ms", "server CPU per join", nj ? (double)cpu_join / 1e6 / nj : 0, "ms", NULL, -1);
+    free(open);
+    free(pong);
+    leave_range(0, prev_n);
     lg_wait_ms(3000);
-    long r = rss_kb();
-    char key[64], label[96];
-    int held = 0;
-    for (int i = 0; i < n; i++) held += lg.c[i].state == C_OPEN;
-    snprintf(key, sizeof key, "rss_%d_kb", n);
-    snprintf(label, sizeof label, "RSS with %d idle clients (%d held)", n, held);
-    fig(strdup(key), strdup(label), (double)r, "KiB", NULL, -1);
-    snprintf(key, sizeof key, "per_client_%d_kb", n);
-    snprintf(label, sizeof label, "  per client, from %d to %d clients", prev_n, n);
-    double per = (double)(r - prev_rss) / (n - prev_n);
-    fig(strdup(key), strdup(label), per, "KiB", "<= 64", per <= 64);
-    if (n == 100 || n == 1000) {
-      long w = wakeups();
-      lg_wait_ms(10000);
-      snprintf(key, sizeof key, "wakeups_%d_per_s", n);
-      snprintf(label, sizeof label, "wake-ups per second, %d idle clients", n);
-      fig(strdup(key), strdup(label), (double)(wakeups() - w) / 10.0, "/s", NULL, -1);
+    fig("rss_after_all_left_kb", "RSS after every client left", (double)rss_kb(), "KiB", NULL, -1);
+
+    /* Relay between two clients of one room. */
+    struct user *a = &lg.c[0], *b = &lg.c[1];
+    a->room = b->room = 1999;
+    if (phase_on(phases, "relay") && join_range(0, 2, 2, 100000) == 2) {
+      struct relay_result d = relay(a, b, b->id, 1000, 1), r;
+      struct relay_result dl = relay(a, b, b->id, 20000, 64);
+      fig("direct_lat_p50_ms", "direct message one-way latency, median", d.lat_p50, "ms", NULL, -1);
+      fig("direct_lat_p95_ms", "direct message one-way latency, p95", d.lat_p95, "ms", NULL, -1);
+      fig("direct_per_s", "direct messages per second through the server", dl.per_sec, "msg/s", NULL, -1);
+      fig("direct_cpu_ms_per_1000", "server CPU per 1,000 direct messages", dl.cpu_ms_per_1000, "ms", "<= 5",
+          dl.cpu_ms_per_1000 <= 5);
+      d = relay(a, b, "room", 1000, 1);
+      r = relay(a, b, "room", 20000, 64);
+      fig("room_lat_p50_ms", "room message one-way latency, median", d.lat_p50, "ms", NULL, -1);
+      fig("room_lat_p95_ms", "room message one-way latency, p95", d.lat_p95, "ms", NULL, -1);
+      fig("room_per_s", "room messages per second through the server", r.per_sec, "msg/s", NULL, -1);
+      fig("room_cpu_ms_per_1000", "server CPU per 1,000 room messages (2 members)", r.cpu_ms_per_1000, "ms", "<= 5",
+          r.cpu_ms_per_1000 <= 5);
     }
-    prev_rss = r, prev_n = n;
-  }
-  if (joined != prev_n) fprintf(stderr, "loadgen: %d of %d clients joined\n", joined, prev_n);
-
-  /* The join figures of the one-at-a-time joins. */
-  int nj = n_joins < prev_n ? n_joins : prev_n;
-  uint64_t *step[7];
-  static const char *const step_key[7] = {"answer", "ice", "dtls", "sctp", "open", "pong", NULL};
-  size_t no = 0;
-  for (int k = 0; k < 6; k++) step[k] = calloc((size_t)nj + 1, sizeof *step[k]);
-  for (int i = 0; i < nj; i++) {
-    struct user *c = &lg.c[i];
-    if (!c->t_pong || !c->t_open || !c->t_sctp || !c->t_dtls || !c->t_ice) continue;
-    uint64_t t[6] = {c->t_answer, c->t_ice, c->t_dtls, c->t_sctp, c->t_open, c->t_pong};
-    for (int k = 0; k < 6; k++) step[k][no] = t[k] - (k ? t[k - 1] : c->t_post);
-    no++;
-  }
-  uint64_t *open = calloc(no + 1, sizeof *open), *pong = calloc(no + 1, sizeof *pong);
-  for (size_t i = 0, m = 0; i < (size_t)nj && m < no; i++) {
-    struct user *c = &lg.c[i];
-    if (!c->t_pong || !c->t_open || !c->t_sctp || !c->t_dtls || !c->t_ice) continue;
-    open[m] = c->t_open - c->t_post;
-    pong[m++] = c->t_pong - c->t_post;
-  }
-  fig("joins", "joins measured (one at a time)", (double)no, "", ">= 200", no >= 200);
-  double open50 = quantile_ms(open, no, 0.5);
-  fig("join_open_p50_ms", "join: POST to channel open, median", open50, "ms", "<= 3", open50 <= 3);
-  fig("join_open_p95_ms", "join: POST to channel open, p95", quantile_ms(open, no, 0.95), "ms", NULL, -1);
-  fig("join_pong_p50_ms", "join: POST to first pong, median", quantile_ms(pong, no, 0.5), "ms", NULL, -1);
-  fig("join_pong_p95_ms", "join: POST to first pong, p95", quantile_ms(pong, no, 0.95), "ms", NULL, -1);
-  for (int k = 0; step_key[k]; k++) {
-    char key[64], label[96];
-    snprintf(key, sizeof key, "join_step_%s_p50_ms", step_key[k]);
-    snprintf(label, sizeof label, "  of which %s, median",
-             k == 0   ? "HTTP offer/answer"
-             : k == 1 ? "ICE check"
-             : k == 2 ? "DTLS handshake"
-             : k == 3 ? "SCTP association"
-             : k == 4 ? "DCEP open/ack"
-                      : "ping/pong");
-    fig(strdup(key), strdup(label), quantile_ms(step[k], no, 0.5), "ms", NULL, -1);
-    free(step[k]);
-  }
-  fig("join_cpu_ms", "server CPU per join", nj ? (double)cpu_join / 1e6 / nj : 0, "ms", NULL, -1);
-  free(open);
-  free(pong);
-  leave_range(0, prev_n);
-  lg_wait_ms(3000);
-  fig("rss_after_all_left_kb", "RSS after every client left", (double)rss_kb(), "KiB", NULL, -1);
-
-  /* Relay between two clients of one room. */
-  struct user *a = &lg.c[0], *b = &lg.c[1];
-  a->room = b->room = 1999;
-  if (strstr(phases, "relay") && join_range(0, 2, 2, 100000) == 2) {
-    struct relay_result d = relay(a, b, b->id, 1000, 1), r;
-    struct relay_result dl = relay(a, b, b->id, 20000, 64);
-    fig("direct_lat_p50_ms", "direct message one-way latency, median", d.lat_p50, "ms", NULL, -1);
-    fig("direct_lat_p95_ms", "direct message one-way latency, p95", d.lat_p95, "ms", NULL, -1);
-    fig("direct_per_s", "direct messages per second through the server", dl.per_sec, "msg/s", NULL, -1);
-    fig("direct_cpu_ms_per_1000", "server CPU per 1,000 direct messages", dl.cpu_ms_per_1000, "ms", "<= 5",
-        dl.cpu_ms_per_1000 <= 5);
-    d = relay(a, b, "room", 1000, 1);
-    r = relay(a, b, "room", 20000, 64);
-    fig("room_lat_p50_ms", "room message one-way latency, median", d.lat_p50, "ms", NULL, -1);
-    fig("room_lat_p95_ms", "room message one-way latency, p95", d.lat_p95, "ms", NULL, -1);
-    fig("room_per_s", "room messages per second through the server", r.per_sec, "msg/s", NULL, -1);
-    fig("room_cpu_ms_per_1000", "server CPU per 1,000 room messages (2 members)", r.cpu_ms_per_1000, "ms", "<= 5",
-        r.cpu_ms_per_1000 <= 5);
-  }
-  leave_range(0, 2);
-  lg_wait_ms(2000);
-
-  /* Join and leave, cycle after cycle.  The server's heap settles after about a minute of this
-   * (usrsctp keeps each closed association's verification tag for 60 s, and the allocator's free
-   * lists fill); from then on a cycle must not grow it. */
-  enum { CYCLES = 12 };
-  long rss_cycle[CYCLES + 1] = {rss_kb()};
-  for (int cyc = 1; cyc <= CYCLES && strstr(phases, "churn"); cyc++) {
-    int ok = join_range(0, churn, 32, 10);
-    leave_range(0, churn);
+    leave_range(0, 2);
     lg_wait_ms(2000);
-    rss_cycle[cyc] = rss_kb();
-    if (ok != churn) fprintf(stderr, "loadgen: cycle %d: %d of %d joined\n", cyc, ok, churn);
+
+    /* Join and leave, cycle after cycle.  The server's heap settles after about a minute of this
+     * (usrsctp keeps each closed association's verification tag for 60 s, and the allocator's free
+     * lists fill); from then on a cycle must not grow it. */
+    enum { CYCLES = 12 };
+    long rss_cycle[CYCLES + 1] = {rss_kb()};
+    for (int cyc = 1; cyc <= CYCLES && phase_on(phases, "churn"); cyc++) {
+      int ok = join_range(0, churn, 32, 10);
+      leave_range(0, churn);
+      lg_wait_ms(2000);
+      rss_cycle[cyc] = rss_kb();
+      if (ok != churn) fprintf(stderr, "loadgen: cycle %d: %d of %d joined\n", cyc, ok, churn);
+    }
+    if (phase_on(phases, "churn")) {
+      char series[512] = "";
+      for (int cyc = 0; cyc <= CYCLES; cyc++)
+        snprintf(series + strlen(series), sizeof series - strlen(series), "%s%ld", cyc ? " " : "", rss_cycle[cyc]);
+      printf("RSS (KiB) before and after each of %d cycles of %d joins and leaves: %s\n", CYCLES, churn, series);
+      fig("rss_after_cycle1_kb", "RSS after the first cycle of joins and leaves", (double)rss_cycle[1], "KiB", NULL, -1);
+      fig("rss_after_last_cycle_kb", "RSS after the twelfth cycle", (double)rss_cycle[CYCLES], "KiB", NULL, -1);
+      double growth = (double)(rss_cycle[CYCLES] - rss_cycle[CYCLES - 3]) / 3;
+      fig("churn_growth_kb", "growth per cycle over the last three", growth, "KiB", "<= 64", growth <= 64);
+    }
+    server_down();
   }
-  if (strstr(phases, "churn")) {
-    char series[512] = "";
-    for (int cyc = 0; cyc <= CYCLES; cyc++)
-      snprintf(series + strlen(series), sizeof series - strlen(series), "%s%ld", cyc ? " " : "", rss_cycle[cyc]);
-    printf("RSS (KiB) before and after each of %d cycles of %d joins and leaves: %s\n", CYCLES, churn, series);
-    fig("rss_after_cycle1_kb", "RSS after the first cycle of joins and leaves", (double)rss_cycle[1], "KiB", NULL, -1);
-    fig("rss_after_last_cycle_kb", "RSS after the twelfth cycle", (double)rss_cycle[CYCLES], "KiB", NULL, -1);
-    double growth = (double)(rss_cycle[CYCLES] - rss_cycle[CYCLES - 3]) / 3;
-    fig("churn_growth_kb", "growth per cycle over the last three", growth, "KiB", "<= 64", growth <= 64);
+
+  /* The TURN relay, then ICE over TCP beside UDP: one server, started with a TURN secret of ours. */
+  if (phase_on(phases, "turnmem") || phase_on(phases, "turn") || phase_on(phases, "icetcp")) {
+    char ports[32] = "";
+    int tp = turn_port_range(2 * CAMUS_TURN_ALLOCATIONS); /* so that its quota, not its ports, limits allocations */
+    if (tp) snprintf(ports, sizeof ports, "%d-%d", tp, tp + 2 * CAMUS_TURN_ALLOCATIONS - 1);
+    const char *turn_extra[] = {"--msg-rate",  "10000000",    "--max-connections", "4000",
+                                "--turn-secret", TURN_SECRET, "--turn-allow",      "127.0.0.0/8",
+                                tp ? "--turn-ports" : NULL,   ports,               NULL};
+    server_up(bin, turn_extra);
+    lg_wait_ms(1000);
+    tr.ep = epoll_create1(EPOLL_CLOEXEC);
+    if (phase_on(phases, "turnmem")) turnmem_phase();
+    if (phase_on(phases, "turn")) turn_phase();
+    turn_close_all();
+    close(tr.ep);
+    if (phase_on(phases, "icetcp")) icetcp_phase(icetcp_joins);
+    server_down();
   }
-  server_down();
-  if (strstr(phases, "sfu")) sfu_phase(bin, server_extra, sfu_rooms, sfu_verify);
+  if (phase_on(phases, "sfu")) sfu_phase(bin, server_extra, sfu_rooms, sfu_verify);
   report(json_path, machine);
   return 0;
 }
