@@ -69,16 +69,19 @@ async function join(page, url, name, password) {
   return Date.now() - t0;
 }
 
-// Per remote peer: video frames decoded and the size of the last one.
-const videoStats = (page) => page.evaluate(async () => {
+// Per remote peer: video frames decoded and the size of the last one, of its camera (what its tile
+// plays) or, which = 'screen', of the screen it shares (a second stream, in a tile of its own).
+const videoStats = (page, which = 'camera') => page.evaluate(async (which) => {
   const out = {};
   for (const [id, p] of window.camus.peers) {
-    const stats = await p.pc.getStats();
-    for (const s of stats.values())
-      if (s.type === 'inbound-rtp' && s.kind === 'video') out[id] = { frames: s.framesDecoded || 0, width: s.frameWidth || 0, height: s.frameHeight || 0 };
+    const media = which === 'camera' ? p.video : document.querySelector(`#grid [data-screen-of="${id}"] video`);
+    const track = media && media.srcObject && media.srcObject.getVideoTracks()[0];
+    if (!track) continue;
+    for (const s of (await p.pc.getStats()).values())
+      if (s.type === 'inbound-rtp' && s.trackIdentifier === track.id) out[id] = { frames: s.framesDecoded || 0, width: s.frameWidth || 0, height: s.frameHeight || 0 };
   }
   return out;
-});
+}, which);
 
 async function until(cond, ms, what) {
   const end = Date.now() + ms;
@@ -127,17 +130,23 @@ test('three people in a room: names, chat, video, screen sharing, leaving and va
       firstFrameMs = Math.max(firstFrameMs, Date.now() - t0);
     }
     await a.screenshot({ path: new URL('room.png', OUT).pathname });
-    // Screen sharing: the fake screen is 1280x720 where the fake camera is 640x480.
+    // Screen sharing: the fake screen is 1280x720 where the fake camera is 640x480.  The screen is a
+    // second stream, in a tile of its own; the camera goes on beside it.
     const aliceId = await a.evaluate(() => window.camus.me.id);
     await a.click('#toggle-screen');
     // Told apart by shape, which survives Chromium scaling video down on a busy machine: 16:9 vs 4:3.
-    const shape = async (p) => { const v = (await videoStats(p))[aliceId] || {}; return v.height ? v.width / v.height : 0; };
-    for (const p of [b, c]) await until(async () => (await shape(p)) > 1.6, 20000, 'the shared screen');
-    const before = (await videoStats(b))[aliceId].frames;
+    const shape = async (p, which) => { const v = (await videoStats(p, which))[aliceId] || {}; return v.height ? v.width / v.height : 0; };
+    for (const p of [b, c]) await until(async () => (await shape(p, 'screen')) > 1.6, 20000, 'the shared screen');
+    const frames = async () => [(await videoStats(b, 'screen'))[aliceId].frames, (await videoStats(b))[aliceId].frames];
+    const before = await frames();
     await sleep(500);
-    assert.ok((await videoStats(b))[aliceId].frames > before, 'screen frames keep coming');
+    const after = await frames();
+    assert.ok(after[0] > before[0], 'screen frames keep coming');
+    assert.ok(after[1] > before[1], 'camera frames keep coming');
+    const camera = await shape(b);
+    assert.ok(camera > 1.2 && camera < 1.45, `the camera's shape while the screen is shared: ${camera}`);
     await a.click('#toggle-screen');
-    await until(async () => { const r = await shape(b); return r > 1.2 && r < 1.45; }, 20000, 'the camera again');
+    await until(async () => !(await b.$(`#grid [data-screen-of="${aliceId}"]`)), 20000, 'the screen gone');
     // Leaving: gone from the others within 2 s.
     const bobId = await b.evaluate(() => window.camus.me.id);
     await b.click('#leave');

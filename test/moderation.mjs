@@ -5,6 +5,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startServer, test, assert, run, sleep, launchChromium, installClient } from './lib.mjs';
+import { newPage, join as joinPage } from './webclient.mjs';
 
 const bearer = (key) => ({ Authorization: `Bearer ${key}` });
 
@@ -244,6 +245,56 @@ test('over Ground Control: an owner mutes, makes a co-host, removes (kept out), 
     const value = (name) => Number((metrics.match(new RegExp(`^${name.replace(/[{}]/g, '\\$&')} (\\d+)$`, 'm')) || [])[1]);
     assert.equal(value('camus_moderations_total'), 6, 'mute, co-host, mute, remove, lock, end');
     assert.equal(value('camus_refusals_total{reason="removed"}'), 1);
+  } finally {
+    await browser.close();
+    await srv.stop();
+  }
+}, { timeout: 90000 });
+
+test('in the web client: the owner (by the co-host link) sees the controls and uses them, the others see what happened; a guest sees none', async () => {
+  const srv = await startServer();
+  const browser = await launchChromium();
+  try {
+    const key = (await srv.post('/api/rooms', { name: 'Web Mod', media: 'sfu' })).json.owner_key;
+    const [ana, bob, cid] = await Promise.all([newPage(browser), newPage(browser), newPage(browser)]);
+    const url = `${srv.url}/rtc/web-mod`;
+    await joinPage(ana, `${url}#owner=${key}`, 'Ana');
+    assert.equal(await ana.evaluate(() => location.hash), '', 'the key is taken out of the address bar');
+    assert.equal(await ana.evaluate((k) => localStorage.getItem('camus.owner.web-mod') === k, key), true, 'and kept for the room');
+    await joinPage(bob, url, 'Bob');
+    const peopleOf = (page) => page.evaluate(() => [...document.querySelectorAll('#people li')].map((li) => li.textContent));
+    for (const p of [ana, bob]) await p.click('#tab-people');
+    await ana.waitForFunction(() => document.querySelectorAll('#people li').length === 2 && !document.getElementById('room-admin').hidden);
+    assert.match((await peopleOf(ana)).join(' | '), /Ana \(you\)owner/);
+    assert.equal(await bob.evaluate(() => document.getElementById('room-admin').hidden), true, 'a guest sees no room settings');
+    assert.equal(await bob.locator('#people .mod button').count(), 0, 'a guest sees no moderation buttons');
+
+    // Mute: Bob's microphone goes off on his page, and both read who did it.
+    await ana.click('button[aria-label="Mute: Bob"]');
+    await bob.waitForFunction(() => document.getElementById('toggle-mic').getAttribute('aria-pressed') === 'false', null, { timeout: 5000 });
+    await bob.waitForSelector('#chat-log li.notice:has-text("Ana muted you")', { timeout: 5000, state: 'attached' });
+    await ana.waitForSelector('#chat-log li.notice:has-text("You muted Bob")', { timeout: 5000, state: 'attached' });
+    await ana.waitForFunction(() => /Bobmuted/.test(document.getElementById('people').textContent), null, { timeout: 5000 });
+    // Bob turns it on again himself: the hold is gone for everyone.
+    await bob.click('#toggle-mic');
+    await ana.waitForFunction(() => !/muted/.test(document.getElementById('people').textContent), null, { timeout: 5000 });
+
+    // Lock: a newcomer is told so.
+    await ana.click('#admin-lock');
+    await bob.waitForSelector('#chat-log li.notice:has-text("Ana locked the room")', { timeout: 5000, state: 'attached' });
+    await cid.goto(url);
+    await cid.waitForSelector('#join-button:not([disabled])');
+    await cid.type('#display-name', 'Cid');
+    await cid.click('#join-button');
+    await cid.waitForSelector('#join-error:has-text("locked")', { timeout: 10000 });
+
+    // Remove: Bob's page says so and does not try to come back.
+    await ana.click('button[aria-label="Remove: Bob"]');
+    await bob.waitForSelector('#left-title:has-text("Ana removed you from the room")', { timeout: 5000 });
+    assert.equal(await bob.evaluate(() => document.getElementById('rejoin-room').hidden), true, 'no Rejoin after a removal');
+    await sleep(1500);
+    assert.equal(await bob.evaluate(() => window.camus.connection), 'left', 'the page does not reconnect');
+    await ana.waitForFunction(() => document.querySelectorAll('#people li').length === 1, null, { timeout: 5000 });
   } finally {
     await browser.close();
     await srv.stop();

@@ -16,7 +16,7 @@ run() {
   if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then crashed=$((crashed + 1)); echo "!! $* exited $rc"; fi
 }
 for t in "$@"; do run "$t"; done
-for t in test/integration.mjs test/datachannel.mjs test/aiortc.mjs test/firefox.mjs test/protocol.mjs test/impersonation.mjs test/spoofing.mjs test/fairness.mjs test/hostile.mjs test/browser.mjs test/sfu.mjs test/sfu-firefox.mjs test/icetcp.mjs test/reconnect.mjs test/turn.mjs test/turn-coturn.mjs test/turn-browser.mjs test/persist.mjs test/moderation.mjs; do
+for t in test/integration.mjs test/datachannel.mjs test/aiortc.mjs test/firefox.mjs test/protocol.mjs test/impersonation.mjs test/spoofing.mjs test/fairness.mjs test/hostile.mjs test/browser.mjs test/sfu.mjs test/sfu-firefox.mjs test/icetcp.mjs test/reconnect.mjs test/turn.mjs test/turn-coturn.mjs test/turn-browser.mjs test/persist.mjs test/moderation.mjs test/restart.mjs test/ui.mjs; do
   [ -f "$t" ] && run node "$t"
 done
 total_fail=$((total_fail + crashed))

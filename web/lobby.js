@@ -68,6 +68,8 @@ form.addEventListener('submit', async (e) => {
     createError.textContent = (r.json && r.json.error) || `Could not create the room (${r.status})`;
     return;
   }
+  // The owner key runs the room: kept in this browser, for the room page (see room.js).
+  if (typeof r.json.owner_key === 'string') localStorage.setItem(`camus.owner.${r.json.id}`, r.json.owner_key);
   if (password) await apiHashed('POST', `/rtc/${encodeURIComponent(r.json.id)}/join`, { password });
   location.href = r.json.url;
 });
