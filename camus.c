@@ -4462,8 +4462,8 @@ static void turn_to_peer(struct turn_alloc *a, const struct sockaddr_storage *pe
   struct turn_perm *perm = turn_permission(a, peer);
   int port = addr_port(peer);
   /* A permission is for an address (RFC 8656 9): the policy is for a port too, checked each time. */
-  if (!perm || !turn_port_ok(t, perm->kind, port) || !turn_budget(a, n)) return;
-  if (perm->kind == TURN_PEER_OWN && port == t->media_port && t->to_media) {
+  if (!perm || !turn_port_ok(t, perm->kind, port)) return;
+  if (perm->kind == TURN_PEER_OWN && port == t->media_port && t->to_media) { /* the SFU's own caps meter it */
     bool turn = n == 0 || (data[0] >= 64 && data[0] <= 79) || (data[0] <= 3 && (n < 2 || STUN_METHOD(get_u16(data)) != STUN_BINDING));
     if (turn) return;
     a->media_peer = *peer;
@@ -4471,15 +4471,18 @@ static void turn_to_peer(struct turn_alloc *a, const struct sockaddr_storage *pe
     t->to_media(t->ctx, data, n, &a->relayed);
     return;
   }
+  if (!turn_budget(a, n)) return;
   if (sendto(a->fd, data, n, 0, (const struct sockaddr *)peer, addr_len(peer)) >= 0) a->bytes_out += n;
 }
 
 /* Data from a peer to the client, data[-36..0) free for a header: on a
- * channel if one is bound, else in a Data indication. */
-static void turn_from_peer(struct turn_alloc *a, const struct sockaddr_storage *peer, uint8_t *data, size_t n) {
+ * channel if one is bound, else in a Data indication.  metered: within the
+ * allocation's bitrate (not what the server's own SFU sends, which its caps
+ * meter already). */
+static void turn_from_peer(struct turn_alloc *a, const struct sockaddr_storage *peer, uint8_t *data, size_t n, bool metered) {
   struct turn *t = a->t;
   struct turn_perm *perm = turn_permission(a, peer);
-  if (!perm || !turn_port_ok(t, perm->kind, addr_port(peer)) || !turn_budget(a, n)) return;
+  if (!perm || !turn_port_ok(t, perm->kind, addr_port(peer)) || (metered && !turn_budget(a, n))) return;
   a->bytes_in += n;
   struct turn_channel *c = turn_channel(a, 0, peer);
   if (c) {
@@ -4507,7 +4510,7 @@ static void turn_from_media(struct turn_alloc *a, const void *data, size_t n) {
   uint8_t buf[36 + CAMUS_UDP_DATAGRAM_MAX];
   if (n > sizeof buf - 36 || !a->media_peer.ss_family) return;
   memcpy(buf + 36, data, n);
-  turn_from_peer(a, &a->media_peer, buf + 36, n);
+  turn_from_peer(a, &a->media_peer, buf + 36, n, false);
 }
 
 /* A STUN message of TURN's, or ChannelData, from a client on the UDP port. */
@@ -4571,7 +4574,7 @@ static void turn_relay_readable(void *ctx, short revents) {
         a->dropped++;
         continue;
       }
-      turn_from_peer(a, addr_canonical(&scratch.udp_from[i], &canon), scratch.udp_in[i] + 36, len[i]);
+      turn_from_peer(a, addr_canonical(&scratch.udp_from[i], &canon), scratch.udp_in[i] + 36, len[i], true);
     }
     if (got < CAMUS_UDP_BATCH) return;
   }

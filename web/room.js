@@ -312,7 +312,8 @@ async function heartbeat(gc) {
   gc.asking = true;
   try {
     const h = await (await fetch('/healthz', { cache: 'no-store', signal: AbortSignal.timeout(SILENCE_MS) })).json();
-    if (typeof h.uptime_seconds === 'number' && h.uptime_seconds * 1000 < performance.now() - gc.since) lost(gc, 'the server restarted', true);
+    // (A second of slack: the uptime is counted in whole seconds.)
+    if (typeof h.uptime_seconds === 'number' && (h.uptime_seconds + 1) * 1000 < performance.now() - gc.since) lost(gc, 'the server restarted', true);
   } catch { /* no answer either: the network, which ICE and the channel will tell of */ }
   gc.asking = false;
 }
