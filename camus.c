@@ -3664,8 +3664,9 @@ static void conn_become_framed(struct conn *c, bool keep_tls) {
 static long conn_frame_len(struct conn *c, const uint8_t *p, size_t n, size_t *at, size_t *len) {
   if (c->framed == FRAMING_UNKNOWN) {
     if (n < 10) return 0;
-    c->framed = get_u32(p + 4) == STUN_MAGIC ? FRAMING_TURN : get_u32(p + 6) == STUN_MAGIC ? FRAMING_ICE : 0;
-    if (!c->framed) return -1;
+    int framing = get_u32(p + 4) == STUN_MAGIC ? FRAMING_TURN : get_u32(p + 6) == STUN_MAGIC ? FRAMING_ICE : 0;
+    if (!framing) return -1; /* still framed (unknown): conn_free() takes it out of the map of paths */
+    c->framed = (uint8_t)framing;
     LOG_D(c->srv, "http#%u: %s", c->id, c->framed == FRAMING_ICE ? "ICE over TCP" : c->tls ? "TURN over TLS" : "TURN over TCP");
   }
   if (c->framed == FRAMING_ICE) {
@@ -4080,7 +4081,7 @@ struct turn_alloc {
   uint64_t until;                  /* ms: expiry, refreshed by Refresh */
   uint8_t key[16];                 /* MD5(user:realm:password): signs our answers */
   uint8_t txid[12];                /* of the Allocate that made it: a retransmission gets the same answer */
-  char user[64];
+  char user[129];                  /* as turn_key() takes it: whole, so that its member is counted right */
   struct turn_perm {
     struct sockaddr_storage peer; /* the port does not matter */
     uint64_t until;

@@ -16,13 +16,26 @@
  *   media the SFU on a real server: RTP and RTCP (SRTP-protected, or not) through udp_input() from a publisher
  *         and a viewer, report timers, new offers
  *   udp   udp_input() on a real server with one session in ICE and two in DTLS (client, server)
+ *   turn  the TURN relay of a real server: requests with good or spoiled long-term credentials, Send and Data
+ *         indications, ChannelData, any datagram, peers sending to relay ports, time passing, from several
+ *         clients; answers, relayed data, the policy and the caps checked after each
+ *   tcp   the framing of STUN connections on the HTTP port (RFC 4571, RFC 8656 TURN over TCP): a stream in
+ *         chunks, to conn_take_frames() directly or through a socketpair accepted by a real server
  *
  * Build:  clang -fsanitize=fuzzer,address,undefined -DFUZZ_json -o fuzz-json test/fuzz.c \
  *           -lmbedtls -lmbedx509 -lmbedcrypto -lusrsctp -lpthread
  * or simply `sh test/fuzz.sh`, which builds and runs them all on test/corpus/<name>/.
- * FUZZ_LOG=1 in the environment shows the server's debug log in the msg, media and udp targets.
+ * FUZZ_LOG=1 in the environment shows the server's debug log in the msg, media, udp, turn and tcp targets.
  */
 #define CAMUS_NO_MAIN
+#if defined(FUZZ_turn) /* caps small enough for an input of a few requests to reach each */
+#define CAMUS_TURN_ALLOCATIONS 10
+#define CAMUS_TURN_PER_HOST 4
+#define CAMUS_TURN_PER_MEMBER 3
+#define CAMUS_TURN_PERMISSIONS 3
+#define CAMUS_TURN_CHANNELS 4
+#define CAMUS_TURN_KBPS 2 /* 250 bytes a second */
+#endif
 #include "../camus.c"
 
 #ifndef FUZZ_FIXTURES
@@ -422,7 +435,7 @@ static void fuzz(const uint8_t *data, size_t size) {
   srtp_free(&rx3);
 }
 
-#elif defined(FUZZ_msg) || defined(FUZZ_media) || defined(FUZZ_udp)
+#elif defined(FUZZ_msg) || defined(FUZZ_media) || defined(FUZZ_udp) || defined(FUZZ_turn) || defined(FUZZ_tcp)
 
 /* A real server on loopback (ports picked by the kernel), made once per process.  It logs only
  * errors; FUZZ_LOG=1 in the environment shows its debug log (for replays). */
@@ -444,6 +457,7 @@ static struct camus *fuzz_server(void) {
   return s;
 }
 
+#if defined(FUZZ_msg) || defined(FUZZ_media) || defined(FUZZ_udp)
 /* An offer from test/fixtures, NUL-terminated. */
 static char *fuzz_fixture(const char *name, size_t *len) {
   char path[1024];
@@ -466,7 +480,7 @@ static struct rtc *fuzz_peer(struct camus *s, struct room *rm, const char *sdp, 
   const char *err = NULL;
   uint32_t slot = 0;
   while (slot < sessions.cap && sessions.table[slot]) slot++;
-  enum app_err rc = client_offer(s, rm, (const uint8_t[16]){0}, sdp, n, false, (char[33]){0}, &answer, &err);
+  enum app_err rc = client_offer(s, rm, (const uint8_t[16]){0}, sdp, n, false, ROLE_GUEST, (char[33]){0}, &answer, &err);
   buf_free(&answer);
   if (rc != APP_OK || slot >= sessions.cap || !sessions.table[slot] || sessions.table[slot]->host != &s->rtc) {
     fprintf(stderr, "fuzz: client_offer: %d %s\n", rc, err ? err : "");
@@ -480,6 +494,7 @@ static struct rtc *fuzz_live(void *h) {
   struct rtc *p = h ? rtc_from_handle(h) : NULL;
   return p && !p->dead ? p : NULL;
 }
+#endif
 
 /* ------------------------------------------------------------------ MSG ------------------------------------------------------------------- */
 #if defined(FUZZ_msg)
@@ -511,7 +526,7 @@ static void fuzz_setup(void) {
   enum app_err status;
   const char *err = NULL;
   srv = fuzz_server();
-  room = room_create(srv, (const uint8_t[16]){0}, "Fuzz Room", 9, NULL, 0, true, true, 0, &status, &err);
+  room = room_create(srv, (const uint8_t[16]){0}, "Fuzz Room", 9, NULL, 0, true, true, 0, (char[33]){0}, &status, &err);
   FUZZ_CHECK(room != NULL);
   offer = fuzz_fixture("chromium-datachannel.sdp", &offer_len);
   other = fuzz_member(other_id);
@@ -590,7 +605,7 @@ static void fuzz_setup(void) {
   enum app_err status;
   const char *err = NULL;
   srv = fuzz_server();
-  room = room_create(srv, (const uint8_t[16]){0}, "Fuzz SFU", 8, NULL, 0, true, true, 0, &status, &err);
+  room = room_create(srv, (const uint8_t[16]){0}, "Fuzz SFU", 8, NULL, 0, true, true, 0, (char[33]){0}, &status, &err);
   FUZZ_CHECK(room != NULL && room->sfu);
   for (int i = 0; i < 3; i++) offers[i] = fuzz_fixture("chromium-av-datachannel.sdp", &offer_len);
   view = fuzz_fixture("chromium-av-datachannel.sdp", &offer_len);
@@ -730,7 +745,7 @@ static void fuzz(const uint8_t *data, size_t size) {
 }
 
 /* ------------------------------------------------------------------ UDP ------------------------------------------------------------------- */
-#else
+#elif defined(FUZZ_udp)
 
 /* Input: records of [op][source][length, 2 bytes big-endian][payload], while they last.
  *   op 0  the payload as a datagram from the source (at most 2048 bytes, as udp_readable() reads)
@@ -787,7 +802,7 @@ static void fuzz_setup(void) {
   enum app_err status;
   const char *err = NULL;
   srv = fuzz_server();
-  room = room_create(srv, (const uint8_t[16]){0}, "Fuzz UDP", 8, NULL, 0, true, true, 0, &status, &err);
+  room = room_create(srv, (const uint8_t[16]){0}, "Fuzz UDP", 8, NULL, 0, true, true, 0, (char[33]){0}, &status, &err);
   FUZZ_CHECK(room != NULL);
   offer = fuzz_fixture("chromium-datachannel.sdp", &offer_len);
   /* The same offer with a=setup:active: the browser is the DTLS client, we are the server. */
@@ -855,9 +870,915 @@ static void fuzz(const uint8_t *data, size_t size) {
              room->n_sessions == 0);
 }
 
+/* ------------------------------------------------------------- A TURN CLIENT -------------------------------------------------------------- */
+#else
+
+/* Long-term credentials as a member's page gets them (turn_credentials()), or spoiled in one way, so that inputs
+ * get past the relay's 401 to what lies behind it. */
+#define FUZZ_PAD64 "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+enum { AUTH_GOOD, AUTH_NONE, AUTH_NO_NONCE, AUTH_STALE_NONCE, AUTH_OTHERS_NONCE, AUTH_WRONG_REALM, AUTH_EXPIRED,
+       AUTH_WRONG_PASSWORD, AUTH_SHORT_NONCE, AUTH_BAD_NONCE, AUTH_NO_EXPIRY, AUTH_LONG_USER, AUTH_FAULTS };
+
+/* Ends the message in w as a client with the secret's credentials would: USERNAME "<expiry>:<id>", REALM, NONCE
+ * (the relay's, for client) and MESSAGE-INTEGRITY keyed with MD5(user:realm:password), as fault leaves them (none
+ * of them for AUTH_NONE; AUTH_OTHERS_NONCE takes other's nonce); then FINGERPRINT if fingerprint is 1, a broken
+ * one if 2.  The key it signed with goes to key. */
+static void fuzz_sign(const struct turn *t, struct stun_writer *w, int fault, const char *id,
+                      const struct sockaddr_storage *client, const struct sockaddr_storage *other, int fingerprint,
+                      uint8_t key[16]) {
+  memset(key, 0, 16);
+  if (fault != AUTH_NONE) {
+    char user[256], pass[32], text[320], nonce[33];
+    unsigned long long until = fault == AUTH_EXPIRED ? 1 : (unsigned long long)time(NULL) + 3600;
+    int ul = fault == AUTH_NO_EXPIRY ? snprintf(user, sizeof user, "%s", id)
+                                     : snprintf(user, sizeof user, "%llu:%s%s", until, id,
+                                                fault == AUTH_LONG_USER ? "/" FUZZ_PAD64 FUZZ_PAD64 : "");
+    turn_password(t, user, (size_t)ul, pass);
+    int tl = snprintf(text, sizeof text, "%s:" TURN_REALM ":%s", user, fault == AUTH_WRONG_PASSWORD ? "guess" : pass);
+    FUZZ_CHECK(ul > 0 && (size_t)ul < sizeof user && tl > 0 && mbedtls_md5_ret((const uint8_t *)text, (size_t)tl, key) == 0);
+    stun_attr(w, STUN_A_USERNAME, user, (uint16_t)ul);
+    if (fault == AUTH_WRONG_REALM)
+      stun_attr(w, STUN_A_REALM, "elsewhere", 9);
+    else
+      stun_attr(w, STUN_A_REALM, TURN_REALM, sizeof TURN_REALM - 1);
+    if (fault != AUTH_NO_NONCE) {
+      uint64_t now = (uint64_t)time(NULL), until_nonce = fault == AUTH_STALE_NONCE ? now - 1 : now + 600;
+      turn_nonce(t, fault == AUTH_OTHERS_NONCE ? other : client, until_nonce, nonce);
+      if (fault == AUTH_BAD_NONCE) nonce[7] = 'g';
+      stun_attr(w, STUN_A_NONCE, nonce, fault == AUTH_SHORT_NONCE ? 31 : 32);
+    }
+    stun_integrity(w, key, 16);
+  }
+  if (fingerprint) stun_fingerprint(w);
+  if (fingerprint > 1 && !w->err) w->p[w->len - 1] ^= 1;
+}
+
+/* The descriptors this process has open. */
+static int fuzz_fds(void) {
+  int n = 0;
+  DIR *d = opendir("/proc/self/fd");
+  if (!d) return -1;
+  while (readdir(d)) n++;
+  closedir(d);
+  return n;
+}
+
+/* The end of a loop turn, as far as descriptors go: slots freed during it may be taken again (loop_turn()). */
+static void fuzz_slots(struct loop *l) {
+  for (unsigned i = 0; i < l->n_io; i++)
+    if (l->io[i].fd == -2) l->io[i].fd = -1;
+}
+
+/* ------------------------------------------------------------------ TURN ------------------------------------------------------------------ */
+#if defined(FUZZ_turn)
+
+/* Input: byte 0 % 3 sets the relay's --turn-allow (0 none; 1 127.0.0.2/32; 2 that and 127.0.0.0/8), and byte 0 & 4
+ * its ports (8 from 47000, fewer than the allocations it may have, or 16); then records of [op][client][length, 2
+ * bytes big-endian][payload], while they last.  The client (mod N_CLIENTS) is one of client_at[]'s addresses.  A
+ * request's payload starts with an auth byte:
+ *   auth & 15      AUTH_*: good credentials (also 12-15), or how they are spoiled
+ *   auth >> 4 & 3  the member id in the user name (member_ids[])
+ *   auth >> 6      0 FINGERPRINT; 1 none; 2 a broken one; 3 FINGERPRINT, and the client's last transaction id
+ * and op % 11 is:
+ *   0  Allocate; payload[1]: 1 no REQUESTED-TRANSPORT, 2 TCP's (6) asked instead of UDP's, 4 REQUESTED-ADDRESS-
+ *      FAMILY (8: IPv6), 16 EVEN-PORT (its R bit: payload[6] & 1), 32 LIFETIME payload[2..5], 64 an unknown
+ *      comprehension-required attribute, 128 DONT-FRAGMENT; payload[6] & 2 RESERVATION-TOKEN
+ *   1  Refresh; payload[1] & 3: no LIFETIME, 0, payload[2..5], 0xffffffff; & 4 an unknown attribute
+ *   2  CreatePermission for payload[1] % 6 peers, named by payload[2..] (fuzz_peer_at())
+ *   3  ChannelBind of number payload[1..2] (in range or not) to a peer named by payload[4..]; payload[3]: 1 no
+ *      CHANNEL-NUMBER, 2 a second peer
+ *   4  a Send indication to a peer named by payload[1..], the rest its DATA; payload[0]: 1 no DATA, 2 a second
+ *      peer, 4 FINGERPRINT
+ *   5  ChannelData: number payload[0..1], length field payload[2..3], then the rest (shorter or longer)
+ *   6  the payload as a datagram, as it is
+ *   7  a message of type payload[1..2] whose attributes are payload[3..] (zero-padded), signed as auth says;
+ *      left unsent if it names a public peer address (nothing leaves the host)
+ *   8  a peer's sink (payload[0] % N_SINKS) sends the rest of the payload to the relayed address of allocation
+ *      payload[1] (or, with none, to a relay port)
+ *   9  payload[0..1] * 100 ms pass, and the relay's sweep runs
+ *  10  the client's TCP or TLS connection closes (turn_client_gone())
+ * After each, the relay ports are read (as poll() would), and the harness checks what reached the peers' sinks and
+ * what the relay sent clients (caught, not sent): answers well formed, no larger than amplification allows when
+ * unsigned, signed when the request was and with the code its spoiled credentials deserve; successes that did what
+ * they say (an allocation at that relayed address, permissions and channels only for peers the policy opens,
+ * fuzz_open()); data only to and from permitted peers, whole; then fuzz_invariants().  At the end turn_close()
+ * frees every allocation, and no descriptor stays open.  The caps are small (see the top of this file), so that
+ * inputs reach them. */
+enum { N_CLIENTS = 14, N_SINKS = 3, N_SEEN = 16, N_OUT = 32, N_OPS = 11 };
+
+static const char *const member_ids[4] = {
+    "alice", "bob", "0123456789abcdef0123456789abcdef", /* the last as long as a REST service might make one */
+    "an-id-of-eighty-bytes/longer-than-camus-makes-yet-what-a-rest-api-service-chooses"};
+
+static const struct {
+  const char *ip;
+  int port;
+  bool tcp;
+} client_at[N_CLIENTS] = {
+    {"127.0.0.1", 40001, false}, {"127.0.0.1", 40002, false}, {"127.0.0.1", 40003, false},
+    {"127.0.0.1", 40004, false}, {"127.0.0.1", 40005, false}, {"127.0.0.2", 40001, false},
+    {"127.0.0.2", 40002, false}, {"127.0.0.2", 40003, false}, {"127.0.0.3", 40001, false},
+    {"127.0.0.3", 40002, false}, {"::1", 40001, false},       {"::1", 40002, false},
+    {"127.0.0.1", 40001, true},        /* the first client's numbers, over TCP: another client */
+    {"::ffff:127.0.0.1", 40002, false} /* the second client as a dual-stack socket sees it: the same */
+};
+
+static struct camus *srv;
+static struct turn *relay;
+static struct sockaddr_storage clients[N_CLIENTS], canon[N_CLIENTS]; /* as they come; as the relay knows them */
+static int slot_of[N_CLIENTS];                                        /* the first client with the same canon */
+static struct sockaddr_storage sinks[N_SINKS], media;                 /* peers: bound sockets; the media port */
+static int sink_fd[N_SINKS];
+static uint8_t txids[N_CLIENTS][12]; /* each client's last request's */
+static int alloc_id[N_CLIENTS];      /* the member id (index) its allocation was made with, -1 if unknown */
+static int allow;
+static uint32_t txn;
+static uint64_t epoch;
+
+/* What the relay sent its clients during one operation. */
+static struct out {
+  struct sockaddr_storage to;
+  size_t n;
+  uint8_t p[CAMUS_UDP_DATAGRAM_MAX + 64];
+} out[N_OUT];
+static int n_out;
+
+/* The data lately sent either way, which is all the relay may pass on. */
+static struct seen {
+  size_t n;
+  uint8_t p[CAMUS_UDP_DATAGRAM_MAX];
+} seen[N_SEEN];
+static unsigned seen_next;
+
+/* The value of the first attribute of that type in the well-formed STUN message p[0..n), or NULL. */
+static const uint8_t *fuzz_attr(const uint8_t *p, size_t n, uint16_t type, size_t *len) {
+  for (size_t at = STUN_HDR; at + 4 <= n; at += 4 + ((get_u16(p + at + 2) + 3u) & ~3u)) {
+    *len = get_u16(p + at + 2);
+    if (get_u16(p + at) == type) return at + 4 + *len <= n ? p + at + 4 : NULL;
+  }
+  return NULL;
+}
+
+static void fuzz_sent(void *ctx, const void *data, size_t n, const struct sockaddr_storage *to) {
+  (void)ctx;
+  FUZZ_CHECK(n > 0 && n <= sizeof out[0].p);
+  if (n_out == N_OUT) return;
+  out[n_out].to = *to;
+  out[n_out].n = n;
+  memcpy(out[n_out].p, data, n);
+  n_out++;
+}
+
+static void fuzz_seen(const uint8_t *p, size_t n) {
+  struct seen *s = &seen[seen_next++ % N_SEEN];
+  s->n = MIN(n, sizeof s->p);
+  memcpy(s->p, p, s->n);
+}
+
+static bool fuzz_was_seen(const uint8_t *p, size_t n) {
+  for (int i = 0; i < N_SEEN; i++)
+    if (seen[i].n == n && !memcmp(seen[i].p, p, n)) return true;
+  return false;
+}
+
+/* Loopback, or a range the relay never opens (unless allowed): private, shared, link-local, multicast, broadcast. */
+static bool fuzz_private(const uint8_t ip[4]) {
+  return ip[0] == 0 || ip[0] == 10 || ip[0] == 127 || ip[0] >= 224 || (ip[0] == 100 && (ip[1] & 0xc0) == 64) ||
+         (ip[0] == 169 && ip[1] == 254) || (ip[0] == 172 && (ip[1] & 0xf0) == 16) || (ip[0] == 192 && ip[1] == 168);
+}
+
+/* The harness's own model of the relay's policy for the peers fuzz_peer_at() can name: an IPv4 address with a
+ * port, in 127.0.0.0/8 where --turn-allow opens it, or the server's own address (127.0.0.1) at a relay port or its
+ * media port.  Nothing else (private ranges stay closed; public addresses are never named). */
+static bool fuzz_open(const struct sockaddr_storage *peer) {
+  uint8_t ip[16];
+  int port = addr_port(peer);
+  if (peer->ss_family != AF_INET || port == 0 || addr_bytes(peer, ip) != AF_INET || ip[0] != 127) return false;
+  bool is2 = ip[1] == 0 && ip[2] == 0 && ip[3] == 2, own = ip[1] == 0 && ip[2] == 0 && ip[3] == 1;
+  if (allow == 2 || (allow == 1 && is2)) return true;
+  return own && ((port >= relay->port_min && port <= relay->port_max) || port == relay->media_port);
+}
+
+/* A peer named by the bytes p[0..n): returns how many it took.  p[0] & 15 picks a sink (0-2: 127.0.0.1,
+ * 127.0.0.2, ::1), an allocation's relayed address, the media port, a relay port, loopback at port 0 or elsewhere,
+ * a closed range, an IPv6 address, or (14) the IPv4 address and port p[1..6] (made private if public). */
+static size_t fuzz_peer_at(const uint8_t *p, size_t n, struct sockaddr_storage *peer) {
+  static const char *const closed[] = {"10.0.0.1",  "192.168.1.1", "172.16.0.1", "169.254.1.1",
+                                       "100.64.0.1", "0.0.0.0",     "224.0.0.1",  "255.255.255.255"};
+  static const char *const v6[] = {"::1", "fe80::1", "fc00::1", "ff02::1", "::", "2001:db8::1", "::ffff:127.0.0.2"};
+  uint8_t s = n ? p[0] : 0, hi = s >> 4;
+  switch (s & 15) {
+  case 0:
+  case 1:
+  case 2: *peer = sinks[s & 15]; break;
+  case 3: *peer = relay->n ? relay->allocs[hi % relay->n]->relayed : sinks[0]; break;
+  case 4: *peer = media; break;
+  case 5: addr_parse("127.0.0.1", relay->port_min + hi, peer); break;
+  case 6: addr_parse(hi & 1 ? "127.0.0.2" : "127.0.0.1", 0, peer); break;
+  case 7: { /* 127.0.0.3-10: enough addresses to fill the permissions */
+    char ip[16];
+    snprintf(ip, sizeof ip, "127.0.0.%d", 3 + hi % 8);
+    addr_parse(ip, 1000 + hi, peer);
+    break;
+  }
+  case 8:
+  case 9:
+  case 10:
+  case 11: addr_parse(closed[(s & 15) - 8 + 4 * (hi & 1)], 9, peer); break;
+  case 12:
+  case 13: addr_parse(v6[hi % COUNT(v6)], 9, peer); break;
+  case 14:
+    if (n >= 7) {
+      uint8_t ip[4];
+      char text[INET_ADDRSTRLEN];
+      memcpy(ip, p + 1, 4);
+      if (!fuzz_private(ip)) ip[0] = 10;
+      inet_ntop(AF_INET, ip, text, sizeof text);
+      addr_parse(text, get_u16(p + 5), peer);
+      return 7;
+    }
+    *peer = sinks[1];
+    break;
+  default: addr_parse("127.0.0.1", hi, peer); break; /* the server's own address, but at no port of its */
+  }
+  return n ? 1 : 0;
+}
+
+static void fuzz_setup(void) {
+  srv = fuzz_server();
+  relay = &srv->turn;
+  FUZZ_CHECK(srv->turn_on && relay->n_own == 1 && cidr_parse("127.0.0.2/32", &relay->allow[0]) == 0 &&
+             cidr_parse("127.0.0.0/8", &relay->allow[1]) == 0);
+  relay->send = fuzz_sent; /* what it sends clients is caught here; what goes to the media port still goes up */
+  relay->port_min = 47000; /* off the default range, which servers under test use */
+  for (int i = 0; i < N_CLIENTS; i++) {
+    struct sockaddr_storage tmp;
+    FUZZ_CHECK(addr_parse(client_at[i].ip, client_at[i].port, &clients[i]) == 0);
+    if (client_at[i].tcp) addr_set_tcp(&clients[i]);
+    canon[i] = *addr_canonical(&clients[i], &tmp);
+    for (slot_of[i] = 0; !addr_same(&canon[slot_of[i]], &canon[i]);) slot_of[i]++;
+  }
+  FUZZ_CHECK(slot_of[13] == 1 && slot_of[12] == 12);
+  static const char *const sink_ips[N_SINKS] = {"127.0.0.1", "127.0.0.2", "::1"};
+  for (int i = 0; i < N_SINKS; i++) {
+    addr_parse(sink_ips[i], 0, &sinks[i]);
+    sink_fd[i] = socket_bind(&sinks[i], SOCK_DGRAM);
+    addr_parse(sink_ips[i], sink_fd[i] >= 0 ? socket_port(sink_fd[i]) : 9, &sinks[i]); /* no IPv6: a sink never read */
+  }
+  addr_parse("127.0.0.1", relay->media_port, &media);
+  epoch = srv->loop.now;
+}
+
+/* What reached the peers' sinks: only from an allocation's relayed address, to a peer it permits and the policy
+ * opens; and want[0..want_n) whole, if given (the one datagram the operation sent a peer). */
+static void fuzz_sinks_read(const uint8_t *want, size_t want_n, bool check) {
+  static uint8_t buf[65536];
+  for (int k = 0; k < N_SINKS; k++) {
+    for (;;) {
+      struct sockaddr_storage from;
+      socklen_t fl = sizeof from;
+      memset(&from, 0, sizeof from);
+      ssize_t got = sink_fd[k] < 0 ? -1 : recvfrom(sink_fd[k], buf, sizeof buf, MSG_DONTWAIT, (struct sockaddr *)&from, &fl);
+      if (got < 0) break;
+      if (!check) continue;
+      struct turn_alloc *a = NULL;
+      for (unsigned i = 0; i < relay->n && !a; i++)
+        if (addr_same(&relay->allocs[i]->relayed, &from)) a = relay->allocs[i];
+      FUZZ_CHECK(a && turn_permission(a, &sinks[k]) && fuzz_open(&sinks[k]));
+      if (want) FUZZ_CHECK((size_t)got == want_n && !memcmp(buf, want, want_n));
+    }
+  }
+}
+
+/* The same address and port, whatever the transport. */
+static bool fuzz_same_host_port(const struct sockaddr_storage *a, const struct sockaddr_storage *b) {
+  uint8_t x[16], y[16];
+  return addr_bytes(a, x) == addr_bytes(b, y) && !memcmp(x, y, 16) && addr_port(a) == addr_port(b);
+}
+
+/* What the relay sent during an operation in which client ci sent req[0..req_n) (req NULL: nothing): data only to
+ * clients with an allocation, from a peer permitted and open, and seen lately; at most one answer, to req's sender,
+ * for req's transaction and method, no larger than CAMUS_AMPLIFICATION times req when unsigned over UDP.
+ * Returns the answer, if any. */
+static const struct out *fuzz_check_out(int ci, const uint8_t *req, size_t req_n) {
+  const struct out *answer = NULL;
+  for (int i = 0; i < n_out; i++) {
+    const struct out *o = &out[i];
+    struct turn_alloc *a = turn_find(relay, &o->to);
+    bool known = false;
+    for (int j = 0; j < N_CLIENTS; j++) known |= addr_same(&o->to, &canon[j]);
+    FUZZ_CHECK(known);
+    if (o->p[0] >= 64 && o->p[0] <= 79) { /* ChannelData from a peer */
+      struct turn_channel *c;
+      FUZZ_CHECK(a && o->n >= 4 && get_u16(o->p + 2) == o->n - 4 && (c = turn_channel(a, get_u16(o->p), NULL)) != NULL);
+      FUZZ_CHECK(turn_permission(a, &c->peer) && fuzz_open(&c->peer));
+      FUZZ_CHECK(addr_same(&c->peer, &media) || fuzz_was_seen(o->p + 4, o->n - 4));
+      continue;
+    }
+    struct stun_msg m;
+    FUZZ_CHECK(stun_parse(o->p, o->n, &m) == 0 && (m.fingerprint_ok || !m.fingerprint));
+    uint16_t cls = STUN_CLASS(m.type);
+    if (cls == STUN_INDICATION) { /* a Data indication from a peer (FINGERPRINT optional) */
+      FUZZ_CHECK(STUN_METHOD(m.type) == TURN_DATA && a && m.n_peers == 1 && m.has_data);
+      FUZZ_CHECK(turn_permission(a, &m.peers[0]) && fuzz_open(&m.peers[0]));
+      FUZZ_CHECK(addr_same(&m.peers[0], &media) || fuzz_was_seen(m.data, m.data_len));
+      continue;
+    }
+    FUZZ_CHECK((cls == STUN_SUCCESS || cls == STUN_ERROR) && m.fingerprint_ok && !answer && req && req_n >= STUN_HDR);
+    FUZZ_CHECK(addr_same(&o->to, &canon[ci]) && !memcmp(m.txid, req + 8, 12) && STUN_METHOD(m.type) == STUN_METHOD(get_u16(req)));
+    if (!m.integrity_at && !addr_is_tcp(&o->to)) FUZZ_CHECK(o->n <= (size_t)CAMUS_AMPLIFICATION * req_n);
+    answer = o;
+  }
+  return answer;
+}
+
+/* The answer ans to client ci's request req, which was signed with key (NULL: unknown): an error says why; a
+ * 401 or 438 gives the realm and a nonce good for the client; a success is signed with the request's key and has
+ * done what it says. */
+static void fuzz_check_answer(int ci, const uint8_t *req, size_t req_n, const struct out *ans, const uint8_t *key) {
+  struct stun_msg q, m;
+  size_t l;
+  FUZZ_CHECK(stun_parse(req, req_n, &q) == 0 && stun_parse(ans->p, ans->n, &m) == 0);
+  struct turn_alloc *a = turn_find(relay, &canon[ci]);
+  uint64_t now = relay->loop->now, most = MAX(CAMUS_TURN_LIFETIME, 600);
+  if (STUN_CLASS(m.type) == STUN_ERROR) {
+    FUZZ_CHECK(m.error_code >= 300 && m.error_code < 700);
+    if (m.error_code == 401 || m.error_code == 438)
+      FUZZ_CHECK(m.realm && m.realm_len == 5 && !memcmp(m.realm, TURN_REALM, 5) && m.nonce &&
+                 turn_nonce_ok(relay, &canon[ci], m.nonce, m.nonce_len));
+    return;
+  }
+  FUZZ_CHECK(m.integrity_at && (!key || stun_integrity_ok(ans->p, ans->n, &m, key, 16)));
+  switch (STUN_METHOD(q.type)) {
+  case TURN_ALLOCATE: {
+    struct sockaddr_storage relayed;
+    const uint8_t *v = fuzz_attr(ans->p, ans->n, TURN_A_XOR_RELAYED_ADDRESS, &l);
+    FUZZ_CHECK(a && v && stun_read_address(v, l, true, ans->p, &relayed) && addr_same(&relayed, &a->relayed));
+    FUZZ_CHECK(m.has_mapped && fuzz_same_host_port(&m.mapped, &canon[ci]) && !memcmp(a->txid, q.txid, 12));
+    FUZZ_CHECK(m.has_lifetime && m.lifetime >= 600 && m.lifetime <= most && a->until == now + 1000ull * m.lifetime);
+    break;
+  }
+  case TURN_REFRESH:
+    FUZZ_CHECK(m.has_lifetime);
+    if (m.lifetime == 0)
+      FUZZ_CHECK(!a && q.has_lifetime && q.lifetime == 0);
+    else
+      FUZZ_CHECK(a && m.lifetime >= 600 && m.lifetime <= most && a->until == now + 1000ull * m.lifetime);
+    break;
+  case TURN_CREATE_PERMISSION:
+    FUZZ_CHECK(a && q.n_peers > 0);
+    for (int i = 0; i < q.n_peers; i++) FUZZ_CHECK(fuzz_open(&q.peers[i]) && turn_permission(a, &q.peers[i]));
+    break;
+  case TURN_CHANNEL_BIND: {
+    struct turn_channel *c = a ? turn_channel(a, q.channel, NULL) : NULL;
+    FUZZ_CHECK(c && q.has_channel && q.channel >= 0x4000 && q.channel <= 0x4fff && q.n_peers == 1);
+    FUZZ_CHECK(addr_same(&c->peer, &q.peers[0]) && fuzz_open(&q.peers[0]) && turn_permission(a, &q.peers[0]));
+    break;
+  }
+  default: FUZZ_CHECK(!"a success answer to no request of TURN's");
+  }
+}
+
+/* Bugs these targets found, each kept in the corpus: a ChannelBind without a number crashed the relay
+ * (channelbind-number-0); a user name longer than the allocation kept (an id over 52 bytes) escaped the quota per
+ * member (bug-member-quota-long-id). */
+/* What holds between operations: the caps (all, per address, per member); each allocation findable by its client
+ * and its relayed address, with its own socket on a relay port, registered with the loop; its live channels
+ * numbered in range, no number and no peer twice; its live permissions each for one address the policy opens. */
+static void fuzz_invariants(void) {
+  unsigned per_id[COUNT(member_ids)] = {0};
+  uint64_t now = relay->loop->now;
+  FUZZ_CHECK(relay->n <= CAMUS_TURN_ALLOCATIONS && relay->by_client.n == relay->n && relay->by_relay.n == relay->n);
+  FUZZ_CHECK(relay->sweep.slot != 0 && srv->loop.n_io < 64);
+  for (unsigned i = 0; i < relay->n; i++) {
+    struct turn_alloc *a = relay->allocs[i];
+    int port = addr_port(&a->relayed), ci = -1;
+    unsigned same_host = 0;
+    FUZZ_CHECK(a->t == relay && turn_find(relay, &a->client) == a && turn_relaying(relay, &a->relayed) == a);
+    FUZZ_CHECK(a->fd >= 0 && fcntl(a->fd, F_GETFD) != -1 && a->slot >= 0 && (unsigned)a->slot < srv->loop.n_io);
+    FUZZ_CHECK(srv->loop.io[a->slot].fd == a->fd && srv->loop.io[a->slot].ctx == a &&
+               srv->loop.io[a->slot].fn == turn_relay_readable);
+    FUZZ_CHECK(port >= relay->port_min && port <= relay->port_max && socket_port(a->fd) == port);
+    for (unsigned j = 0; j < relay->n; j++) {
+      same_host += !memcmp(relay->allocs[j]->host, a->host, 16);
+      if (j != i) FUZZ_CHECK(relay->allocs[j]->fd != a->fd && !addr_same(&relay->allocs[j]->client, &a->client));
+    }
+    FUZZ_CHECK(same_host <= CAMUS_TURN_PER_HOST);
+    for (int j = 0; j < N_CLIENTS && ci < 0; j++)
+      if (addr_same(&canon[j], &a->client)) ci = j;
+    FUZZ_CHECK(ci >= 0);
+    if (alloc_id[slot_of[ci]] >= 0) per_id[alloc_id[slot_of[ci]]]++;
+    for (int k = 0; k < CAMUS_TURN_CHANNELS; k++) {
+      const struct turn_channel *c = &a->channels[k];
+      if (!c->number || c->until <= now) continue;
+      FUZZ_CHECK(c->number >= 0x4000 && c->number <= 0x4fff && fuzz_open(&c->peer));
+      for (int j = k + 1; j < CAMUS_TURN_CHANNELS; j++) {
+        const struct turn_channel *d = &a->channels[j];
+        if (d->number && d->until > now) FUZZ_CHECK(d->number != c->number && !addr_same(&d->peer, &c->peer));
+      }
+    }
+    for (int k = 0; k < CAMUS_TURN_PERMISSIONS; k++) {
+      uint8_t x[16], y[16];
+      if (a->perms[k].until <= now) continue;
+      FUZZ_CHECK(fuzz_open(&a->perms[k].peer));
+      addr_bytes(&a->perms[k].peer, x);
+      for (int j = k + 1; j < CAMUS_TURN_PERMISSIONS; j++)
+        if (a->perms[j].until > now) FUZZ_CHECK(addr_bytes(&a->perms[j].peer, y) != AF_INET || memcmp(x, y, 16) != 0);
+    }
+  }
+  for (size_t k = 0; k < COUNT(member_ids); k++)
+    FUZZ_CHECK(per_id[k] <= CAMUS_TURN_PER_MEMBER);
+}
+
+/* One operation of the input (see the top of this section). */
+static void fuzz_op(int op, int ci, const uint8_t *arg, size_t n) {
+  static uint8_t msg[CAMUS_UDP_DATAGRAM_MAX + 64];
+  struct stun_writer w = {msg, CAMUS_UDP_DATAGRAM_MAX, 0, false};
+  uint8_t key[16] = {0}, txid[12] = "fuzz-turn-tx";
+  int fault = -1, id = 0, fp = 1, slot = slot_of[ci];
+  size_t len = 0, at = 0, want_n = 0;
+  const uint8_t *want = NULL;                 /* what a sink may get: the datagram to a peer, whole */
+  bool had = turn_find(relay, &canon[ci]), send = true;
+  struct turn_alloc *target = NULL;           /* op 8: the allocation a peer sends to */
+  uint64_t target_in = 0;
+  bool target_open = false;
+  struct sockaddr_storage peer;
+  put_u32(txid + 8, ++txn);
+  if (op <= 3 || op == 7) {
+    uint8_t auth = n ? arg[0] : 0;
+    fault = auth & 15, id = auth >> 4 & 3, fp = auth >> 6 == 1 ? 0 : auth >> 6 == 2 ? 2 : 1;
+    if (fault >= AUTH_FAULTS) fault = AUTH_GOOD;
+    if (auth >> 6 == 3) memcpy(txid, txids[slot], 12); /* a retransmission */
+    memcpy(txids[slot], txid, 12);
+    arg += n ? 1 : 0, n -= n ? 1 : 0;
+  }
+  uint8_t f = n ? arg[0] : 0;
+  switch (op) {
+  case 0:
+    stun_begin(&w, TURN_ALLOCATE, txid);
+    if (!(f & 1)) stun_attr(&w, TURN_A_REQUESTED_TRANSPORT, (const uint8_t[4]){f & 2 ? 6 : 17}, 4);
+    if (f & 4) stun_attr(&w, TURN_A_REQUESTED_ADDRESS_FAMILY, (const uint8_t[4]){f & 8 ? 2 : 1}, 4);
+    if (f & 16) stun_attr(&w, TURN_A_EVEN_PORT, n >= 6 && (arg[5] & 1) ? "\x80" : "", 1);
+    if (n >= 6 && (arg[5] & 2)) stun_attr(&w, TURN_A_RESERVATION_TOKEN, "fuzz-tok", 8);
+    if (f & 32) stun_attr_u32(&w, TURN_A_LIFETIME, n >= 5 ? get_u32(arg + 1) : 0);
+    if (f & 64) stun_attr(&w, 0x0033, "?", 1);
+    if (f & 128) stun_attr(&w, TURN_A_DONT_FRAGMENT, NULL, 0);
+    break;
+  case 1:
+    stun_begin(&w, TURN_REFRESH, txid);
+    if (f & 3) stun_attr_u32(&w, TURN_A_LIFETIME, (f & 3) == 1 ? 0 : (f & 3) == 3 ? 0xffffffffu : n >= 5 ? get_u32(arg + 1) : 0);
+    if (f & 4) stun_attr(&w, 0x0033, "?", 1);
+    break;
+  case 2:
+    stun_begin(&w, TURN_CREATE_PERMISSION, txid);
+    at = MIN((size_t)1, n);
+    for (int i = 0; i < f % 6; i++) {
+      at += fuzz_peer_at(arg + at, n - at, &peer);
+      at = MIN(at, n);
+      stun_xor_address(&w, TURN_A_XOR_PEER_ADDRESS, (const struct sockaddr *)&peer);
+    }
+    break;
+  case 3: {
+    uint8_t number[4] = {0x40, 0, 0, 0}, flags = n >= 3 ? arg[2] : 0;
+    if (n >= 2) memcpy(number, arg, 2);
+    stun_begin(&w, TURN_CHANNEL_BIND, txid);
+    if (!(flags & 1)) stun_attr(&w, TURN_A_CHANNEL_NUMBER, number, 4);
+    at = MIN((size_t)3, n);
+    at += fuzz_peer_at(arg + at, n - at, &peer);
+    stun_xor_address(&w, TURN_A_XOR_PEER_ADDRESS, (const struct sockaddr *)&peer);
+    if (flags & 2) stun_xor_address(&w, TURN_A_XOR_PEER_ADDRESS, (const struct sockaddr *)&sinks[1]);
+    break;
+  }
+  case 4:
+    at = MIN((size_t)1, n);
+    at = MIN(at + fuzz_peer_at(arg + at, n - at, &peer), n);
+    want = arg + at, want_n = MIN(n - at, (size_t)CAMUS_UDP_DATAGRAM_MAX - 128);
+    stun_begin(&w, TURN_SEND | STUN_INDICATION, txid);
+    stun_xor_address(&w, TURN_A_XOR_PEER_ADDRESS, (const struct sockaddr *)&peer);
+    if (f & 2) stun_xor_address(&w, TURN_A_XOR_PEER_ADDRESS, (const struct sockaddr *)&sinks[1]);
+    if (!(f & 1)) stun_attr(&w, TURN_A_DATA, want, (uint16_t)want_n);
+    if (f & 4) stun_fingerprint(&w);
+    fuzz_seen(want, want_n);
+    len = w.len;
+    break;
+  case 5: {
+    size_t dn = n > 4 ? MIN(n - 4, (size_t)CAMUS_UDP_DATAGRAM_MAX - 4) : 0;
+    msg[0] = n >= 1 ? arg[0] : 0x40, msg[1] = n >= 2 ? arg[1] : 0;
+    put_u16(msg + 2, n >= 4 ? get_u16(arg + 2) : (uint16_t)dn);
+    memcpy(msg + 4, arg + MIN((size_t)4, n), dn);
+    len = 4 + dn;
+    if (get_u16(msg + 2) <= dn) fuzz_seen(want = msg + 4, want_n = get_u16(msg + 2));
+    break;
+  }
+  case 6: {
+    struct stun_msg m;
+    len = MIN(n, (size_t)CAMUS_UDP_DATAGRAM_MAX);
+    memcpy(msg, arg, len);
+    if (len >= 4 && msg[0] >= 64 && msg[0] <= 79)
+      fuzz_seen(msg + 4, MIN((size_t)get_u16(msg + 2), len - 4));
+    else if (stun_parse(msg, len, &m) == 0 && m.has_data)
+      fuzz_seen(m.data, m.data_len);
+    break;
+  }
+  case 7: {
+    struct stun_msg m;
+    size_t an = n > 2 ? MIN(n - 2, (size_t)1024) : 0;
+    stun_begin(&w, n >= 2 ? get_u16(arg) & 0x3fff : TURN_ALLOCATE, txid);
+    memcpy(msg + STUN_HDR, arg + 2, an);
+    memset(msg + STUN_HDR + an, 0, (4 - an % 4) % 4);
+    w.len += (an + 3) & ~(size_t)3;
+    put_u16(msg + 2, (uint16_t)(w.len - STUN_HDR));
+    fuzz_sign(relay, &w, fault, member_ids[id], &canon[ci], &canon[(ci + 1) % N_CLIENTS], fp, key);
+    len = w.len;
+    if (w.err || stun_parse(msg, len, &m) != 0) break;
+    for (int i = 0; i < m.n_peers; i++) {
+      uint8_t ip[16];
+      if (addr_bytes(&m.peers[i], ip) == AF_INET && !fuzz_private(ip)) send = false;
+    }
+    if (m.has_data) fuzz_seen(m.data, m.data_len);
+    break;
+  }
+  case 8: {
+    int k = f % N_SINKS;
+    uint8_t which = n > 1 ? arg[1] : 0;
+    struct sockaddr_storage to;
+    at = MIN((size_t)2, n);
+    if (relay->n) {
+      target = relay->allocs[which % relay->n];
+      to = target->relayed;
+      target_in = target->bytes_in;
+      target_open = turn_permission(target, &sinks[k]) && fuzz_open(&sinks[k]);
+    } else {
+      addr_parse("127.0.0.1", relay->port_min + which, &to);
+    }
+    fuzz_seen(arg + at, n - at);
+    if (sink_fd[k] >= 0) (void)!sendto(sink_fd[k], arg + at, n - at, 0, (const struct sockaddr *)&to, addr_len(&to));
+    send = false;
+    break;
+  }
+  case 9:
+    srv->loop.now += 100ull * (n >= 2 ? get_u16(arg) : 0);
+    timer_stop(&srv->loop, &relay->sweep); /* as timers_run() fires it */
+    relay->sweep.fn(&relay->sweep);
+    for (unsigned i = 0; i < relay->n; i++) FUZZ_CHECK(relay->allocs[i]->until > srv->loop.now);
+    send = false;
+    break;
+  default:
+    turn_client_gone(relay, &canon[ci]);
+    FUZZ_CHECK(!turn_find(relay, &canon[ci]));
+    send = false;
+    break;
+  }
+  if (op <= 3) {
+    fuzz_sign(relay, &w, fault, member_ids[id], &canon[ci], &canon[(ci + 1) % N_CLIENTS], fp, key);
+    FUZZ_CHECK(!w.err);
+    len = w.len;
+  }
+  n_out = 0;
+  if (send && !w.err) {
+    uint8_t *d = malloc(len ? len : 1); /* exactly len bytes, as the socket filled */
+    memcpy(d, msg, len);
+    udp_input(&srv->udp, d, len, &clients[ci]);
+    free(d);
+  }
+  for (unsigned i = 0; i < relay->n; i++) turn_relay_readable(relay->allocs[i], POLLIN);
+  fuzz_sinks_read(want, want_n, true);
+  const struct out *ans = fuzz_check_out(ci, send && !w.err ? msg : NULL, len);
+  if (op <= 3) { /* what the credentials deserve */
+    struct stun_msg m;
+    if (ans) FUZZ_CHECK(stun_parse(ans->p, ans->n, &m) == 0);
+    if (fp == 2) {
+      FUZZ_CHECK(!ans); /* a broken FINGERPRINT: not ours, dropped */
+    } else if (fault == AUTH_NONE) {
+      FUZZ_CHECK(ans ? m.error_code == 401 && !m.integrity_at : !addr_is_tcp(&canon[ci]));
+    } else if (fault != AUTH_GOOD) {
+      bool stale = fault == AUTH_STALE_NONCE || fault == AUTH_OTHERS_NONCE || fault == AUTH_SHORT_NONCE || fault == AUTH_BAD_NONCE;
+      int code = fault == AUTH_NO_NONCE ? 400 : stale ? 438 : 401;
+      FUZZ_CHECK(ans && m.error_code == code && !m.integrity_at);
+    } else {
+      struct stun_msg q;
+      FUZZ_CHECK(ans && m.integrity_at && stun_integrity_ok(ans->p, ans->n, &m, key, 16) && stun_parse(msg, len, &q) == 0);
+      if (q.n_unknown)
+        FUZZ_CHECK(m.error_code == 420);
+      else if (op != 0 && !had)
+        FUZZ_CHECK(m.error_code == 437);
+    }
+  }
+  if (ans) fuzz_check_answer(ci, msg, len, ans, fault >= 0 ? key : NULL);
+  if (!had && turn_find(relay, &canon[ci]) && (op == 0 || op == 7)) alloc_id[slot] = id;
+  if (target) {
+    if (!target_open) FUZZ_CHECK(target->bytes_in == target_in); /* no permission, or not open: nothing passes */
+    bool got = false;
+    for (int i = 0; i < n_out; i++) got |= addr_same(&out[i].to, &target->client);
+    if (n > at && target->bytes_in == target_in + (n - at)) FUZZ_CHECK(got); /* it passed: to the client */
+  }
+  fuzz_invariants();
+}
+
+static void fuzz(const uint8_t *data, size_t size) {
+  if (!srv) fuzz_setup();
+  int fds = fuzz_fds();
+  srv->loop.now = epoch;
+  FUZZ_CHECK(timer_in(&srv->loop, &relay->sweep, 1000) == 0);
+  allow = size ? data[0] % 3 : 0;
+  relay->n_allow = allow;
+  relay->port_max = relay->port_min + (size && (data[0] & 4) ? 15 : 7); /* 8 ports run out before the allocations do */
+  relay->next_port = 0;
+  if (size) data++, size--;
+  for (int i = 0; i < N_SEEN; i++) seen[i].n = 0;
+  for (int i = 0; i < N_CLIENTS; i++) alloc_id[i] = -1;
+  memset(txids, 0, sizeof txids);
+  fuzz_sinks_read(NULL, 0, false);
+  while (size >= 4) {
+    int op = data[0] % N_OPS, ci = data[1] % N_CLIENTS;
+    size_t n = MIN((size_t)get_u16(data + 2), size - 4);
+    fuzz_op(op, ci, data + 4, n);
+    data += 4 + n, size -= 4 + n;
+  }
+  /* Everything goes, as camus_free() closes the relay: the next input starts afresh. */
+  turn_close(relay);
+  FUZZ_CHECK(relay->n == 0 && relay->by_client.n == 0 && relay->by_relay.n == 0);
+  FUZZ_CHECK(timer_in(&srv->loop, &relay->sweep, 1000) == 0);
+  fuzz_slots(&srv->loop);
+  udp_flush(&srv->udp);
+  fuzz_sinks_read(NULL, 0, false);
+  FUZZ_CHECK(fuzz_fds() == fds);
+}
+
+/* ------------------------------------------------------------------- TCP ------------------------------------------------------------------ */
+#else
+
+/* Input: [control][k][k chunk sizes][the stream].  The stream's first byte is made 0 or 1, STUN's, so that the
+ * connection is framed (HTTP is the http target's).  The stream comes in chunks of the sizes given, round and
+ * round, each (b & 127) + 1 bytes, times 64 if b & 128 (no sizes: the whole stream at once).
+ *   control & 1  the narrow way: conn_take_frames() on a connection made here, with no socket, each chunk in a
+ *                buffer of exactly its size;
+ *           else the real way: one end of a socketpair taken by the server as an accepted connection (conn_new()),
+ *                each chunk written to the other end, then what poll() and the loop would do (conn_io(), the end
+ *                of the turn: http_turn_end()); the frames, once checked, go on up (TURN, ICE-TCP), and what
+ *                comes back is read;
+ *   control & 2  the stream starts with a signed TURN Allocate and a ChannelBind (channel 0x4000) to a peer on
+ *                127.0.0.2, which the relay is allowed to reach;
+ *   control & 4  (the real way) after each chunk that peer sends the relay the chunk's first bytes, which come
+ *                down the connection as ChannelData.
+ * Checked: frames go up whole and in order, as tcp_cut() cuts the whole stream however it came in, and none from
+ * outside the connection's buffer; the connection dies when the stream stops being frames (an unknown first
+ * byte, a length over CAMUS_UDP_DATAGRAM_MAX, an RFC 4571 length of 0), and lives otherwise, holding just the
+ * unfinished rest; what the server sends back is whole frames of the same framing (ChannelData padded with zeros
+ * to four bytes, carrying what the peer sent, in order); once the connection is closed, the TURN allocation it
+ * held is gone, and no descriptor is left open. */
+struct piece {
+  size_t at, len; /* a frame's payload in the stream */
+};
+
+static struct camus *srv;
+static void (*server_on_frame)(void *ctx, struct conn *c, uint8_t *p, size_t n);
+static struct loop own_loop;
+static struct http_srv own_http; /* the narrow way's: no socket, its frames to tcp_frame() only */
+static struct sockaddr_storage peer;
+static int peer_fd = -1;
+static struct conn *conn;
+static const uint8_t *stream;
+static size_t stream_n;
+static struct piece *want;
+static size_t n_want, n_got;
+
+/* The stream s[0..n) cut into frames as RFC 4571 (ICE-TCP: a 16-bit length, then that many bytes, 1 to
+ * CAMUS_UDP_DATAGRAM_MAX) or RFC 8656 12.5 (TURN: STUN messages as their header says, ChannelData as its header
+ * says padded to four bytes; at most CAMUS_UDP_DATAGRAM_MAX) cut it; *framing 0 tells which from the first
+ * message, as a connection does (the magic cookie at byte 4 or 6 of ten).  Returns how many whole frames (in out,
+ * room for cap), with the bytes they take in *end and whether what follows them is no frame in *bad. */
+static size_t tcp_cut(const uint8_t *s, size_t n, int *framing, struct piece *out, size_t cap, size_t *end, bool *bad) {
+  size_t k = 0, at = 0;
+  *bad = false;
+  if (!*framing && n >= 10)
+    *framing = get_u32(s + 4) == STUN_MAGIC ? FRAMING_TURN : get_u32(s + 6) == STUN_MAGIC ? FRAMING_ICE : -1;
+  *bad = *framing < 0;
+  while (*framing > 0) {
+    size_t left = n - at, off = 0, len, whole;
+    if (*framing == FRAMING_ICE) {
+      if (left < 2) break;
+      len = get_u16(s + at), off = 2, whole = 2 + len;
+      if (len == 0 || len > CAMUS_UDP_DATAGRAM_MAX) *bad = true;
+    } else {
+      if (left < 4) break;
+      len = (s[at] <= 1 ? STUN_HDR : 4) + (size_t)get_u16(s + at + 2);
+      whole = s[at] <= 1 ? len : (len + 3) & ~(size_t)3;
+      if ((s[at] > 1 && (s[at] < 64 || s[at] > 79)) || len > CAMUS_UDP_DATAGRAM_MAX) *bad = true;
+    }
+    if (*bad || left < whole) break;
+    FUZZ_CHECK(k < cap);
+    out[k++] = (struct piece){at + off, len};
+    at += whole;
+  }
+  *end = at;
+  return k;
+}
+
+/* A frame going up: within the connection's buffer, and the next one the stream has. */
+static void tcp_frame(void *ctx, struct conn *c, uint8_t *p, size_t n) {
+  const uint8_t *lo = (const uint8_t *)c->in.p;
+  FUZZ_CHECK(c == conn && (c->framed == FRAMING_ICE || c->framed == FRAMING_TURN) && !c->dead);
+  FUZZ_CHECK(p >= lo && n <= c->in.len && (size_t)(p - lo) <= c->in.len - n && c->in.len <= c->in.max);
+  FUZZ_CHECK(n_got < n_want && want[n_got].len == n && !memcmp(p, stream + want[n_got].at, n));
+  n_got++;
+  if (ctx) server_on_frame(ctx, c, p, n);
+}
+
+static void tcp_setup(void) {
+  srv = fuzz_server();
+  FUZZ_CHECK(srv->turn_on && srv->http.on_frame && cidr_parse("127.0.0.2/32", &srv->turn.allow[0]) == 0);
+  srv->turn.n_allow = 1;
+  srv->turn.port_min = 47008, srv->turn.port_max = 47015; /* off the default range (servers under test) */
+  server_on_frame = srv->http.on_frame;
+  srv->http.on_frame = tcp_frame;
+  own_http = (struct http_srv){.loop = &own_loop, .log_level = srv->log_level, .fd = -1, .request_timeout_sec = 10,
+                               .idle_timeout_sec = 60, .on_frame = tcp_frame};
+  addr_parse("127.0.0.2", 0, &peer);
+  peer_fd = socket_bind(&peer, SOCK_DGRAM);
+  FUZZ_CHECK(peer_fd >= 0);
+  addr_parse("127.0.0.2", socket_port(peer_fd), &peer);
+}
+
+/* The size of chunk i. */
+static size_t tcp_chunk(const uint8_t *sizes, size_t k, size_t i) {
+  if (!k) return SIZE_MAX;
+  uint8_t b = sizes[i % k];
+  return ((size_t)(b & 127) + 1) * (b & 128 ? 64 : 1);
+}
+
+/* The narrow way.  Returns whether the connection died. */
+static bool tcp_direct(const uint8_t *sizes, size_t k, int framing, size_t end) {
+  struct conn *c = calloc(1, sizeof *c);
+  FUZZ_CHECK(c != NULL);
+  *c = (struct conn){.srv = &own_http, .fd = -1, .slot = -1, .timer = {.fn = conn_timeout}};
+  addr_parse("127.0.0.1", 50000, &c->addr);
+  c->in.max = CAMUS_HTTP_MAX_HEAD + CAMUS_HTTP_MAX_BODY;
+  c->out.max = CAMUS_HTTP_MAX_OUT;
+  conn = c;
+  conn_become_framed(c, false); /* as conn_sniff() does for a first byte of 0 or 1 */
+  FUZZ_CHECK(c->framed == FRAMING_UNKNOWN && addr_is_tcp(&c->path) && c->in.max < 2 * CAMUS_UDP_DATAGRAM_MAX);
+  for (size_t at = 0, i = 0; at < stream_n && !c->dead; i++) {
+    size_t len = MIN(tcp_chunk(sizes, k, i), stream_n - at);
+    uint8_t *chunk = malloc(len);
+    memcpy(chunk, stream + at, len);
+    conn_take_frames(c, chunk, len);
+    free(chunk);
+    at += len;
+    FUZZ_CHECK(c->in.len <= c->in.max && !c->in.err);
+  }
+  bool dead = c->dead;
+  if (framing > 0) FUZZ_CHECK(c->framed == framing);
+  if (!dead) FUZZ_CHECK(c->in.len == stream_n - end && !memcmp(c->in.p, stream + end, c->in.len));
+  FUZZ_CHECK(amap_get(&own_http.framed, &c->path) == c);
+  conn_free(c); /* no descriptor, no slot: it closes nothing */
+  FUZZ_CHECK(own_loop.n == 0);
+  FUZZ_CHECK(own_http.framed.n == 0);
+  return dead;
+}
+
+/* Reads what the server sent back into b. */
+static void tcp_read_back(int fd, struct buf *b) {
+  char tmp[16384];
+  ssize_t got;
+  while ((got = recv(fd, tmp, sizeof tmp, MSG_DONTWAIT)) > 0) buf_add(b, tmp, (size_t)got);
+}
+
+/* The real way.  Returns whether the connection died before the stream ended; what came back goes to back, and
+ * what the peer sent the relay to sent[] (pointers into the stream). */
+static bool tcp_real(const uint8_t *sizes, size_t k, uint8_t control, size_t prefix_n, struct buf *back,
+                     struct piece *sent, size_t *n_sent) {
+  int sv[2];
+  struct sockaddr_storage addr;
+  uint8_t host[16];
+  FUZZ_CHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) == 0);
+  addr_parse("127.0.0.1", 50000, &addr);
+  host_key(&addr, host);
+  conn = conn_new(&srv->http, sv[0], &addr, host); /* as http_accept() takes it */
+  FUZZ_CHECK(conn && srv->http.n_conns == 1);
+  bool alive = true;
+  *n_sent = 0;
+  for (size_t at = 0, i = 0; at < stream_n && alive;) {
+    size_t len = at < prefix_n ? prefix_n - at : tcp_chunk(sizes, k, i++);
+    len = MIN(len, stream_n - at);
+    FUZZ_CHECK(write(sv[1], stream + at, len) == (ssize_t)len);
+    at += len;
+    conn_io(conn, POLLIN);
+    struct turn_alloc *a = conn->dead ? NULL : turn_find(&srv->turn, &conn->path);
+    if ((control & 4) && a) {
+      size_t n = MIN(len, (size_t)1000);
+      sent[(*n_sent)++] = (struct piece){at - len, n};
+      (void)!sendto(peer_fd, stream + at - len, n, 0, (const struct sockaddr *)&a->relayed, addr_len(&a->relayed));
+      turn_relay_readable(a, POLLIN);
+    }
+    http_turn_end(&srv->http); /* sends what was queued; frees the connection if it died */
+    tcp_read_back(sv[1], back);
+    alive = srv->http.n_conns == 1;
+  }
+  if (alive) { /* the client closes: so does the connection, and its allocation goes */
+    close(sv[1]);
+    conn_io(conn, POLLIN | POLLHUP);
+    FUZZ_CHECK(conn->dead);
+    http_turn_end(&srv->http);
+    FUZZ_CHECK(srv->http.n_conns == 0);
+  } else {
+    close(sv[1]);
+  }
+  /* A connection whose first message had the magic cookie at neither place once left its path in h->framed,
+   * pointing at the freed connection (bug-first-message-not-stun). */
+  FUZZ_CHECK(srv->turn.n == 0 && srv->http.framed.n == 0);
+  return !alive;
+}
+
+/* What came back: whole frames of the connection's framing; ChannelData carrying, in order, what the peer sent,
+ * padded with zeros. */
+static void tcp_check_back(const struct buf *back, int framing, const struct piece *sent, size_t n_sent) {
+  const uint8_t *b = (const uint8_t *)back->p;
+  size_t end, k, next = 0;
+  bool bad;
+  if (framing <= 0) {
+    FUZZ_CHECK(back->len == 0);
+    return;
+  }
+  struct piece *frames = malloc((back->len / 3 + 1) * sizeof *frames);
+  k = tcp_cut(b, back->len, &framing, frames, back->len / 3 + 1, &end, &bad);
+  FUZZ_CHECK(!bad && end == back->len);
+  for (size_t i = 0; i < k; i++) {
+    const uint8_t *f = b + frames[i].at;
+    size_t pad_to = i + 1 < k ? frames[i + 1].at - (framing == FRAMING_ICE ? 2 : 0) : end;
+    for (size_t j = frames[i].at + frames[i].len; j < pad_to; j++) FUZZ_CHECK(b[j] == 0);
+    if (framing != FRAMING_TURN || f[0] < 64) continue;
+    FUZZ_CHECK(get_u16(f) == 0x4000);
+    while (next < n_sent && (sent[next].len != frames[i].len - 4 || memcmp(stream + sent[next].at, f + 4, sent[next].len)))
+      next++;
+    FUZZ_CHECK(next < n_sent);
+    next++;
+  }
+  free(frames);
+}
+
+static void fuzz(const uint8_t *data, size_t size) {
+  uint8_t prefix[1024], key[16];
+  size_t prefix_n = 0, end, n_sent = 0;
+  int framing = 0;
+  bool bad;
+  if (!srv) tcp_setup();
+  if (size < 3) return;
+  int fds = fuzz_fds();
+  uint8_t control = data[0];
+  size_t k = MIN((size_t)data[1], size - 2);
+  const uint8_t *sizes = data + 2;
+  data += 2 + k, size -= 2 + k;
+  if (!size) return;
+  if (control & 2) { /* a client of the relay, over this connection */
+    struct sockaddr_storage path;
+    struct stun_writer w = {prefix, sizeof prefix, 0, false};
+    addr_parse("127.0.0.1", 50000, &path);
+    addr_set_tcp(&path);
+    stun_begin(&w, TURN_ALLOCATE, (const uint8_t *)"fuzz-tcp-000");
+    stun_attr(&w, TURN_A_REQUESTED_TRANSPORT, (const uint8_t[4]){17}, 4);
+    fuzz_sign(&srv->turn, &w, AUTH_GOOD, "alice", &path, &path, 1, key);
+    prefix_n = w.len;
+    w = (struct stun_writer){prefix + prefix_n, sizeof prefix - prefix_n, 0, false};
+    stun_begin(&w, TURN_CHANNEL_BIND, (const uint8_t *)"fuzz-tcp-001");
+    stun_attr(&w, TURN_A_CHANNEL_NUMBER, (const uint8_t[4]){0x40, 0}, 4);
+    stun_xor_address(&w, TURN_A_XOR_PEER_ADDRESS, (const struct sockaddr *)&peer);
+    fuzz_sign(&srv->turn, &w, AUTH_GOOD, "alice", &path, &path, 1, key);
+    FUZZ_CHECK(!w.err);
+    prefix_n += w.len;
+  }
+  uint8_t *s = malloc(prefix_n + size); /* exactly the stream's size */
+  memcpy(s, prefix, prefix_n);
+  memcpy(s + prefix_n, data, size);
+  s[0] &= 1;
+  stream = s, stream_n = prefix_n + size;
+  want = malloc((stream_n / 3 + 1) * sizeof *want);
+  n_want = tcp_cut(stream, stream_n, &framing, want, stream_n / 3 + 1, &end, &bad);
+  n_got = 0;
+  if (control & 1) {
+    FUZZ_CHECK(tcp_direct(sizes, k, framing, end) == bad);
+  } else {
+    struct buf back = {0};
+    struct piece *sent = malloc((stream_n + 1) * sizeof *sent);
+    FUZZ_CHECK(tcp_real(sizes, k, control, prefix_n, &back, sent, &n_sent) == bad);
+    tcp_check_back(&back, framing, sent, n_sent);
+    buf_free(&back);
+    free(sent);
+    fuzz_slots(&srv->loop);
+    udp_flush(&srv->udp);
+  }
+  FUZZ_CHECK(n_got == n_want);
+  char tmp[2048];
+  while (recv(peer_fd, tmp, sizeof tmp, MSG_DONTWAIT) >= 0) {}
+  free(want);
+  free(s);
+  FUZZ_CHECK(fuzz_fds() == fds);
+}
+
+#endif
 #endif
 #else
-#error "choose a target: -DFUZZ_http, -DFUZZ_json, -DFUZZ_sdp, -DFUZZ_stun, -DFUZZ_dcep, -DFUZZ_rtp, -DFUZZ_rtcp, -DFUZZ_srtp, -DFUZZ_msg, -DFUZZ_media or -DFUZZ_udp"
+#error "choose a target: -DFUZZ_http, -DFUZZ_json, -DFUZZ_sdp, -DFUZZ_stun, -DFUZZ_dcep, -DFUZZ_rtp, -DFUZZ_rtcp, -DFUZZ_srtp, -DFUZZ_msg, -DFUZZ_media, -DFUZZ_udp, -DFUZZ_turn or -DFUZZ_tcp"
 #endif
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {

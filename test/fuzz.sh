@@ -4,14 +4,14 @@
 #   sh test/fuzz.sh [seconds-per-target] [target...]   fuzz each target (default: all, 10 s each)
 #   sh test/fuzz.sh replay <target> <file>...          run one target on the given inputs only
 #
-# Targets: http json sdp stun dcep rtp rtcp srtp msg media udp.  Each is built into
+# Targets: http json sdp stun dcep rtp rtcp srtp msg media udp turn tcp.  Each is built into
 # test/out/fuzz-<target> and run on a scratch copy of test/corpus/<target>/ (the committed corpus
 # never grows).  Crash, leak and timeout inputs are saved as test/out/artifacts/<target>-*.  Exits
 # nonzero if any target failed.  CC, FUZZ_CFLAGS and FUZZ_ARGS (extra libFuzzer flags) may be set
 # in the environment.
 cd "$(dirname "$0")/.." || exit 1
 ROOT=$(pwd)
-ALL="http json sdp stun dcep rtp rtcp srtp msg media udp"
+ALL="http json sdp stun dcep rtp rtcp srtp msg media udp turn tcp"
 CC=${CC:-clang}
 case $CC in *clang*) ;; *) CC=clang ;; esac # libFuzzer comes with clang only
 CFLAGS="-std=c11 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
