@@ -425,6 +425,37 @@ test('a corrupt line and a torn one: the other rooms are read back, the file kep
   }
 });
 
+test('foreign and empty files: a rooms file of another program, an empty one and a garbled TURN secret are kept aside or left alone, and the server starts', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'camus-persist-'));
+  let srv = null;
+  try {
+    // Not ours at all: a zip file's first bytes and some JSON; then an empty file (a crash at the worst moment
+    // of a program that does not fsync).
+    for (const [what, bytes] of [['another program\'s', Buffer.concat([Buffer.from('PK\x03\x04', 'latin1'), randomBytes(300),
+      Buffer.from('\n{"rooms": [{"id": "alpha"}]}\n')])], ['an empty', Buffer.alloc(0)]]) {
+      for (const f of readdirSync(dir)) rmSync(join(dir, f));
+      writeFileSync(join(dir, 'rooms'), bytes, { mode: 0o600 });
+      writeFileSync(join(dir, 'turn-secret'), 'this is not hex at all\n', { mode: 0o600 });
+      srv = await serve(dir);
+      const log = srv.log.join('\n');
+      const kept = log.match(/rooms: \S+ kept as (\S+rooms\.bad-\d+); writing what verified/);
+      assert.ok(kept, `${what} file: kept aside, the log says where: ${log}`);
+      assert.deepEqual(readFileSync(kept[1]), bytes, `${what} file kept with its exact bytes`);
+      assert.equal(readRooms(dir).rooms.size, 0, 'a new, empty rooms file');
+      assert.match(log, /TURN credentials will not outlive this run/, 'the garbled secret is not used, and said so');
+      assert.equal(readFileSync(join(dir, 'turn-secret'), 'utf8'), 'this is not hex at all\n', 'nor written over');
+      assert.deepEqual((await srv.get('/api/rooms')).json, [], `${what} file: no rooms`);
+      assert.equal((await srv.post('/api/rooms', { name: 'Fresh' })).status, 201, `${what} file: new rooms are made`);
+      await srv.stop();
+      srv = null;
+      assert.ok(readRooms(dir).rooms.has('fresh'), 'and kept');
+    }
+  } finally {
+    if (srv) await kill9(srv);
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 // A directory the server will not use at start ("new rooms cannot be made until the server is started again with it fixed",
 // server_rooms()) was not read: what is in it must not be replaced by the rooms of this run.
 test('a state directory refused at start (others may write in it): its rooms are not written over', async () => {
