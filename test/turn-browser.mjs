@@ -50,6 +50,10 @@ async function networks() {
       const s = { ...side, holder, ns: `/proc/${holder.pid}/ns/net` };
       sides.push(s);
       await until(() => { try { return readlinkSync(s.ns) !== ours; } catch { return false; } }, 3000, `${s.name}'s namespace`);
+      // The last test's namespace may still be going away (its holder killed, the kernel not done), and its
+      // veth with it: our end of that pair has the same name.
+      await until(() => { try { execFileSync('ip', ['link', 'show', `${s.dev}0`], { stdio: 'ignore' }); return false; } catch { return true; } },
+        5000, `the last test's ${s.dev}0 to go`);
       execFileSync('ip', ['link', 'add', `${s.dev}0`, 'type', 'veth', 'peer', 'name', `${s.dev}1`, 'netns', String(holder.pid)]);
       execFileSync('ip', ['addr', 'add', `${s.gateway}/24`, 'dev', `${s.dev}0`]);
       execFileSync('ip', ['link', 'set', `${s.dev}0`, 'up']);
@@ -275,7 +279,10 @@ async function callThroughTurn(label, { args = [], rules = null, relay }) {
       assert.equal(peers.length, 1, show);
       m.peer = peers[0];
       assert.equal(m.peer.id, m.other.id, show);
-      assert.ok(m.peer.selected && m.peer.selected.state === 'succeeded', `no succeeded selected pair: ${show}`);
+      // Chromium reports its selected pair "in-progress" while a check on it is outstanding, which a loaded
+      // machine makes common: what counts is that the pair carries the call.
+      assert.ok(m.peer.selected && (m.peer.selected.state === 'succeeded' || m.peer.selected.bytesReceived > 20000),
+        `no working selected pair: ${show}`);
       m.show = show;
     }
     // RFC 8656 ("Receiving a Send Indication", "Receiving a ChannelData Message"): the relay sends
