@@ -8,7 +8,8 @@ SAN      = -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sani
 WEB      = $(sort $(wildcard web/*))
 RUNARGS ?= --host 127.0.0.1 --port 5000
 
-.PHONY: all static portable test-portable run test asan valgrind bench fuzz check-symbols clean
+.PHONY: all static portable test-portable run test asan valgrind bench fuzz check-symbols clean \
+        release release-check release-report test-release install uninstall distclean FORCE
 
 all: camus check-symbols
 
@@ -96,5 +97,104 @@ valgrind: camus test/unit
 	for t in integration protocol datachannel; do CAMUS_BIN=$$PWD/test/valgrind.sh node test/$$t.mjs || exit 1; done
 	CAMUS_BIN=$$PWD/test/valgrind.sh CAMUS_TEST=loss node test/sfu.mjs
 
+# ---------------------------------------------------------------------------------------------------------
+# Release: one stripped, fully static binary per architecture in dist/, with SHA256SUMS.
+# scripts/release-deps.sh (root, once) installs Debian's cross compilers, the multiarch libmbedtls-dev of
+# each architecture and the source of usrsctp, which scripts/build-usrsctp.sh builds for each (-Os, without
+# the SCTP_DEBUG of Debian's binary package; USRSCTP=system links Debian's libusrsctp-dev instead).
+# The same commit gives the same bytes: no paths, dates or build ids of this machine go in
+# (`make release-check` builds again elsewhere and compares).  `camus --version` names the commit and build.
+RELEASE_ARCHS ?= x86_64 aarch64 armhf mipsel s390x
+RELEASE_MAX_BYTES ?= 2500000
+USRSCTP ?= source
+triplet_x86_64  = x86_64-linux-gnu
+triplet_aarch64 = aarch64-linux-gnu
+triplet_armhf   = arm-linux-gnueabihf
+triplet_mipsel  = mipsel-linux-gnu
+triplet_s390x   = s390x-linux-gnu
+RELEASE_WARN   ?= $(WARN)
+RELEASE_COMMIT ?=
+# _FILE_OFFSET_BITS=64: 64-bit off_t and ino_t on armhf and mipsel too (else stat() and readdir() fail with
+# EOVERFLOW on file systems with 64-bit inode numbers or directory cookies, as ext4's are under qemu-user).
+RELEASE_CFLAGS  = -std=c11 $(RELEASE_WARN) -Os -static -ffunction-sections -fdata-sections -Wl,--gc-sections \
+                  -Wl,--build-id=none -ffile-prefix-map=$(CURDIR)/= -D_FILE_OFFSET_BITS=64
+usrsctp_dir     = $(if $(filter system,$(USRSCTP)),,build/usrsctp/$*)
+usrsctp_lib     = $(if $(filter system,$(USRSCTP)),,build/usrsctp/$$*/libusrsctp.a)
+RELEASE_BINS    = $(addprefix dist/camus-,$(RELEASE_ARCHS))
+
+release: $(RELEASE_BINS)
+	@cd dist && sha256sum $(notdir $(RELEASE_BINS)) > SHA256SUMS
+	@sh scripts/release-report.sh --size-only $(RELEASE_MAX_BYTES) $(RELEASE_ARCHS)
+
+# What --version will say (and the flags), kept in a file that changes only when they do, so that a new
+# commit or new flags rebuild the binaries.
+build/release/version: FORCE
+	@mkdir -p build/release
+	@c='$(RELEASE_COMMIT)'; if [ -z "$$c" ] && c=$$(git rev-parse --short HEAD 2>/dev/null); then \
+	  git diff --quiet HEAD -- camus.c camus.h camus_web.h 2>/dev/null || c=$$c-modified; fi; \
+	  printf '%s\n' "$${c:-unknown commit}" "$(USRSCTP)" '$(RELEASE_CFLAGS)' > $@.tmp
+	@if cmp -s $@.tmp $@; then rm $@.tmp; else mv $@.tmp $@; fi
+
+.PRECIOUS: build/usrsctp/%/libusrsctp.a
+build/usrsctp/%/libusrsctp.a: scripts/build-usrsctp.sh | build/usrsctp/src/stamp
+	sh scripts/build-usrsctp.sh $(triplet_$*) build/usrsctp/$*
+
+build/usrsctp/src/stamp:
+	sh scripts/build-usrsctp.sh --fetch
+
+.SECONDEXPANSION:
+dist/camus-%: camus.c camus.h camus_web.h build/release/version $(usrsctp_lib)
+	@mkdir -p dist build/release/$*
+	SOURCE_DATE_EPOCH=$${SOURCE_DATE_EPOCH:-$$(git log -1 --format=%ct 2>/dev/null || echo 0)} \
+	  $(triplet_$*)-gcc $(RELEASE_CFLAGS) -DCAMUS_COMMIT='"'"$$(head -n 1 build/release/version)"'"' \
+	  -DCAMUS_BUILD='"static -Os $*$(if $(filter system,$(USRSCTP)),, usrsctp-Os)"' \
+	  $(if $(usrsctp_dir),-I$(usrsctp_dir)/include) -o build/release/$*/camus camus.c \
+	  $(if $(usrsctp_dir),-L$(usrsctp_dir)) $(LDLIBS)
+	$(triplet_$*)-strip --strip-all -R .comment -o $@.tmp build/release/$*/camus
+	@mv $@.tmp $@
+
+# The unit tests built for each architecture the same way, run under qemu-user-static by test-release.
+build/release/%/unit: test/unit.c camus.c camus.h camus_web.h build/release/version $(usrsctp_lib)
+	@mkdir -p build/release/$*
+	$(triplet_$*)-gcc $(RELEASE_CFLAGS) $(if $(usrsctp_dir),-I$(usrsctp_dir)/include) -o $@ test/unit.c \
+	  $(if $(usrsctp_dir),-L$(usrsctp_dir)) $(LDLIBS)
+
+# Each binary on its architecture under qemu-user-static: the unit tests, then the integration, protocol
+# and data channel tests (node runs natively; the server runs emulated).  TEST_RELEASE_ARCHS picks some.
+TEST_RELEASE_ARCHS ?= $(RELEASE_ARCHS)
+test-release: $(addprefix dist/camus-,$(TEST_RELEASE_ARCHS)) $(patsubst %,build/release/%/unit,$(TEST_RELEASE_ARCHS))
+	sh scripts/test-release.sh $(TEST_RELEASE_ARCHS)
+
+# Size and idle memory of each binary, under emulation, beside x86_64 natively.
+release-report: $(RELEASE_BINS)
+	sh scripts/release-report.sh $(RELEASE_MAX_BYTES) $(RELEASE_ARCHS)
+
+# Builds the release again in a copy of the tree at another path and compares the bytes.
+release-check: release
+	sh scripts/release-check.sh $(RELEASE_ARCHS)
+
+# make install [PREFIX=/usr/local] [DESTDIR=] [CAMUS=camus or dist/camus-<arch>]: the binary, and the systemd
+# unit (its ExecStart pointing at the installed binary).
+PREFIX  ?= /usr/local
+BINDIR  ?= $(PREFIX)/bin
+UNITDIR ?= $(PREFIX)/lib/systemd/system
+CAMUS   ?= camus
+install: $(CAMUS)
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(UNITDIR)
+	install -m 755 $(CAMUS) $(DESTDIR)$(BINDIR)/camus
+	sed 's|/usr/local/bin/camus|$(BINDIR)/camus|' packaging/camus.service > $(DESTDIR)$(UNITDIR)/camus.service.tmp
+	chmod 644 $(DESTDIR)$(UNITDIR)/camus.service.tmp
+	mv $(DESTDIR)$(UNITDIR)/camus.service.tmp $(DESTDIR)$(UNITDIR)/camus.service
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/camus $(DESTDIR)$(UNITDIR)/camus.service
+
+FORCE:
+
 clean:
 	rm -f camus camus-static camus-asan camus-portable camus.o test/unit test/unit-asan test/loadgen
+	rm -rf dist build/release
+
+# Also the usrsctp source and the libraries built from it.
+distclean: clean
+	rm -rf build
