@@ -507,9 +507,9 @@ function onRoomInfo(info) {
   $('people-count').textContent = `(${clients.length})`;
   const mine = clients.find((c) => c.id === me.id) || {};
   state.role = ['owner', 'cohost'].includes(mine.role) ? mine.role : 'guest';
+  // What a moderator holds (the device itself was turned off when the moderation came; a room-info on its way
+  // while the member turns it on again must not turn it off anew).
   state.held = new Set(Array.isArray(mine.held) ? mine.held : []);
-  if (state.held.has('mic') && me.mic && me.mic.enabled) toggleMic();
-  if (state.held.has('camera') && me.cam && me.cam.enabled) toggleCamera();
   renderPeople(clients);
   renderAdmin();
   renderConns();
