@@ -31,6 +31,7 @@
  * Everything here is static except the camus_ API declared in camus.h.
  */
 #define _GNU_SOURCE
+#define _FILE_OFFSET_BITS 64 /* 32-bit systems: stat() and readdir() on file systems with 64-bit inode numbers */
 #include "camus.h"
 
 #include <arpa/inet.h>
@@ -5811,7 +5812,7 @@ static struct rtc *rtc_new(struct rtc_host *s, const struct rtc_params *prm, voi
   do
     p->gen = ++sessions.gen & gen_mask;
   while (p->gen == 0);
-  snprintf(p->ufrag, 6, "%05x", slot);
+  snprintf(p->ufrag, 6, "%05x", (unsigned)(slot & ((1u << SESSION_SLOT_BITS) - 1))); /* 20 bits: 5 hex digits */
   for (int i = 0; i < 11; i++) p->ufrag[5 + i] = ice_chars[rnd[i] & 63];
   for (int i = 0; i < 32; i++) p->pwd[i] = ice_chars[rnd[11 + i] & 63];
   hex_encode(p->id, rnd + 43, 16);

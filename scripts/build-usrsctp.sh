@@ -5,9 +5,9 @@
 #
 # Why not Debian's libusrsctp-dev:<arch>?  Its configure script defaults to --enable-debug, which adds
 # SCTP_DEBUG and "-g -O0" after dpkg's flags: the library is built unoptimised with debug printing compiled
-# in (930 KB of code on mipsel, a quarter of that binary, and slow on a router's CPU).  The same source,
-# with the same feature switches Debian's build uses (IPv4, IPv6, process-level locks, simple allocator)
-# but without SCTP_DEBUG and at -Os, is 40 % of that.  `make release USRSCTP=system` uses Debian's instead.
+# in (928 KB of code on mipsel, a third of that binary, and slow on a router's CPU).  The same source, with
+# the switches Debian's build uses (IPv4, IPv6, process-level locks, simple allocator) but without
+# SCTP_DEBUG and at -Os, is 435 KB.  `make release USRSCTP=system` links Debian's instead.
 #
 # The source comes from `apt-get source libusrsctp` (scripts/release-deps.sh makes sure deb-src lines
 # exist) and is unpacked once under build/usrsctp/src (`build-usrsctp.sh --fetch`).  Objects are archived

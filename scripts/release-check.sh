@@ -22,13 +22,17 @@ again=${RELEASE_CHECK_USRSCTP:-mipsel}
 for a in "$@"; do
   case " $again " in
     *" $a "*) ;;
-    *) [ ! -d "build/usrsctp/$a" ] || { cp -pR "build/usrsctp/$a" "$copy/build/usrsctp/"; touch "$copy/build/usrsctp/$a/libusrsctp.a"; } ;;
+    *) if [ -d "build/usrsctp/$a" ]; then
+         cp -pR "build/usrsctp/$a" "$copy/build/usrsctp/"
+         touch "$copy/build/usrsctp/$a/libusrsctp.a" # newer than the script: make keeps it
+       fi ;;
   esac
 done
 commit=$(head -n 1 build/release/version)
 epoch=${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct 2>/dev/null || echo 0)}
 echo "release-check: building $* again in $copy"
-SOURCE_DATE_EPOCH=$epoch make -s -j"${RELEASE_JOBS:-2}" -C "$copy" release RELEASE_ARCHS="$*" RELEASE_COMMIT="$commit" USRSCTP="$(sed -n 2p build/release/version)" > "$base/log" 2>&1 || {
+SOURCE_DATE_EPOCH=$epoch make -s -j"${RELEASE_JOBS:-2}" -C "$copy" release RELEASE_ARCHS="$*" \
+  RELEASE_COMMIT="$commit" USRSCTP="$(sed -n 2p build/release/version)" > "$base/log" 2>&1 || {
   cat "$base/log" >&2
   exit 1
 }

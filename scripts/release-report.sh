@@ -2,8 +2,8 @@
 # Budgets of the release binaries in dist/:
 #   sh scripts/release-report.sh [--size-only] MAX_BYTES ARCH...
 # Fails if a binary is larger than MAX_BYTES.  Without --size-only, also starts each one (under
-# qemu-user-static, x86_64 natively) on a free port with an empty state directory, waits until it listens
-# and has answered GET /healthz, and reads its idle resident memory (VmRSS) from /proc.
+# qemu-user-static, and the host's natively too) on a free port with an empty state directory, waits
+# until it listens and has answered GET /healthz, and reads its idle resident memory from /proc.
 #
 # Under qemu-user the process is qemu: its VmRSS is the guest's memory plus qemu's own (the emulator,
 # its heap, its translated-code cache).  The guest's own share is read from /proc/PID/smaps: qemu maps the
@@ -116,5 +116,8 @@ for a in $archs; do
   [ $# = 2 ] || { fail=1; set -- "?" "?"; }
   base=$(idle_rss "$q" "$tmp/idle-$a")
   printf '| camus-%s | %s | %s | %s KiB | %s KiB | %s KiB |\n' "$a" "$n" "${native:+$native KiB}" "$2" "$1" "$base"
+  if [ -n "$native" ] && [ "$2" != "?" ] && [ $((native - $2)) -gt 256 -o $(($2 - native)) -gt 256 ]; then
+    echo "release-report: natively $native KiB, the guest under qemu $2 KiB: the smaps rule no longer holds" >&2
+  fi
 done
 exit "$fail"
