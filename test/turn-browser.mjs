@@ -55,10 +55,16 @@ async function networks() {
       await until(() => { try { execFileSync('ip', ['link', 'show', `${s.dev}0`], { stdio: 'ignore' }); return false; } catch { return true; } },
         5000, `the last test's ${s.dev}0 to go`);
       execFileSync('ip', ['link', 'add', `${s.dev}0`, 'type', 'veth', 'peer', 'name', `${s.dev}1`, 'netns', String(holder.pid)]);
+      // No IPv6 link-local address on either end: its duplicate address detection would end a second
+      // after the link came up, by which time Chromium runs there, and Chromium takes an address that
+      // changes for a network that changed (a navigation under way fails with ERR_NETWORK_CHANGED).
+      execFileSync('ip', ['link', 'set', `${s.dev}0`, 'addrgenmode', 'none']);
       execFileSync('ip', ['addr', 'add', `${s.gateway}/24`, 'dev', `${s.dev}0`]);
       execFileSync('ip', ['link', 'set', `${s.dev}0`, 'up']);
-      inNs(s, 'sh', ['-c', `ip link set lo up && ip addr add ${s.addr}/24 dev ${s.dev}1 && ip link set ${s.dev}1 up && ` +
-        `ip route add default via ${s.gateway}`]);
+      inNs(s, 'sh', ['-c', `ip link set lo up && ip link set ${s.dev}1 addrgenmode none && ip addr add ${s.addr}/24 dev ${s.dev}1 && ` +
+        `ip link set ${s.dev}1 up && ip route add default via ${s.gateway}`]);
+      // Nothing left to settle in the namespace Chromium will run in: no address still tentative.
+      await until(() => inNs(s, 'ip', ['-o', 'addr', 'show', 'tentative']).trim() === '', 3000, `${s.name}'s addresses to settle`);
       s.chromium = join(dir, `chromium-${s.dev}`);
       writeFileSync(s.chromium, `#!/bin/sh\nexec nsenter --net=${s.ns} /usr/bin/chromium "$@"\n`, { mode: 0o755 });
     }
