@@ -334,22 +334,32 @@
 #define CAMUS_TURN_PORT_MAX 49407
 #endif
 
-/* --small: the caps for a router or a board with little memory (32 MB holds a room of 8 with room to
- * spare): fewer sessions, handshakes, connections, rooms and relays, a smaller UDP queue. */
+/* --small: the caps for a router or a board with little memory, so that everything they allow at once
+ * fits in 32 MB with room to spare (a room of 8, and 8 more sessions): fewer sessions, handshakes,
+ * connections, rooms and relays; shorter retransmission caches; smaller SCTP, ICE-TCP and UDP queues. */
 #ifndef CAMUS_SMALL_PEERS
-#define CAMUS_SMALL_PEERS 48
+#define CAMUS_SMALL_PEERS 16
 #endif
 #ifndef CAMUS_SMALL_HANDSHAKES
-#define CAMUS_SMALL_HANDSHAKES 16
+#define CAMUS_SMALL_HANDSHAKES 8
 #endif
 #ifndef CAMUS_SMALL_CONNECTIONS
-#define CAMUS_SMALL_CONNECTIONS 64
+#define CAMUS_SMALL_CONNECTIONS 48
 #endif
 #ifndef CAMUS_SMALL_ROOMS
-#define CAMUS_SMALL_ROOMS 32
+#define CAMUS_SMALL_ROOMS 16
 #endif
 #ifndef CAMUS_SMALL_TURN_ALLOCATIONS
-#define CAMUS_SMALL_TURN_ALLOCATIONS 32
+#define CAMUS_SMALL_TURN_ALLOCATIONS 16
+#endif
+#ifndef CAMUS_SMALL_NACK_SLOTS
+#define CAMUS_SMALL_NACK_SLOTS 128 /* about 1.3 s of a 1 Mbit/s camera */
+#endif
+#ifndef CAMUS_SMALL_SCTP_BUF
+#define CAMUS_SMALL_SCTP_BUF (128 << 10) /* each way, per session (usrsctp's own default is larger) */
+#endif
+#ifndef CAMUS_SMALL_ICE_TCP_MAX_OUT
+#define CAMUS_SMALL_ICE_TCP_MAX_OUT (64 << 10)
 #endif
 #ifndef CAMUS_SMALL_UDP_RCVBUF
 #define CAMUS_SMALL_UDP_RCVBUF (256 << 10)
@@ -3325,6 +3335,7 @@ struct http_srv {
   void (*on_frames_end)(void *ctx, struct conn *c);
   void *ctx;
   struct addr_map framed;         /* the framed connections by their path */
+  size_t max_framed_out;          /* bytes queued on one of them, past which a message is lost: CAMUS_ICE_TCP_MAX_OUT or less */
 };
 
 enum { FRAMING_UNKNOWN = 1, FRAMING_ICE, FRAMING_TURN };
@@ -3717,7 +3728,7 @@ static bool conn_frame_send(struct http_srv *h, const struct sockaddr_storage *t
   struct conn *c = amap_get(&h->framed, to);
   if (!c || c->dead) return false;
   size_t pad = c->framed == FRAMING_TURN && n && ((const uint8_t *)data)[0] >= 64 ? (4 - n % 4) % 4 : 0;
-  if (n > 0xffff || c->out.len - c->out_off + 2 + n + pad > CAMUS_ICE_TCP_MAX_OUT) return false;
+  if (n > 0xffff || c->out.len - c->out_off + 2 + n + pad > h->max_framed_out) return false;
   if (c->framed == FRAMING_ICE) {
     uint8_t len[2];
     put_u16(len, (uint16_t)n);
@@ -4699,6 +4710,7 @@ struct rtc_host {
   unsigned n_unchecked;          /* waiting for their first ICE check */
   unsigned n_handshakes;         /* checked and in DTLS or SCTP setup: the costly part */
   unsigned max_peers, max_handshakes; /* the caps on both: CAMUS_MAX_PEERS and CAMUS_MAX_HANDSHAKES, or fewer */
+  int sctp_buf;                  /* each association's send and receive buffers; 0: usrsctp's defaults */
   unsigned peak;                 /* most sessions since memory was last handed back */
   uint64_t opened, ended;        /* for the operator: sessions that connected; that were freed */
   struct rtc_media_counts gone;  /* and the media of those freed */
@@ -5578,6 +5590,10 @@ static void sctp_start(struct rtc *p) {
   usrsctp_set_non_blocking(p->sock, 1);
   usrsctp_setsockopt(p->sock, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
   usrsctp_setsockopt(p->sock, IPPROTO_SCTP, SCTP_NODELAY, &one, sizeof one);
+  if (p->host->sctp_buf) {
+    usrsctp_setsockopt(p->sock, SOL_SOCKET, SO_SNDBUF, &p->host->sctp_buf, sizeof p->host->sctp_buf);
+    usrsctp_setsockopt(p->sock, SOL_SOCKET, SO_RCVBUF, &p->host->sctp_buf, sizeof p->host->sctp_buf);
+  }
   reset.assoc_value = SCTP_ENABLE_RESET_STREAM_REQ;
   usrsctp_setsockopt(p->sock, IPPROTO_SCTP, SCTP_ENABLE_STREAM_RESET, &reset, sizeof reset);
   init.sinit_num_ostreams = init.sinit_max_instreams = CAMUS_SCTP_STREAMS;
@@ -5995,6 +6011,7 @@ struct camus {
 
   struct room **rooms;
   unsigned n_rooms, max_rooms;        /* CAMUS_MAX_ROOMS, or fewer (--small) */
+  unsigned nack_slots;                /* of each published video's cache: CAMUS_NACK_SLOTS, or fewer (--small) */
 
   struct rate_slot rate[CAMUS_RATE_SLOTS];
   double hash_us;                /* µs of password hashing the budget still allows */
@@ -6984,13 +7001,16 @@ fail:
  * a change of source.  Nothing is allocated per packet. */
 #define NACK_SLOT_BYTES 1280 /* the largest packet kept for retransmission (browsers send at most 1200) */
 
-_Static_assert(65536 % CAMUS_NACK_SLOTS == 0, "CAMUS_NACK_SLOTS must divide 65536: the ring keeps its depth across a sequence wrap");
+#define POW2_DIVIDES_65536(n) ((n) >= 1 && (n) <= 65536 && ((n) & ((n) - 1)) == 0)
+_Static_assert(POW2_DIVIDES_65536(CAMUS_NACK_SLOTS) && POW2_DIVIDES_65536(CAMUS_SMALL_NACK_SLOTS),
+               "the NACK slot counts must divide 65536: the ring keeps its depth across a sequence wrap");
 
 struct nack_cache {
+  unsigned slots; /* CAMUS_NACK_SLOTS or CAMUS_SMALL_NACK_SLOTS: a power of two */
   struct nack_slot {
     uint16_t seq, len; /* len 0: empty */
     uint8_t data[NACK_SLOT_BYTES];
-  } slot[CAMUS_NACK_SLOTS];
+  } slot[];
 };
 
 struct sub;
@@ -7221,9 +7241,16 @@ static bool media_publish_ok(struct client *c, size_t n) {
          bucket_take(&m->bytes, &m->bytes_at, bps, bps, (double)n, now);
 }
 
+/* An empty cache of slots packets (a power of two dividing 65536), or NULL. */
+static struct nack_cache *nack_new(unsigned slots) {
+  struct nack_cache *nc = calloc(1, sizeof *nc + slots * sizeof nc->slot[0]);
+  if (nc) nc->slots = slots;
+  return nc;
+}
+
 /* A packet kept for retransmission, by sequence number. */
 static void nack_put(struct nack_cache *nc, const uint8_t *p, size_t n, uint16_t seq) {
-  struct nack_slot *sl = &nc->slot[seq % CAMUS_NACK_SLOTS];
+  struct nack_slot *sl = &nc->slot[seq & (nc->slots - 1)];
   if (n > sizeof sl->data) {
     sl->len = 0;
     return;
@@ -7234,7 +7261,7 @@ static void nack_put(struct nack_cache *nc, const uint8_t *p, size_t n, uint16_t
 }
 
 static const struct nack_slot *nack_get(const struct nack_cache *nc, uint16_t seq) {
-  const struct nack_slot *sl = &nc->slot[seq % CAMUS_NACK_SLOTS];
+  const struct nack_slot *sl = &nc->slot[seq & (nc->slots - 1)];
   return sl->len && sl->seq == seq ? sl : NULL;
 }
 
@@ -7261,7 +7288,7 @@ static void media_rtp_input(struct client *c, uint8_t *p, size_t n) {
     return;
   }
   track_received(t, &h, t->kind == SDP_VIDEO ? 90000 : 48000);
-  if (t->kind == SDP_VIDEO && (t->cache || (t->cache = calloc(1, sizeof *t->cache)))) nack_put(t->cache, p, n, h.seq);
+  if (t->kind == SDP_VIDEO && (t->cache || (t->cache = nack_new(c->srv->nack_slots)))) nack_put(t->cache, p, n, h.seq);
   track_forward(t, p, n, &h);
 }
 
@@ -7290,7 +7317,7 @@ static void media_nack(struct client *c, struct sub *sub, const uint8_t *fci, si
       const struct nack_slot *sl = nack_get(t->cache, seq);
       struct rtp_hdr h;
       if (!sl || rtp_parse(sl->data, sl->len, &h) != 0) {
-        if ((uint16_t)(t->max_seq - seq) >= CAMUS_NACK_SLOTS) continue; /* ahead of what came, or long gone */
+        if ((uint16_t)(t->max_seq - seq) >= t->cache->slots) continue; /* ahead of what came, or long gone */
         if (up_first < 0) up_first = k;
         else up_blp |= (uint16_t)(1u << (k - up_first - 1));
         continue;
@@ -9132,6 +9159,7 @@ struct camus *camus_new(const struct camus_config *cfg, char *err, unsigned errl
   if (!s->cfg.idle_timeout_sec) s->cfg.idle_timeout_sec = CAMUS_IDLE_TIMEOUT_SEC;
   if (!s->cfg.max_connections) s->cfg.max_connections = s->cfg.small ? CAMUS_SMALL_CONNECTIONS : CAMUS_MAX_CONNECTIONS;
   s->max_rooms = s->cfg.small ? CAMUS_SMALL_ROOMS : CAMUS_MAX_ROOMS;
+  s->nack_slots = s->cfg.small ? CAMUS_SMALL_NACK_SLOTS : CAMUS_NACK_SLOTS;
   if (s->cfg.max_connections > CAMUS_MAX_CONNECTIONS_LIMIT) s->cfg.max_connections = CAMUS_MAX_CONNECTIONS_LIMIT;
   s->log_level = cfg->log_level;
   log_json = cfg->log_json;
@@ -9141,7 +9169,8 @@ struct camus *camus_new(const struct camus_config *cfg, char *err, unsigned errl
   s->http = (struct http_srv){.loop = &s->loop, .log_level = s->log_level, .fd = -1, .max_conns = s->cfg.max_connections,
                               .request_timeout_sec = s->cfg.request_timeout_sec,
                               .idle_timeout_sec = s->cfg.idle_timeout_sec, .on_request = http_request,
-                              .on_frame = server_frame, .on_frames_end = server_frames_end, .ctx = s};
+                              .on_frame = server_frame, .on_frames_end = server_frames_end,
+                              .max_framed_out = CAMUS_ICE_TCP_MAX_OUT, .ctx = s};
   s->metrics_http = (struct http_srv){.loop = &s->loop, .log_level = s->log_level, .fd = -1, .max_conns = 16,
                                       .request_timeout_sec = s->cfg.request_timeout_sec,
                                       .idle_timeout_sec = s->cfg.idle_timeout_sec, .on_request = metrics_request, .ctx = s};
@@ -9166,6 +9195,8 @@ struct camus *camus_new(const struct camus_config *cfg, char *err, unsigned errl
   if (s->cfg.small) {
     s->rtc.max_peers = CAMUS_SMALL_PEERS;
     s->rtc.max_handshakes = CAMUS_SMALL_HANDSHAKES;
+    s->rtc.sctp_buf = CAMUS_SMALL_SCTP_BUF;
+    s->http.max_framed_out = CAMUS_SMALL_ICE_TCP_MAX_OUT;
     s->udp.rcvbuf = CAMUS_SMALL_UDP_RCVBUF;
   }
   random_bytes(&s->crypto, s->secret, sizeof s->secret);

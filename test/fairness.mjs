@@ -12,7 +12,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, writeFileSync, symlinkSync, chmodSync, renameSync, rmSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startServer, test, assert, run, sleep, BIN, launchChromium, pageJoin, parseResponses as parseAll } from './lib.mjs';
+import { startServer, test, assert, run, sleep, BIN, launchChromium, pageJoin, camusDefine, parseResponses as parseAll } from './lib.mjs';
 import { MAGIC, CLIENT_UFRAG, offer, check as stunCheck, stunParse } from './stun.mjs';
 
 const J = JSON.stringify;
@@ -190,26 +190,29 @@ const closedCount = (srv) => logCount(srv, /peer \S+: closed: /);
 
 // ------------------------------------------------------------------ A. handshake slots
 
-test('--small: its caps hold (48 sessions, 32 rooms): beyond them 503, and the server goes on', async () => {
+test('--small: its caps on rooms and sessions hold: beyond them 503, and the server goes on', async () => {
+  const ROOMS = camusDefine('CAMUS_SMALL_ROOMS'), PEERS = camusDefine('CAMUS_SMALL_PEERS');
+  const PER_MINUTE = camusDefine('CAMUS_ROOMS_PER_HOST'), CONNECTING = camusDefine('CAMUS_HANDSHAKES_PER_HOST');
   const srv = await startServer(['--small']);
   try {
-    // Rooms: 32 made from four addresses (10 a minute each at most); a 33rd from one of them finds the table
-    // full, and none shed for it (its maker holds as many as any: see B).
+    // Rooms: as many as --small holds, made in turn from enough addresses (each may make PER_MINUTE a minute);
+    // one more from the first finds the table full, and none is shed for it (its maker holds as many as any: see B).
+    const makers = Math.ceil((ROOMS + 1) / PER_MINUTE);
     let made = 0;
-    for (let a = 0; a < 4; a++)
-      for (let k = 0; k < 8; k++) made += (await post(srv, `127.0.6.${a + 1}`, '/api/rooms', { name: `small ${a} ${k}` })).status === 201;
-    assert.equal(made, 32);
+    for (let k = 0; k < ROOMS; k++) made += (await post(srv, `127.0.6.${1 + k % makers}`, '/api/rooms', { name: `small ${k}` })).status === 201;
+    assert.equal(made, ROOMS);
     let r = await post(srv, '127.0.6.1', '/api/rooms', { name: 'one too many' });
-    assert.equal(r.status, 503, `the 33rd room: ${r.status} ${r.text}`);
-    // Sessions: 48 offers from four addresses (16 each at most connect at once); the 49th: 503 "server is full".
+    assert.equal(r.status, 503, `room ${ROOMS + 1}: ${r.status} ${r.text}`);
+    // Sessions: as many offers as --small holds, from enough addresses (each may have CONNECTING connecting at
+    // once), into the rooms in turn; one more: 503 "server is full".
     let sessions = 0;
-    for (let a = 0; a < 4; a++)
-      for (let k = 0; k < 12; k++) sessions += (await newPeer(srv, `127.0.7.${a + 1}`, `small-${a}-${k % 8}`)).status === 200;
-    assert.equal(sessions, 48);
-    r = await newPeer(srv, '127.0.7.9', 'small-0-0');
-    assert.equal(r.status, 503, `the 49th session: ${r.status}`);
+    for (let k = 0; k < PEERS; k++)
+      sessions += (await newPeer(srv, `127.0.7.${1 + Math.floor(k / CONNECTING)}`, `small-${k % ROOMS}`)).status === 200;
+    assert.equal(sessions, PEERS);
+    r = await newPeer(srv, '127.0.7.99', 'small-0');
+    assert.equal(r.status, 503, `session ${PEERS + 1}: ${r.status}`);
     assert.match(r.r.body, /server is full/);
-    assert.equal((await get(srv, '127.0.0.1', '/api/rooms/small-0-0')).status, 200, 'the server answers on');
+    assert.equal((await get(srv, '127.0.0.1', '/api/rooms/small-0')).status, 200, 'the server answers on');
   } finally {
     await srv.stop();
   }

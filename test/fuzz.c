@@ -1593,7 +1593,7 @@ static void tcp_setup(void) {
   server_on_frame = srv->http.on_frame;
   srv->http.on_frame = tcp_frame;
   own_http = (struct http_srv){.loop = &own_loop, .log_level = srv->log_level, .fd = -1, .request_timeout_sec = 10,
-                               .idle_timeout_sec = 60, .on_frame = tcp_frame};
+                               .idle_timeout_sec = 60, .on_frame = tcp_frame, .max_framed_out = CAMUS_ICE_TCP_MAX_OUT};
   addr_parse("127.0.0.2", 0, &peer);
   peer_fd = socket_bind(&peer, SOCK_DGRAM);
   FUZZ_CHECK(peer_fd >= 0);

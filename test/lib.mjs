@@ -386,11 +386,22 @@ export const TURN_REALM = 'camus';
 // CAMUS_AMPLIFICATION), read from the source next to the binary under test if there is one, else
 // from the repository's: {ALLOCATIONS, PER_HOST, PER_MEMBER, KBPS, ..., AMPLIFICATION}, numbers.
 export function turnLimits() {
-  const near = join(dirname(BIN), 'camus.c');
-  const text = readFileSync(existsSync(near) ? near : join(root, 'camus.c'), 'utf8');
   const out = {};
-  for (const m of text.matchAll(/^#define CAMUS_(TURN_\w+|AMPLIFICATION) (\d+)\b/gm)) out[m[1].replace(/^TURN_/, '')] = Number(m[2]);
+  for (const m of camusSource().matchAll(/^#define CAMUS_(TURN_\w+|AMPLIFICATION) (\d+)\b/gm)) out[m[1].replace(/^TURN_/, '')] = Number(m[2]);
   return out;
+}
+
+// The camus.c of the binary under test (next to it, if there is one there), as text.
+function camusSource() {
+  const near = join(dirname(BIN), 'camus.c');
+  return readFileSync(existsSync(near) ? near : join(root, 'camus.c'), 'utf8');
+}
+
+// The number camus.c's `#define name N` gives (a cap such as CAMUS_SMALL_PEERS).
+export function camusDefine(name) {
+  const m = camusSource().match(new RegExp(`^#define ${name} (\\d+)\\b`, 'm'));
+  if (!m) throw new Error(`camus.c defines no number ${name}`);
+  return Number(m[1]);
 }
 
 // REST-API credentials for member `id` (user "<expiry>:<id>", password base64(HMAC-SHA1(secret,

@@ -1781,6 +1781,40 @@ static void sfu_phase(const char *bin, const char *const *extra, int max_rooms, 
   server_down();
 }
 
+/* --small: what a server started with it costs idle, then with one room of SFU_ROOM through it
+ * (SFU_PUBS publishing a camera and a microphone until their shorter packet caches are full, the others
+ * receiving every stream): the figure behind "32 MB holds a room of 8". */
+static void small_phase(const char *bin) {
+  static const char *const extra[] = {"--small", "--msg-rate", "10000000", NULL};
+  char label[160];
+  server_up(bin, extra);
+  lg_wait_ms(1000);
+  long idle = rss_kb();
+  sfu_roles(0, 1, 1);
+  lg.hold[ROLE_PUB] = lg.hold[ROLE_SUB] = true;
+  int joined = join_range(0, SFU_ROOM, 8, SFU_ROOM);
+  sfu_kick_range(0, SFU_ROOM, ROLE_PUB);
+  int bad = sfu_settle(0, SFU_ROOM, ROLE_PUB, 10000);
+  for (uint64_t end = mono_ms() + 15000; mono_ms() < end;) { /* until every packet cache is full */
+    bool full = true;
+    for (int i = 0; i < SFU_ROOM && full; i++) full = !lg.c[i].published || lg.c[i].pub.video >= CAMUS_SMALL_NACK_SLOTS + 50;
+    if (full) break;
+    lg_wait_ms(100);
+  }
+  sfu_kick_range(0, SFU_ROOM, ROLE_SUB);
+  bad += sfu_settle(0, SFU_ROOM, ROLE_SUB, 15000);
+  lg_wait_ms(2000);
+  long room = rss_kb();
+  if (joined != SFU_ROOM || bad) fprintf(stderr, "loadgen: small: %d of %d joined, %d not streaming\n", joined, SFU_ROOM, bad);
+  fig("small_idle_rss_kb", "--small: idle RSS", (double)idle, "KiB", NULL, -1);
+  snprintf(label, sizeof label, "--small: RSS with a room of %d (%d cameras and mics, %d-packet caches)",
+           SFU_ROOM, SFU_PUBS, CAMUS_SMALL_NACK_SLOTS);
+  fig("small_room_rss_kb", strdup(label), (double)room, "KiB", "<= 16384", !bad && joined == SFU_ROOM && room <= 16384);
+  sfu_leave(0, SFU_ROOM);
+  lg_wait_ms(500);
+  server_down();
+}
+
 /* =============================================================== TURN PHASES ================================================================ */
 
 /* The built-in TURN relay under load.  The server is started with a secret
@@ -2406,7 +2440,7 @@ static void icetcp_phase(int n) {
 
 /* =================================================================== MAIN =================================================================== */
 
-#define PHASES "startup,levels,relay,churn,turnmem,turn,icetcp,sfu"
+#define PHASES "startup,levels,relay,churn,turnmem,turn,icetcp,small,sfu"
 
 static void usage(void) {
   fprintf(stderr, "usage: loadgen --server BIN [--static BIN] [--json FILE] [--clients N] [--joins N] [--churn N]\n"
@@ -2683,6 +2717,7 @@ int main(int argc, char **argv) {
     if (phase_on(phases, "icetcp")) icetcp_phase(icetcp_joins);
     server_down();
   }
+  if (phase_on(phases, "small")) small_phase(bin);
   if (phase_on(phases, "sfu")) sfu_phase(bin, server_extra, sfu_rooms, sfu_verify);
   report(json_path, machine);
   return 0;

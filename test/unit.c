@@ -1398,43 +1398,44 @@ static void test_turn(void) {
 
 /* The retransmission cache: a ring by sequence number, the newest packet owning its slot; one larger
  * than a slot is not kept (and the older one in its slot is gone); the sequence wraps. */
-static void test_nack(void) {
-  struct nack_cache *nc = calloc(1, sizeof *nc);
+static void test_nack_slots(unsigned slots) {
+  struct nack_cache *nc = nack_new(slots);
   static uint8_t pkt[NACK_SLOT_BYTES + 1];
   const struct nack_slot *sl;
   if (!nc) return;
   CHECK(!nack_get(nc, 0) && !nack_get(nc, 65535)); /* empty slots, whatever their seq reads */
-  for (int i = 0; i < CAMUS_NACK_SLOTS; i++) {
+  for (int i = 0; i < (int)slots; i++) {
     memset(pkt, i, 32);
     nack_put(nc, pkt, 20 + (size_t)i % 7, (uint16_t)(1000 + i));
   }
   bool all = true;
-  for (int i = 0; i < CAMUS_NACK_SLOTS; i++) {
+  for (int i = 0; i < (int)slots; i++) {
     sl = nack_get(nc, (uint16_t)(1000 + i));
     if (!sl || sl->seq != 1000 + i || sl->len != 20 + i % 7 || sl->data[0] != (uint8_t)i || sl->data[sl->len - 1] != (uint8_t)i)
       all = false;
   }
   CHECK(all);
-  CHECK(!nack_get(nc, 999) && !nack_get(nc, 1000 + CAMUS_NACK_SLOTS)); /* slots of newer and of older packets */
+  CHECK(!nack_get(nc, 999) && !nack_get(nc, 1000 + slots)); /* slots of newer and of older packets */
   memset(pkt, 0xee, sizeof pkt);
-  nack_put(nc, pkt, 40, 1000 + CAMUS_NACK_SLOTS);
-  CHECK(!nack_get(nc, 1000) && (sl = nack_get(nc, 1000 + CAMUS_NACK_SLOTS)) && sl->len == 40 && sl->data[39] == 0xee);
+  nack_put(nc, pkt, 40, 1000 + slots);
+  CHECK(!nack_get(nc, 1000) && (sl = nack_get(nc, 1000 + slots)) && sl->len == 40 && sl->data[39] == 0xee);
   nack_put(nc, pkt, NACK_SLOT_BYTES, 1001);
   CHECK((sl = nack_get(nc, 1001)) && sl->len == NACK_SLOT_BYTES && sl->data[NACK_SLOT_BYTES - 1] == 0xee);
   nack_put(nc, pkt, NACK_SLOT_BYTES + 1, 1002);
-  CHECK(!nack_get(nc, 1002) && !nack_get(nc, 1002 - CAMUS_NACK_SLOTS) && !nack_get(nc, 1002 + CAMUS_NACK_SLOTS));
+  CHECK(!nack_get(nc, 1002) && !nack_get(nc, 1002 - slots) && !nack_get(nc, 1002 + slots));
   nack_put(nc, pkt, NACK_SLOT_BYTES + 1, 1001); /* the packet already in the slot goes too */
   CHECK(!nack_get(nc, 1001) && nack_get(nc, 1003));
   /* Across the wrap (65535, then 0), the newest packets are found by their own numbers. */
-  memset(nc, 0, sizeof *nc);
-  uint16_t first = (uint16_t)(65536 - CAMUS_NACK_SLOTS / 2);
-  for (int i = 0; i < CAMUS_NACK_SLOTS; i++) {
+  free(nc);
+  if (!(nc = nack_new(slots))) return;
+  uint16_t first = (uint16_t)(65536 - (int)slots / 2);
+  for (int i = 0; i < (int)slots; i++) {
     memset(pkt, i, 4);
     nack_put(nc, pkt, 4, (uint16_t)(first + i));
   }
   int kept = 0, newest = 0;
   bool run = true, right = true;
-  for (int i = CAMUS_NACK_SLOTS - 1; i >= 0; i--) {
+  for (int i = (int)slots - 1; i >= 0; i--) {
     sl = nack_get(nc, (uint16_t)(first + i));
     if (sl && (sl->data[0] != (uint8_t)i || sl->seq != (uint16_t)(first + i))) right = false;
     kept += sl != NULL;
@@ -1442,8 +1443,14 @@ static void test_nack(void) {
     newest += run;
   }
   /* The slot count divides 65536 (a static assertion in camus.c): the ring keeps its whole depth across the wrap. */
-  CHECK(right && newest == CAMUS_NACK_SLOTS && kept == CAMUS_NACK_SLOTS);
+  CHECK(right && newest == (int)slots && kept == (int)slots);
   free(nc);
+}
+
+/* The cache of a server's published videos, and the shorter one of --small. */
+static void test_nack(void) {
+  test_nack_slots(CAMUS_NACK_SLOTS);
+  test_nack_slots(CAMUS_SMALL_NACK_SLOTS);
 }
 
 /* The browser's side of a member's session in an SFU room, which the test plays. */
