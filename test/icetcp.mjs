@@ -20,8 +20,8 @@ const T = (ms) => ms * SLOW;
 const say = (line) => console.log('  ' + line);
 
 // Cameras of their own shapes (the fake camera, cropped), small and at 15 frames a second, so that a
-// stream is known for whose it is by its aspect ratio.
-const MEMBERS = [['Ana', 320, 240], ['Bob', 240, 240], ['Cleo', 360, 180]].map(([name, width, height]) => ({ name, width, height, fps: 15 }));
+// stream is known for whose it is by its aspect ratio; each inside the largest (see sfu.mjs).
+const MEMBERS = [['Ana', 320, 240], ['Bob', 240, 240], ['Cleo', 320, 160]].map(([name, width, height]) => ({ name, width, height, fps: 15 }));
 
 // ---------------------------------------------------------------- the firewall (nftables)
 

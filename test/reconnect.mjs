@@ -15,7 +15,7 @@ const T = (ms) => ms * SLOW;
 const say = (line) => console.log('  ' + line);
 
 // Small cameras of different shapes (see sfu.mjs), 15 frames a second: three pages fit on two cores.
-const SHAPES = { Ana: [320, 240], Bob: [240, 240], Cleo: [360, 180] };
+const SHAPES = { Ana: [320, 240], Bob: [240, 240], Cleo: [320, 160] };
 
 // Runs in each page before its scripts: keeps every room-info Ground Control sends (the member
 // lists the page was shown), so that a test can tell whether a member was ever listed twice or

@@ -41,10 +41,23 @@ export function pageSetup(shape) {
   Object.defineProperty(RTCDataChannel.prototype, 'onmessage', { configurable: true, enumerable: on.enumerable, get() { return on.get.call(this); },
     set(fn) { on.set.call(this, typeof fn !== 'function' ? fn : function (e) { trace('in', e.data); return fn.call(this, e); }); } });
   addEventListener('submit', (e) => { if (e.target && e.target.id === 'join-form') rec.joinAt = performance.now(); }, true);
-  if (shape && navigator.mediaDevices) {
+  // What each getUserMedia asked for and got ('video+audio: ok', 'video+audio: NotReadableError ...'),
+  // in rec.media; with a shape, video of that shape.
+  rec.media = [];
+  if (navigator.mediaDevices) {
     const md = navigator.mediaDevices, gum = md.getUserMedia.bind(md);
-    md.getUserMedia = (c) => gum(c && c.video ? { ...c, video: { ...(typeof c.video === 'object' ? c.video : {}),
-      width: { exact: shape.width }, height: { exact: shape.height }, frameRate: { max: shape.fps || 30 } } } : c);
+    md.getUserMedia = async (c) => {
+      const what = ['video', 'audio'].filter((k) => c && c[k]).join('+');
+      try {
+        const s = await gum(shape && c && c.video ? { ...c, video: { ...(typeof c.video === 'object' ? c.video : {}),
+          width: { exact: shape.width }, height: { exact: shape.height }, frameRate: { max: shape.fps || 30 } } } : c);
+        rec.media.push(`${Math.round(performance.now())} ms ${what}: ok`);
+        return s;
+      } catch (err) {
+        rec.media.push(`${Math.round(performance.now())} ms ${what}: ${err.name} ${err.message}`);
+        throw err;
+      }
+    };
   }
   rec.streams = async () => {
     const c = window.camus, pc = c && c.state.gc && c.state.gc.pc;
