@@ -67,23 +67,9 @@ run_arch() {
     rc=$?
     r=$(result "$logs/$a-$t.log")
     if [ "$rc" != 0 ] || [ "$r" = crashed ]; then
+      fail=1
+      r="$r FAILED (exit $rc)"
       grep -E '^FAIL' "$logs/$a-$t.log" | head -n 20 | sed "s/^/   $a $t: /"
-      # Emulation is 5 to 50 times slower than the machine, and the tests' time limits are the
-      # machine's: a file that fails is run once more (RELEASE_TEST_RETRY=0: not), and the table says so.
-      if [ "${RELEASE_TEST_RETRY:-1}" = 1 ]; then
-        first=$r
-        mv "$logs/$a-$t.log" "$logs/$a-$t.run1.log"
-        echo "   $a $t: $first on the first run; running it again (first log: $logs/$a-$t.run1.log)"
-        CAMUS_BIN=$wrap timeout "$limit" node "test/$t.mjs" > "$logs/$a-$t.log" 2>&1
-        rc=$?
-        r=$(result "$logs/$a-$t.log")
-        r="$r on the 2nd run (1st: $first)"
-      fi
-      if [ "$rc" != 0 ] || [ "${r%% *}" = crashed ]; then
-        fail=1
-        r="$r FAILED (exit $rc)"
-        grep -E '^FAIL' "$logs/$a-$t.log" | head -n 20 | sed "s/^/   $a $t: /"
-      fi
     fi
     echo "== $a: test/$t.mjs against the ${q:+emulated }server: $r in $(($(now) - t0)) s"
     row="$row $r, $(($(now) - t0)) s |"
