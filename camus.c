@@ -6728,6 +6728,8 @@ static void room_info_to(struct room *rm, struct client *only, struct client *ex
 }
 
 /* A username: 1..CAMUS_USERNAME_MAX bytes of UTF-8 with no control characters. */
+#define USERNAME_RULE "Invalid username: 1 to " STRINGIFY(CAMUS_USERNAME_MAX) " bytes, no control characters"
+
 static bool username_ok(const char *u, int n) {
   if (n <= 0 || n > CAMUS_USERNAME_MAX || !utf8_valid(u, (size_t)n)) return false;
   for (int i = 0; i < n; i++)
@@ -6933,10 +6935,12 @@ static void client_local(struct camus *s, struct client *c, struct sdp_local *l,
 /* POST /rtc/<id>/offer from the address who, once admitted: a client in rm
  * with a new session, and the SDP answer for it; its id in id.  With resumes
  * (id holding a member's id, from its resume token) the session is that
- * member's, to take its place when its channel opens.  Returns APP_OK, or
- * what went wrong with a message for the user in *err. */
+ * member's, to take its place when its channel opens.  username (checked, or
+ * NULL) is the name the others first see it by.  Returns APP_OK, or what
+ * went wrong with a message for the user in *err. */
 static enum app_err client_offer(struct camus *s, struct room *rm, const uint8_t who[16], const char *sdp, size_t n,
-                                 bool resumes, int role, char id[33], struct buf *answer, const char **err) {
+                                 bool resumes, int role, const char *username, char id[33], struct buf *answer,
+                                 const char **err) {
   if (rtc_connecting(&s->rtc, who) >= CAMUS_HANDSHAKES_PER_HOST)
     return *err = "too many sessions connecting from your address: try again in a moment", APP_LIMITED;
   struct sdp_offer *o = malloc(sizeof *o);
@@ -6953,6 +6957,7 @@ static enum app_err client_offer(struct camus *s, struct room *rm, const uint8_t
                            m->max_message_size, who};
   c->srv = s;
   c->role = (uint8_t)role;
+  if (username) snprintf(c->username, sizeof c->username, "%s", username);
   c->ping.fn = client_ping;
   if (!(c->rtc = rtc_new(&s->rtc, &prm, c))) {
     *err = "server is full";
@@ -7901,7 +7906,7 @@ static void gc_profile(struct client *c, const struct msg *m) {
   char name[CAMUS_USERNAME_MAX + 1];
   int ul = iu >= 0 ? json_str(m->text, t, iu, name, sizeof name) : -1;
   if (!username_ok(name, ul)) {
-    msg_error(c, "Invalid username: 1 to " STRINGIFY(CAMUS_USERNAME_MAX) " bytes, no control characters");
+    msg_error(c, USERNAME_RULE);
     return;
   }
   memcpy(c->username, name, (size_t)ul + 1);
@@ -8500,6 +8505,13 @@ static void rtc_offer(struct conn *c, const struct http_req *r, struct room *rm)
     http_refuse(c, r, 403, REFUSED_REMOVED, "you were removed from this room");
     return;
   }
+  /* The member's name, so that the others never see it join as someone else (optional: "profile" sets it too). */
+  char name[CAMUS_USERNAME_MAX + 1];
+  int iu = json_find(r->body.p, jb.t, 0, "username"), ul = iu >= 0 ? json_str(r->body.p, jb.t, iu, name, sizeof name) : 0;
+  if (iu >= 0 && !username_ok(name, ul)) {
+    http_error(c, r, 400, USERNAME_RULE);
+    return;
+  }
   int ir = json_find(r->body.p, jb.t, 0, "resume");
   struct client *old = ir >= 0 && jb.t[ir].type == JSON_STRING
                          ? resume_member(s, rm, (struct str){r->body.p + jb.t[ir].start, jb.t[ir].len}) : NULL;
@@ -8528,7 +8540,8 @@ static void rtc_offer(struct conn *c, const struct http_req *r, struct room *rm)
   char id[33], token[33];
   if (old) memcpy(id, old->rtc->id, sizeof id);
   enum app_err e = n < 0 ? APP_INVALID : client_offer(s, rm, c->host, sdp, (size_t)n, old != NULL,
-                                                       owner ? ROLE_OWNER : ROLE_GUEST, id, &answer, &err);
+                                                       owner ? ROLE_OWNER : ROLE_GUEST, iu >= 0 ? name : NULL, id,
+                                                       &answer, &err);
   if (e != APP_OK) {
     free(sdp);
     buf_free(&answer);

@@ -480,7 +480,7 @@ static struct rtc *fuzz_peer(struct camus *s, struct room *rm, const char *sdp, 
   const char *err = NULL;
   uint32_t slot = 0;
   while (slot < sessions.cap && sessions.table[slot]) slot++;
-  enum app_err rc = client_offer(s, rm, (const uint8_t[16]){0}, sdp, n, false, ROLE_GUEST, (char[33]){0}, &answer, &err);
+  enum app_err rc = client_offer(s, rm, (const uint8_t[16]){0}, sdp, n, false, ROLE_GUEST, NULL, (char[33]){0}, &answer, &err);
   buf_free(&answer);
   if (rc != APP_OK || slot >= sessions.cap || !sessions.table[slot] || sessions.table[slot]->host != &s->rtc) {
     fprintf(stderr, "fuzz: client_offer: %d %s\n", rc, err ? err : "");

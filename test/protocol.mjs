@@ -105,6 +105,38 @@ test('messaging protocol: replies, relays, and refusals', async () => {
   }
 });
 
+// A name in the offer: the others see the newcomer by it from the first room-info that lists it (a
+// page's "X joined" is never "Major Tom joined"); a name the server refuses is a 400, and no session.
+test('a name in the offer is the one the others first see; a refused name is a 400', async () => {
+  const srv = await startServer();
+  const browser = await launchChromium();
+  try {
+    await srv.post('/api/rooms', { name: 'named' });
+    const page = await browser.newPage();
+    await page.goto(srv.url + '/');
+    await installClient(page);
+    const r = await page.evaluate(async () => {
+      const C = window.CamusClient;
+      const a = await C.connect('named', { extra: { username: 'Ana' } });
+      const b = await C.connect('named', { extra: { username: 'Bob \u{1F680}' } });
+      const seen = await a.next('room-info');
+      const bad = await Promise.all(['', 'tab\there', 'x'.repeat(65), 7].map((username) => C.connect('named', { extra: { username } })));
+      const after = await a.next('room-info', 1000);
+      return { a: a.id, b: b.id, seen: seen && seen.data.clients, bad, after };
+    });
+    assert.deepEqual(r.seen, [{ id: r.a, username: 'Ana' }, { id: r.b, username: 'Bob \u{1F680}' }]);
+    for (const x of r.bad) {
+      assert.equal(x.status, 400, JSON.stringify(x));
+      assert.match(JSON.parse(x.body).error, /^Invalid username: 1 to 64 bytes/);
+    }
+    assert.equal(r.after, null, 'a refused offer made no member');
+    assert.equal((await srv.get('/api/rooms/named')).json.clients, 2);
+  } finally {
+    await browser.close();
+    await srv.stop();
+  }
+});
+
 // A page whose session is lost (a network change) offers again with the resume token the answer to
 // its last offer carried: its new session is the same member (same id, same name, its seat even in
 // a full room), the others are told of no leaving or joining, and the old session is closed.  A

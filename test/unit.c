@@ -1183,7 +1183,7 @@ static void test_demux(void) {
   size_t len;
   char *offer = read_fixture("chromium-datachannel.sdp", &len);
   struct buf answer = {0};
-  CHECK(rm && offer && client_offer(s, rm, (const uint8_t[16]){0}, offer, len, false, ROLE_GUEST, (char[33]){0}, &answer, &err) == APP_OK);
+  CHECK(rm && offer && client_offer(s, rm, (const uint8_t[16]){0}, offer, len, false, ROLE_GUEST, NULL, (char[33]){0}, &answer, &err) == APP_OK);
   free(offer);
   buf_free(&answer);
   struct rtc *p = NULL;
@@ -1471,7 +1471,7 @@ static bool sfu_join(struct camus *s, struct room *rm, const char *sdp, size_t l
   memset(e, 0, sizeof *e);
   e->fd = -1;
   while (slot < sessions.cap && sessions.table[slot]) slot++;
-  enum app_err rc = client_offer(s, rm, (const uint8_t[16]){0}, sdp, len, false, ROLE_GUEST, (char[33]){0}, &answer, &err);
+  enum app_err rc = client_offer(s, rm, (const uint8_t[16]){0}, sdp, len, false, ROLE_GUEST, NULL, (char[33]){0}, &answer, &err);
   buf_free(&answer);
   if (rc != APP_OK || slot >= sessions.cap || !(e->p = sessions.table[slot])) return false;
   e->c = e->p->user;

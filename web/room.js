@@ -77,18 +77,32 @@ function utf8Prefix(s, max) {
   return out;
 }
 
+// getUserMedia, again after a moment when a device could not start yet (a camera that is slow to
+// start, on a busy machine, or one another program has just let go of: NotReadableError, or
+// AbortError on a timeout), for up to about 4 s in all; a refusal or a missing device at once.
+async function openMedia(constraints) {
+  for (let wait = 300; ; wait *= 2) {
+    try {
+      return await navigator.mediaDevices.getUserMedia(constraints);
+    } catch (err) {
+      if (!['NotReadableError', 'AbortError'].includes(err && err.name) || wait > 2400) throw err;
+      console.warn(`getUserMedia: ${err.name}; again in ${wait} ms`);
+    }
+    await new Promise((ok) => setTimeout(ok, wait));
+  }
+}
+
 async function startPreview() {
   for (const t of me.stream.getTracks()) t.stop();
   me.stream = new MediaStream();
   me.cam = me.mic = null;
   const cam = $('camera-select').value, mic = $('mic-select').value;
-  const both = { video: cam ? { deviceId: { exact: cam } } : true, audio: mic ? { deviceId: { exact: mic } } : true };
-  // Both again after a moment (a camera that is slow to start, on a busy machine, fails once), then with less.
-  const tries = [both, both, { video: false, audio: true }, { video: true, audio: false }];
-  for (const [i, constraints] of tries.entries()) {
-    if (i === 1) await new Promise((ok) => setTimeout(ok, 300));
+  // Both, then with less: a member with no camera (or none it may use) joins with the microphone.
+  const tries = [{ video: cam ? { deviceId: { exact: cam } } : true, audio: mic ? { deviceId: { exact: mic } } : true },
+    { video: false, audio: true }, { video: true, audio: false }];
+  for (const constraints of tries) {
     try {
-      const s = await navigator.mediaDevices.getUserMedia(constraints);
+      const s = await openMedia(constraints);
       me.cam = s.getVideoTracks()[0] || null;
       me.mic = s.getAudioTracks()[0] || null;
       for (const t of s.getTracks()) me.stream.addTrack(t);
@@ -146,7 +160,8 @@ $('join-form').addEventListener('submit', async (e) => {
   e.preventDefault();
   const error = $('join-error');
   error.textContent = '';
-  me.name = utf8Prefix($('display-name').value.trim(), NAME_MAX) || 'Major Tom';
+  // (Control characters, which the server refuses in a name, become spaces.)
+  me.name = utf8Prefix($('display-name').value.replace(/[\x00-\x1f\x7f]/g, ' ').trim(), NAME_MAX) || 'Major Tom';
   localStorage.setItem('camus.name', me.name);
   $('join-button').disabled = true;
   try {
@@ -222,6 +237,7 @@ async function connectOnce(relay) {
     const offer = { sdp: pc.localDescription.sdp, type: 'offer' };
     if (state.resume) offer.resume = state.resume;
     if (state.owner) offer.owner = state.owner;
+    offer.username = me.name; // so that the others never see this member join under another name
     const r = await Promise.race([api('POST', `/rtc/${encodeURIComponent(roomId)}/offer`, offer), late]);
     if (!r.ok) {
       const why = r.json && r.json.error;
@@ -1572,7 +1588,7 @@ function setTrack(which, track) {
 async function useDevice(which, deviceId) {
   const c = deviceId ? { deviceId: { exact: deviceId } } : true;
   try {
-    const s = await navigator.mediaDevices.getUserMedia(which === 'cam' ? { video: c } : { audio: c });
+    const s = await openMedia(which === 'cam' ? { video: c } : { audio: c });
     if (state.conn === 'left') return s.getTracks()[0].stop(), false;
     setTrack(which, s.getTracks()[0]);
     return true;
