@@ -1,5 +1,5 @@
 #!/bin/sh
-# The release matrix (issue 14), ready for .ci/run once it has passed a whole run there: run from the checkout.
+# The release matrix (issue 14), the last stage of .ci/run: run from the checkout.
 set -e
 cd "$(dirname "$0")/.."
 # Release: static binaries for five architectures (cross compilers and multiarch libraries installed by
