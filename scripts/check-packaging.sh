@@ -82,18 +82,17 @@ printf "\tlist public_ip '203.0.113.7'\n\tlist extra '--idle-timeout'\n\tlist ex
 out=$(UCI_FILE=$tmp/config sh -c '. "$1"; . "$2"; start_service' sh "$tmp/openwrt.sh" packaging/openwrt/camus.init) ||
   fail "camus.init start_service failed: $out"
 cmd=$(echo "$out" | sed -n 's/^param \[command\] //p; s/^append \[command\] //p' | tr '\n' ' ')
-expect='[/usr/bin/camus] [--host] [0.0.0.0] [--port] [8443] [--state-dir] [/etc/camus] [--log-level] [info] [--tls] [--public-ip] [203.0.113.7] [--idle-timeout] [120] '
+expect='[/usr/bin/camus] [--host] [0.0.0.0] [--port] [8443] [--state-dir] [/etc/camus] [--log-level] [info] [--tls] [--small] [--public-ip] [203.0.113.7] [--idle-timeout] [120] '
 [ "$cmd" = "$expect" ] || fail "camus.init gives procd: $cmd
 expected: $expect"
 for p in '\[user\] \[camus\]' '\[respawn\]' '\[reload_signal\] \[HUP\]' '\[no_new_privs\] \[1\]'; do
   echo "$out" | grep -q "^param $p" || fail "camus.init does not set $p: $out"
 done
 echo "$out" | grep -q '^user_add camus' || fail "camus.init does not make its user"
-# each argument must be one the binary takes (--small only once camus.c has it)
+# each argument must be one the binary takes
 if [ "$(uname -m)" = x86_64 ]; then
   help=$("$bin" --help 2>&1 || true)
   for o in $(grep -o -- 'add_arg --[a-z-]*\|"$PROG" .*' packaging/openwrt/camus.init | grep -o -- '--[a-z-]*' | sort -u); do
-    [ "$o" = --small ] && ! echo "$help" | grep -q -- --small && continue
     echo "$help" | grep -q -- "$o" || fail "camus.init passes $o, which camus --help does not list"
   done
 fi
