@@ -216,4 +216,44 @@ test('password rooms, guest limits and a user without a camera', async () => {
   }
 });
 
+// On a busy machine the data channel can open, and Ground Control greet, before the page sees the
+// answer's setRemoteDescription resolve: a page whose answer is held back 1.5 s that way still takes
+// its greeting (its id, the room's members), and is in the call.
+test('a greeting before the answer is seen to apply is not lost', async () => {
+  const srv = await startServer();
+  const browser = await launchChromium();
+  try {
+    await srv.post('/api/rooms', { name: 'Late Answer' });
+    const page = await newPage(browser);
+    await page.addInitScript(() => {
+      const seen = window.__late = { greetingAt: null, answerAt: null };
+      const sRD = RTCPeerConnection.prototype.setRemoteDescription;
+      RTCPeerConnection.prototype.setRemoteDescription = async function (d) {
+        const r = await sRD.call(this, d);
+        if (d && d.type === 'answer' && seen.answerAt === null) {
+          await new Promise((ok) => setTimeout(ok, 1500));
+          seen.answerAt = performance.now();
+        }
+        return r;
+      };
+      const cdc = RTCPeerConnection.prototype.createDataChannel;
+      RTCPeerConnection.prototype.createDataChannel = function (...args) {
+        const dc = cdc.apply(this, args);
+        dc.addEventListener('message', (e) => { if (seen.greetingAt === null && /"greeting"/.test(e.data)) seen.greetingAt = performance.now(); });
+        return dc;
+      };
+    });
+    await join(page, `${srv.url}/rtc/late-answer`, 'Ana');
+    await until(() => page.evaluate(() => !!window.camus.me.id), 5000, 'an id from the greeting');
+    const r = await page.evaluate(() => ({ ...window.__late, id: window.camus.me.id, members: window.camus.members().map((m) => m.username) }));
+    assert.ok(r.greetingAt !== null && r.answerAt !== null && r.greetingAt < r.answerAt,
+      `the greeting came before the answer was seen to apply: ${JSON.stringify(r)}`);
+    assert.match(r.id, /^[0-9a-f]{32}$/);
+    await until(async () => (await page.evaluate(() => window.camus.members().map((m) => m.username))).join() === 'Ana', 5000, 'the room-info');
+  } finally {
+    await browser.close();
+    await srv.stop();
+  }
+});
+
 await run();

@@ -211,6 +211,10 @@ async function connectOnce(relay) {
   const pc = new RTCPeerConnection(relay ? { iceServers: [state.turn], iceTransportPolicy: 'relay' } : undefined);
   const dc = pc.createDataChannel('ground-control');
   const gc = state.gc = { pc, dc, greeted: false, limbo: 0 };
+  // What comes before this try is through (the greeting may: the channel can open, and the server
+  // speak, before the answer's setRemoteDescription is seen to resolve) waits for it, in order.
+  const early = [];
+  dc.onmessage = (e) => early.push(e);
   // Listening before the answer is applied: on a busy machine the channel may open before the
   // setRemoteDescription promise is seen to resolve, and an open event nobody heard is lost.
   let timer;
@@ -267,10 +271,21 @@ async function connectOnce(relay) {
     if (pc.connectionState === 'failed') lost(gc, 'the connection failed');
     else if (pc.connectionState === 'disconnected') gc.limbo = setTimeout(() => lost(gc, `disconnected for ${DISCONNECTED_MS / 1000} s`), DISCONNECTED_MS);
   };
-  dc.onmessage = (e) => {
+  const deliver = (e) => {
     gc.heard = performance.now();
     if (state.gc === gc) try { onMessage(JSON.parse(e.data)); } catch (err) { console.warn('bad message', err); }
   };
+  // Those that came early, in a task of their own: after the caller has taken this connection as
+  // made (as it would have, had they come in their usual order); later ones queue behind them.
+  if (early.length) {
+    dc.onmessage = (e) => early.push(e);
+    setTimeout(() => {
+      while (early.length) deliver(early.shift());
+      dc.onmessage = deliver;
+    }, 0);
+  } else {
+    dc.onmessage = deliver;
+  }
   dc.onclose = () => lost(gc, 'its channel closed');
   gc.heard = gc.since = performance.now();
   gc.beat = setInterval(() => heartbeat(gc), HEARTBEAT_MS);
