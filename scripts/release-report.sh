@@ -20,22 +20,7 @@ size_only=0
 max=$1; shift
 archs=$*
 
-qemu_for() {
-  case $1 in
-    x86_64) echo qemu-x86_64-static ;;
-    aarch64) echo qemu-aarch64-static ;;
-    armhf) echo qemu-arm-static ;;
-    mipsel) echo qemu-mipsel-static ;;
-    s390x) echo qemu-s390x-static ;;
-    *) echo "release-report: unknown architecture $1" >&2; return 1 ;;
-  esac
-}
-triplet_for() {
-  case $1 in
-    x86_64) echo x86_64-linux-gnu ;; aarch64) echo aarch64-linux-gnu ;; armhf) echo arm-linux-gnueabihf ;;
-    mipsel) echo mipsel-linux-gnu ;; s390x) echo s390x-linux-gnu ;;
-  esac
-}
+. scripts/arch.sh
 
 fail=0
 if [ "$size_only" = 1 ]; then

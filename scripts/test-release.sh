@@ -15,17 +15,9 @@ logs=build/release/logs
 mkdir -p "$logs"
 [ -d test/node_modules ] || (cd test && npm ci --no-audit --no-fund >/dev/null 2>&1) || (cd test && npm install --no-audit --no-fund)
 
-qemu_for() {
-  if [ "$1" = "$(uname -m)" ]; then echo ""; return; fi # native
-  case $1 in
-    x86_64) echo qemu-x86_64-static ;;
-    aarch64) echo qemu-aarch64-static ;;
-    armhf) echo qemu-arm-static ;;
-    mipsel) echo qemu-mipsel-static ;;
-    s390x) echo qemu-s390x-static ;;
-    *) echo "test-release: unknown architecture $1" >&2; exit 2 ;;
-  esac
-}
+. scripts/arch.sh
+# The emulator that runs ARCH here: none for this machine's own.
+runner_for() { if [ "$1" = "$(uname -m)" ]; then echo ""; else qemu_for "$1" || exit 2; fi; }
 
 now() { date +%s; }
 # result LOG: "P/T" from the log's last "N passed, N failed" line, or "crashed".
@@ -41,7 +33,7 @@ result() {
 # and exits non-zero if anything failed.
 run_arch() {
   a=$1 fail=0
-  q=$(qemu_for "$a")
+  q=$(runner_for "$a")
   wrap=$top/build/release/$a/camus-run
   printf '#!/bin/sh\n# dist/camus-%s on this machine (written by scripts/test-release.sh)\nexec %s "%s" "$@"\n' \
     "$a" "$q" "$top/dist/camus-$a" > "$wrap"
