@@ -328,7 +328,8 @@ const DISCONNECTED_MS = 4000;  // ms a connection may stay 'disconnected' before
 const OPEN_WAIT = 15000;       // ms a try may take, from its offer to its channel open
 const BACK_SHOWN = 3000;       // ms "Reconnected" stays up
 const RELAY_AFTER = 5000;      // ms after the answer a direct try may take to connect before the relay is tried
-const HEARTBEAT_MS = 500;      // ms between our pings to Ground Control, which answers at once
+const HEARTBEAT_MS = 500;      // ms between looks at how long Ground Control has been quiet
+const PING_AFTER = 1000;       // ms of its silence after which each look pings it (it answers at once)
 const SILENCE_MS = 2000;       // ms without a word from it before /healthz is asked whether it restarted
 
 const retryDelay = (n) => Math.min(RETRY_FIRST * 2 ** n, RETRY_CAP) * (1 - RETRY_JITTER + 2 * RETRY_JITTER * Math.random());
@@ -338,8 +339,9 @@ const retryDelay = (n) => Math.min(RETRY_FIRST * 2 ** n, RETRY_CAP) * (1 - RETRY
 // tells, by the server's uptime: a server younger than this connection is joined again at once.
 async function heartbeat(gc) {
   if (state.gc !== gc) return clearInterval(gc.beat);
-  send(GC, 'ping', Math.round(performance.now()));
-  if (gc.asking || performance.now() - gc.heard < SILENCE_MS) return;
+  const quiet = performance.now() - gc.heard;
+  if (quiet >= PING_AFTER) send(GC, 'ping', Math.round(performance.now()));
+  if (gc.asking || quiet < SILENCE_MS) return;
   gc.asking = true;
   try {
     const h = await (await fetch('/healthz', { cache: 'no-store', signal: AbortSignal.timeout(SILENCE_MS) })).json();
