@@ -136,7 +136,10 @@ test('three people in a room: names, chat, video, screen sharing, leaving and va
     await a.click('#toggle-screen');
     // Told apart by shape, which survives Chromium scaling video down on a busy machine: 16:9 vs 4:3.
     const shape = async (p, which) => { const v = (await videoStats(p, which))[aliceId] || {}; return v.height ? v.width / v.height : 0; };
-    for (const p of [b, c]) await until(async () => (await shape(p, 'screen')) > 1.6, 20000, 'the shared screen');
+    for (const p of [b, c]) {
+      await until(async () => (await shape(p, 'screen')) > 1.6, 20000, async () => `the shared screen: its stats ${JSON.stringify(await videoStats(p, 'screen'))}, ` +
+        `the camera's ${JSON.stringify(await videoStats(p))}; the sharer's console: ${a.warnings.slice(-5).join(' | ')}`);
+    }
     const frames = async () => [(await videoStats(b, 'screen'))[aliceId].frames, (await videoStats(b))[aliceId].frames];
     const before = await frames();
     await sleep(500);
