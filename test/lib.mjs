@@ -439,7 +439,7 @@ export function readXorAddress(v) {
 
 // A TCP connection to port carrying TURN (STUN messages bare, ChannelData padded to four bytes),
 // with udpSocket()'s face: send(), got [{data, at}] one message each, port, close(), closed.
-async function turnTcp(port, bind) {
+export async function turnTcp(port, bind) {
   const s = net.connect({ port, host: '127.0.0.1', localAddress: bind });
   s.on('error', () => {});
   await new Promise((ok, ko) => { s.once('connect', ok); s.once('error', ko); });

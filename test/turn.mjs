@@ -6,13 +6,12 @@
 // lifetimes; hostile datagrams; details of RFC 8656 and RFC 8489.  Where the server falls short of
 // the RFCs a test gathers every shortfall it saw and fails with the list.
 import dgram from 'node:dgram';
-import net from 'node:net';
 import { spawn } from 'node:child_process';
 import { createHash, createHmac, randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startServer, test, assert, run, root, sleep, BIN, launchChromium } from './lib.mjs';
+import { startServer, test, assert, run, root, sleep, BIN, launchChromium, turnTcp } from './lib.mjs';
 import { MAGIC, stun, stunParse, u16, u32, udpSocket, USERNAME, MESSAGE_INTEGRITY, XOR_MAPPED_ADDRESS, BINDING_SUCCESS, check, newPeer, until } from './stun.mjs';
 
 const PY = '/usr/bin/python3';
@@ -65,7 +64,7 @@ const lifetimeOf = (m) => (m.attrs[LIFETIME] ? m.attrs[LIFETIME].readUInt32BE(0)
 // with the client's key), null if none came.  request() signs with the long-term credentials,
 // learning a nonce first (and again after a 438).  Over UDP from bind, or over TCP to the HTTP port.
 async function turnClient(srv, creds, { bind = '127.0.0.1', tcp = false } = {}) {
-  const u = tcp ? await tcpSocket(srv.port) : await udpSocket(srv.udpPort, { bind });
+  const u = tcp ? await turnTcp(srv.port) : await udpSocket(srv.udpPort, { bind });
   const c = {
     u, creds, nonce: null, port: u.port,
     async ask(msg, txid, ms = 1000, key = c.creds && c.creds.key) {
@@ -183,28 +182,6 @@ function refusedStart(args) {
     const timer = setTimeout(() => p.kill('SIGKILL'), 3000);
     p.on('close', (status) => { clearTimeout(timer); rmSync(dir, { recursive: true, force: true }); resolve({ status, stderr }); });
   });
-}
-
-// A TCP connection to port carrying TURN (RFC 8656: STUN messages bare, ChannelData padded to
-// four bytes), with udpSocket()'s face: send(), got [{ data }] one message each, port, close();
-// closed tells whether the server closed it.
-async function tcpSocket(port) {
-  const s = net.connect(port, '127.0.0.1');
-  s.on('error', () => {});
-  await new Promise((ok, ko) => { s.once('connect', ok); s.once('error', ko); });
-  const t = { got: [], closed: false, port: s.localPort, send: (d) => new Promise((ok) => s.write(d, ok)), close: () => s.destroy() };
-  let buf = Buffer.alloc(0);
-  s.on('data', (d) => {
-    buf = Buffer.concat([buf, d]);
-    while (buf.length >= 4) {
-      const len = buf[0] <= 1 ? 20 + buf.readUInt16BE(2) : (4 + buf.readUInt16BE(2) + 3) & ~3;
-      if (buf.length < len) break;
-      t.got.push({ data: buf.subarray(0, len), at: Date.now() });
-      buf = buf.subarray(len);
-    }
-  });
-  s.on('close', () => { t.closed = true; });
-  return t;
 }
 
 const waitLog = (srv, re, ms, what) => srv.until(() => srv.log.some((l) => re.test(l)), ms, what || String(re));
