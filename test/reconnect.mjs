@@ -17,32 +17,11 @@ const say = (line) => console.log('  ' + line);
 // Small cameras of different shapes (see sfu.mjs), 15 frames a second: three pages fit on two cores.
 const SHAPES = { Ana: [320, 240], Bob: [240, 240], Cleo: [320, 160] };
 
-// Runs in each page before its scripts: keeps every room-info Ground Control sends (the member
-// lists the page was shown), so that a test can tell whether a member was ever listed twice or
-// seen to leave.
-function keepRoomInfos() {
-  const rec = window.__roomInfos = [];
-  const d = Object.getOwnPropertyDescriptor(RTCDataChannel.prototype, 'onmessage');
-  Object.defineProperty(RTCDataChannel.prototype, 'onmessage', { configurable: true, enumerable: d.enumerable, get() { return d.get.call(this); },
-    set(fn) {
-      d.set.call(this, typeof fn !== 'function' ? fn : function (e) {
-        if (typeof e.data === 'string' && e.data.includes('"room-info"') && rec.length < 2000) {
-          try {
-            const m = JSON.parse(e.data);
-            if (m.type === 'room-info' && m.sender === 'ground control') rec.push(m.data.clients.map((c) => ({ id: c.id, username: c.username })));
-          } catch { /* not ours to judge */ }
-        }
-        return fn.call(this, e);
-      });
-    } });
-}
-
 // A member `name`: {name, page}, its page keeping its room-infos, and its offers to the server
 // noted: page.offers = [{body, status, answer}].
 async function newPage(browser, name) {
   const [width, height] = SHAPES[name];
   const page = await webPage(browser, { width, height, fps: 15 });
-  await page.context().addInitScript(keepRoomInfos); // before the page's first navigation (join)
   page.offers = [];
   const byRequest = new Map();
   const isOffer = (r) => r.method() === 'POST' && /\/rtc\/[^/]+\/offer$/.test(new URL(r.url()).pathname);
@@ -258,7 +237,7 @@ test('SFU room of three: one page loses the server for a while, comes back by it
       for (const p of window.camus.peers.values()) p.tile.dataset.before = 'yes';
       window.__cam = window.camus.me.cam;
     });
-    const roomInfosBefore = await Promise.all([bob, cleo].map((m) => m.page.evaluate(() => window.__roomInfos.length)));
+    const roomInfosBefore = await Promise.all([bob, cleo].map((m) => m.page.evaluate(() => window.__camus.roomInfos.length)));
 
     const { t0, ports, detectMs } = await dropServer(ana, srv, false);
     const back = await wait(ana, showsReconnected, null, 20000, 'reconnected');
@@ -273,7 +252,7 @@ test('SFU room of three: one page loses the server for a while, comes back by it
       `${o.sameId ? 'the same member' : 'a new member'}); everyone decoding everyone again ${Math.round(Math.max(...decoded) - t0)} ms after the cut`);
     // The others' lists: never two Anas, not Ana leaving (if she was resumed), three members at the end.
     for (const [i, m] of [bob, cleo].entries()) {
-      const infos = (await m.page.evaluate(() => window.__roomInfos)).slice(roomInfosBefore[i]);
+      const infos = (await m.page.evaluate(() => window.__camus.roomInfos)).slice(roomInfosBefore[i]).map((l) => l.clients);
       const twice = infos.find((l) => l.filter((c) => c.username === 'Ana').length > 1);
       assert.ok(!twice, `${m.name}'s member list showed two Anas: ${JSON.stringify(twice)}`);
       if (o.sameId) assert.ok(infos.every((l) => l.some((c) => c.id === ana.id)), `${m.name} saw Ana leave`);

@@ -28,28 +28,6 @@ const say = (line) => console.log('  ' + line);
 // server fit on two cores.
 const SHAPES = { Ana: [320, 240], Bob: [240, 240] };
 
-// Runs in each page before its scripts: keeps every member list Ground Control sends (room-info),
-// with when it came (wall clock, ms), so that a list showing a ghost or someone twice is seen even
-// if a later one is right.
-function keepRoomInfos() {
-  const rec = window.__roomInfos = [];
-  const d = Object.getOwnPropertyDescriptor(RTCDataChannel.prototype, 'onmessage');
-  Object.defineProperty(RTCDataChannel.prototype, 'onmessage', { configurable: true, enumerable: d.enumerable, get() { return d.get.call(this); },
-    set(fn) {
-      d.set.call(this, typeof fn !== 'function' ? fn : function (e) {
-        if (typeof e.data === 'string' && e.data.includes('"room-info"') && rec.length < 2000) {
-          try {
-            const m = JSON.parse(e.data);
-            if (m.type === 'room-info' && m.sender === 'ground control' && m.data && Array.isArray(m.data.clients)) {
-              rec.push({ at: performance.timeOrigin + performance.now(), clients: m.data.clients.map((c) => ({ id: c.id, username: c.username })) });
-            }
-          } catch { /* not ours to judge */ }
-        }
-        return fn.call(this, e);
-      });
-    } });
-}
-
 // Runs in each page before its scripts: notes each offer the page POSTs, when (wall clock, ms) and
 // how it ended: window.__offers = [{at, status, doneAt}].
 function keepOffers() {
@@ -71,7 +49,6 @@ function keepOffers() {
 async function newPage(browser, name) {
   const [width, height] = SHAPES[name];
   const page = await webPage(browser, { width, height, fps: 15 });
-  await page.context().addInitScript(keepRoomInfos);
   await page.context().addInitScript(keepOffers);
   page.loads = 0;
   page.on('load', () => { page.loads++; });
@@ -214,7 +191,7 @@ async function restartCase(media) {
         window.__marker = marker;
         const c = window.camus;
         window.__oldPcs = new Set([c.state.gc.pc, ...[...c.peers.values()].map((p) => p.pc).filter(Boolean)]);
-        window.__infosBefore = window.__roomInfos.length;
+        window.__infosBefore = window.__camus.roomInfos.length;
         // How Ground Control's connection of before the kill saw it die (for the report).
         const pc = c.state.gc.pc, states = window.__gcStates = [];
         const note = () => states.push({ at: performance.timeOrigin + performance.now(), state: `${pc.connectionState}/${pc.iceConnectionState}` });
@@ -237,7 +214,7 @@ async function restartCase(media) {
       // The member lists since the restart: never a ghost (an id of before, or a third member), never anyone twice.
       const ids = await Promise.all(all.map((m) => m.page.evaluate(() => window.camus.me.id)));
       for (const m of all) {
-        const infos = await m.page.evaluate(() => window.__roomInfos.slice(window.__infosBefore));
+        const infos = await m.page.evaluate(() => window.__camus.roomInfos.slice(window.__infosBefore));
         assert.ok(infos.length >= 1, `${m.name} got a member list from the new server`);
         for (const { at, clients } of infos) {
           const when = `${m.name}'s list at +${Math.round(at - t0)} ms: ${JSON.stringify(clients)}`;

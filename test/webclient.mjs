@@ -28,13 +28,25 @@ export function pageSetup(shape) {
       return r;
     }
   };
-  // Ground Control's messages, both ways: {t, dir: 'in' | 'out', type} (a trace to read when a test fails).
+  // Ground Control's messages, both ways: {t, dir: 'in' | 'out', type} (a trace to read when a test fails);
+  // and every member list it sends (room-info), with when it came (wall clock, ms), in roomInfos
+  // [{at, clients: [{id, username}]}], so that a list showing a ghost or someone twice is seen even
+  // if a later one is right.
   const trace = (dir, d) => {
-    if (typeof d !== 'string' || rec.trace.length >= 2000) return;
+    if (typeof d !== 'string') return;
     const type = (d.match(/"type":"([^"]*)"/) || [])[1];
-    if (type) rec.trace.push({ t: Math.round(performance.now()), dir, type });
+    if (type && rec.trace.length < 2000) rec.trace.push({ t: Math.round(performance.now()), dir, type });
+    if (dir === 'in' && type === 'room-info' && rec.roomInfos.length < 2000) {
+      try {
+        const m = JSON.parse(d);
+        if (m.sender === 'ground control' && m.data && Array.isArray(m.data.clients)) {
+          rec.roomInfos.push({ at: performance.timeOrigin + performance.now(), clients: m.data.clients.map((c) => ({ id: c.id, username: c.username })) });
+        }
+      } catch { /* not ours to judge */ }
+    }
   };
   rec.trace = [];
+  rec.roomInfos = [];
   const send = RTCDataChannel.prototype.send;
   RTCDataChannel.prototype.send = function (d) { trace('out', d); return send.call(this, d); };
   const on = Object.getOwnPropertyDescriptor(RTCDataChannel.prototype, 'onmessage');
