@@ -29,6 +29,23 @@ result() {
   echo "$p/$((p + f))"
 }
 
+# one NAME WHAT CMD...: runs CMD for run_arch's architecture $a, its output in $logs/$a-NAME.log; says
+# how it went (WHAT: what it was), adds that to the table row, and sets fail if it did not all pass.
+one() {
+  name=$1 what=$2 t0=$(now)
+  shift 2
+  "$@" > "$logs/$a-$name.log" 2>&1
+  rc=$?
+  r=$(result "$logs/$a-$name.log")
+  if [ "$rc" != 0 ] || [ "$r" = crashed ]; then
+    fail=1
+    r="$r FAILED (exit $rc)"
+    grep -E 'FAIL|^unit:' "$logs/$a-$name.log" | head -n 30 | sed "s/^/   $a $name: /"
+  fi
+  echo "== $a: $what: $r in $(($(now) - t0)) s"
+  row="$row $r, $(($(now) - t0)) s |"
+}
+
 # run_arch ARCH: its tests one after another; prints progress, leaves its table row in $logs/ARCH.row
 # and exits non-zero if anything failed.
 run_arch() {
@@ -40,31 +57,10 @@ run_arch() {
   chmod 755 "$wrap"
   row="| $a |"
 
-  t0=$(now)
   # shellcheck disable=SC2086
-  timeout "$limit" $q "build/release/$a/unit" > "$logs/$a-unit.log" 2>&1
-  rc=$?
-  r=$(result "$logs/$a-unit.log")
-  if [ "$rc" != 0 ] || [ "$r" = crashed ]; then
-    fail=1
-    r="$r FAILED (exit $rc)"
-    grep -E 'FAIL|unit:' "$logs/$a-unit.log" | head -n 30 | sed "s/^/   $a unit: /"
-  fi
-  echo "== $a: unit tests ${q:+under $q}: $r in $(($(now) - t0)) s"
-  row="$row $r, $(($(now) - t0)) s |"
-
+  one unit "unit tests ${q:+under $q}" timeout "$limit" $q "build/release/$a/unit"
   for t in $tests; do
-    t0=$(now)
-    CAMUS_BIN=$wrap timeout "$limit" node "test/$t.mjs" > "$logs/$a-$t.log" 2>&1
-    rc=$?
-    r=$(result "$logs/$a-$t.log")
-    if [ "$rc" != 0 ] || [ "$r" = crashed ]; then
-      fail=1
-      r="$r FAILED (exit $rc)"
-      grep -E '^FAIL' "$logs/$a-$t.log" | head -n 20 | sed "s/^/   $a $t: /"
-    fi
-    echo "== $a: test/$t.mjs against the ${q:+emulated }server: $r in $(($(now) - t0)) s"
-    row="$row $r, $(($(now) - t0)) s |"
+    one "$t" "test/$t.mjs against the ${q:+emulated }server" env CAMUS_BIN="$wrap" timeout "$limit" node "test/$t.mjs"
   done
   echo "$row" > "$logs/$a.row"
   return "$fail"
